@@ -1,0 +1,83 @@
+// pollux-rpc: calls one JSON-RPC method of a running pollux-tgt. See Usage() for the options
+// and the exit status.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "command_line.h"
+#include "rpc_client.h"
+
+namespace {
+
+constexpr const char* kDefaultSocket = "/var/tmp/pollux.sock";
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitRpcError = 1,
+  kExitUnreachable = 2,
+  kExitTimeout = 3,
+  kExitUsage = 64,
+};
+
+int Fail(int code, std::string_view message) {
+  std::cerr << "pollux-rpc: " << message << "\n";
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using pollux::rpc::Json;
+  using pollux::rpc::RpcClient;
+
+  const char* env_socket = std::getenv("POLLUX_RPC_SOCKET");
+  const std::string default_socket = env_socket && *env_socket ? env_socket : kDefaultSocket;
+  absl::StatusOr<pollux::rpc::CommandLine> line =
+      pollux::rpc::ParseCommandLine(argc, argv, default_socket);
+  if (!line.ok()) {
+    return Fail(kExitUsage, std::string(line.status().message()) + " (see pollux-rpc --help)");
+  }
+  if (line->help) {
+    std::cout << pollux::rpc::Usage("pollux-rpc", default_socket);
+    return kExitOk;
+  }
+
+  // 0 means no timeout: a deadline far enough away.
+  auto deadline = line->timeout_s > 0
+                      ? RpcClient::Clock::now() + std::chrono::duration_cast<RpcClient::Clock::duration>(
+                                                      std::chrono::duration<double>(line->timeout_s))
+                      : RpcClient::Clock::time_point::max();
+  auto exit_code_of = [&](const absl::Status& status) {
+    if (absl::IsDeadlineExceeded(status)) {
+      return Fail(kExitTimeout, absl::StrCat(status.message(), " (timeout ", line->timeout_s,
+                                             " s; see -t)"));
+    }
+    return Fail(kExitUnreachable, std::string(status.message()));
+  };
+
+  absl::StatusOr<RpcClient> client = RpcClient::Connect(line->socket, deadline);
+  if (!client.ok()) {
+    if (absl::IsDeadlineExceeded(client.status())) return exit_code_of(client.status());
+    return Fail(kExitUnreachable,
+                std::string(client.status().message()) + "; is pollux-tgt running?");
+  }
+  const bool list_methods = line->method.empty();
+  absl::StatusOr<pollux::rpc::RpcReply> reply =
+      client->Call(list_methods ? "rpc_get_methods" : line->method, line->params, deadline);
+  if (!reply.ok()) return exit_code_of(reply.status());
+
+  if (!reply->ok) {
+    Json error = {{"code", reply->code}, {"message", reply->message}};
+    std::cerr << error.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    return kExitRpcError;
+  }
+  if (list_methods && reply->result.is_array()) {
+    for (const Json& name : reply->result) {
+      std::cout << (name.is_string() ? name.get<std::string>() : name.dump()) << "\n";
+    }
+  } else {
+    std::cout << reply->result.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+  }
+  return kExitOk;
+}

@@ -1,0 +1,132 @@
+// Pollers: functions a Thread calls in its poll loop, every iteration (active) or every
+// `period` (timed). A poller reports honestly whether it found work: idle detection, interrupt
+// mode and the statistics all believe it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+
+namespace pollux {
+
+class Thread;
+
+enum class PollResult : uint8_t {
+  kIdle = 0,  // found nothing to do
+  kBusy = 1,  // did work
+};
+
+// How an active poller lets its reactor sleep in interrupt mode. Timed pollers need nothing:
+// their next deadline becomes the sleep's timeout.
+struct PollerOptions {
+  // 0: active (every iteration). Otherwise the poller runs once per period.
+  std::chrono::microseconds period{0};
+
+  // An fd that the poller's work source signals (an eventfd, a completion fd). While asleep the
+  // reactor watches it (edge-triggered: the poller need not read it) and wakes to poll.
+  int wake_fd = -1;
+
+  // Called before the reactor sleeps: enable notifications (virtqueue kicks, completion
+  // interrupts). Return false if work is already pending: the reactor then stays awake. After
+  // arming, the reactor polls once more, so an event that raced the arming is not lost.
+  absl::AnyInvocable<bool()> arm;
+  // Called after the reactor wakes (or gave up sleeping): notifications off again.
+  absl::AnyInvocable<void()> disarm;
+
+  // The poller's work arrives only through messages or timers on its own thread, so it never
+  // needs its own wake-up.
+  bool woken_by_messages = false;
+};
+
+// A registered poller. Owned by its Thread; use it only on that thread. Obtained from
+// Thread::RegisterPoller, released by Unregister() (also from inside its own function).
+class Poller {
+ public:
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  const std::string& name() const { return name_; }
+  Thread* thread() const { return thread_; }
+  bool is_timed() const { return period_tsc_ != 0; }
+  bool paused() const { return state_ == State::kPaused; }
+
+  // True when nothing lets the reactor sleep while this poller is registered (an active poller
+  // with no wake fd, no arm hook and not woken by messages).
+  bool holds_reactor_awake() const;
+
+  // Pause/Resume/Unregister: on the owning thread, from anywhere including its own function.
+  void Pause();
+  void Resume();
+  // Unregisters and frees the poller (lazily, once no poll loop is inside it).
+  void Unregister();
+
+  uint64_t run_count() const { return run_count_; }
+  uint64_t busy_count() const { return busy_count_; }
+  std::chrono::microseconds period() const { return period_; }
+
+ private:
+  friend class Thread;
+  friend class Reactor;
+
+ public:
+  enum class State : uint8_t { kRunning, kPaused, kUnregistered };
+
+ private:
+
+  Poller(Thread* thread, std::string name, absl::AnyInvocable<PollResult()> fn,
+         PollerOptions options, uint64_t period_tsc);
+
+  PollResult Run() {
+    ++run_count_;
+    PollResult result = fn_();
+    busy_count_ += static_cast<uint64_t>(result);
+    return result;
+  }
+
+  Thread* thread_;
+  std::string name_;
+  absl::AnyInvocable<PollResult()> fn_;
+  PollerOptions options_;
+  std::chrono::microseconds period_;
+  uint64_t period_tsc_;
+  uint64_t next_run_tsc_ = 0;
+  State state_ = State::kRunning;
+  bool armed_ = false;
+  uint64_t run_count_ = 0;
+  uint64_t busy_count_ = 0;
+};
+
+// Owns a registration: unregisters on destruction (on the owning thread).
+class PollerHandle {
+ public:
+  PollerHandle() = default;
+  explicit PollerHandle(Poller* poller) : poller_(poller) {}
+  PollerHandle(PollerHandle&& other) noexcept : poller_(other.release()) {}
+  PollerHandle& operator=(PollerHandle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      poller_ = other.release();
+    }
+    return *this;
+  }
+  ~PollerHandle() { reset(); }
+
+  Poller* get() const { return poller_; }
+  Poller* operator->() const { return poller_; }
+  explicit operator bool() const { return poller_ != nullptr; }
+  Poller* release() {
+    Poller* p = poller_;
+    poller_ = nullptr;
+    return p;
+  }
+  void reset() {
+    if (poller_ != nullptr) release()->Unregister();
+  }
+
+ private:
+  Poller* poller_ = nullptr;
+};
+
+}  // namespace pollux

@@ -1,0 +1,180 @@
+// Reactors: one per selected core, each an EAL lcore pinned to its core, each running a poll
+// loop over the Threads placed on it. In interrupt mode a reactor whose threads have all been
+// idle for the spin window sleeps in epoll until a message, an fd or a timer needs it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "pollux/env/eal.h"
+#include "pollux/reactor/thread.h"
+
+namespace pollux {
+
+class Mailbox;
+
+enum class ReactorMode : uint8_t {
+  kPoll,       // always spin
+  kInterrupt,  // sleep in epoll when idle for the spin window
+};
+
+std::string_view ReactorModeName(ReactorMode mode);
+absl::StatusOr<ReactorMode> ParseReactorMode(std::string_view name);
+
+// A snapshot of one reactor for RPC and benchmarks.
+struct ReactorInfo {
+  unsigned index;
+  unsigned lcore;
+  int cpu;
+  ReactorMode mode;
+  bool sleeping;
+  uint64_t busy_tsc;
+  uint64_t idle_tsc;
+  uint64_t sleep_tsc;
+  uint64_t sleeps;    // times it went to sleep
+  uint64_t wakeups;   // times epoll returned
+  struct ThreadInfo {
+    uint64_t id;
+    std::string name;
+  };
+  std::vector<ThreadInfo> threads;
+  // Why the reactor stays awake in interrupt mode ("poller X on thread Y cannot sleep").
+  std::vector<std::string> awake_reasons;
+};
+
+class Reactor {
+ public:
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  unsigned index() const { return index_; }
+  unsigned lcore() const { return lcore_; }
+  int cpu() const { return cpu_; }
+  size_t thread_count() const { return thread_count_.load(std::memory_order_relaxed); }
+  bool sleeping() const { return sleeping_.load(std::memory_order_relaxed); }
+
+  // The reactor running on this OS thread, or nullptr.
+  static Reactor* Current() { return current_; }
+
+  // Runs fn(arg) on this reactor outside any Thread (placement, mode changes). Any thread.
+  // Returns false when its ring is full.
+  [[nodiscard]] bool SendReactorMessage(MessageFn fn, void* arg) noexcept;
+
+ private:
+  friend class ReactorRuntime;
+  friend class Thread;
+
+  Reactor(unsigned index, unsigned lcore, int cpu);
+
+  static int LaunchLoop(void* reactor);  // EAL lcore entry
+  void Run();
+  bool PollOnce(uint64_t now);
+  // Waits for fd events (up to `timeout`, forever if null, when `block`; not at all if not)
+  // and runs the fd handlers among them.
+  void DispatchFdEvents(const struct timespec* timeout, bool block);
+  bool TrySleep(uint64_t now);
+  bool ArmPollers();
+  void DisarmPollers();
+  // Epoll registrations. Message and poller wake fds are edge-triggered and only wake the
+  // reactor; fd handlers are level-triggered and dispatched on their thread.
+  void WatchWakeFd(int fd);
+  absl::Status WatchFdHandler(Thread::FdHandler* handler);
+  void UnwatchFd(int fd);
+  void Adopt(Thread* thread);
+  void Detach(Thread* thread);
+  void DestroyThread(Thread* thread);
+  void ReapExitedThreads();
+  void DestroyAllThreads();
+  ReactorInfo Info();
+
+  static thread_local Reactor* current_;
+
+  const unsigned index_;
+  const unsigned lcore_;
+  const int cpu_;
+  int epoll_fd_ = -1;
+  std::unique_ptr<Mailbox> mailbox_;  // reactor-level messages (adopt, mode)
+  std::vector<Thread*> threads_;
+  std::atomic<size_t> thread_count_{0};
+  bool threads_exiting_ = false;
+
+  std::atomic<bool> stop_{false};
+  bool launched_ = false;  // control thread only
+  std::atomic<bool> sleeping_{false};
+  uint64_t last_busy_tsc_ = 0;
+  uint64_t next_fd_check_tsc_ = 0;
+  uint64_t next_reason_refresh_tsc_ = 0;
+
+  // Statistics, written by the loop, read relaxed by anyone.
+  std::atomic<uint64_t> busy_tsc_{0};
+  std::atomic<uint64_t> idle_tsc_{0};
+  std::atomic<uint64_t> sleep_tsc_{0};
+  std::atomic<uint64_t> sleeps_{0};
+  std::atomic<uint64_t> wakeups_{0};
+
+  std::mutex info_mutex_;  // guards awake_reasons_ (read by RPC)
+  std::vector<std::string> awake_reasons_;
+};
+
+struct ReactorRuntimeOptions {
+  ReactorMode mode = ReactorMode::kInterrupt;
+  // How long a reactor keeps spinning after its last useful work before it sleeps (interrupt
+  // mode). Waking a sleeping core costs tens of microseconds on virtual machines; spinning
+  // a little first makes a reactor that was busy a moment ago answer in microseconds.
+  std::chrono::microseconds spin_window{100};
+};
+
+// The set of running reactors. One per process; created by the app (or a test) on the
+// control thread after InitEal, destroyed there.
+class ReactorRuntime {
+ public:
+  // Launches one reactor on each reactor lcore of `eal`.
+  static absl::StatusOr<std::unique_ptr<ReactorRuntime>> Start(const EalSession& eal,
+                                                               ReactorRuntimeOptions options);
+  // The running runtime, or nullptr.
+  static ReactorRuntime* Get() { return instance_.load(std::memory_order_acquire); }
+
+  // Stops every reactor and waits for them. Threads still alive are destroyed (with a warning):
+  // components should have exited theirs. Call from the control thread.
+  ~ReactorRuntime();
+  ReactorRuntime(const ReactorRuntime&) = delete;
+  ReactorRuntime& operator=(const ReactorRuntime&) = delete;
+
+  const std::vector<std::unique_ptr<Reactor>>& reactors() const { return reactors_; }
+  Reactor* ReactorOnCpu(int cpu) const;
+
+  ReactorMode mode() const { return mode_.load(std::memory_order_relaxed); }
+  std::chrono::microseconds spin_window() const;
+  // Switches every reactor's mode; sleeping reactors are woken to notice. Any thread.
+  void SetMode(ReactorMode mode);
+  void SetSpinWindow(std::chrono::microseconds window);
+
+  // Snapshots of every reactor.
+  std::vector<ReactorInfo> Info();
+
+  // The TSC frequency (ticks per second).
+  uint64_t tsc_hz() const { return tsc_hz_; }
+
+ private:
+  friend class Reactor;
+  friend class Thread;
+  ReactorRuntime() = default;
+  void WakeAll();
+
+  static std::atomic<ReactorRuntime*> instance_;
+
+  std::vector<std::unique_ptr<Reactor>> reactors_;
+  std::atomic<ReactorMode> mode_{ReactorMode::kInterrupt};
+  std::atomic<uint64_t> spin_window_tsc_{0};
+  uint64_t tsc_hz_ = 0;
+};
+
+}  // namespace pollux

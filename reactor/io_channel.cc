@@ -1,0 +1,213 @@
+#include "pollux/reactor/io_channel.h"
+
+#include <rte_pause.h>
+
+#include <algorithm>
+
+#include "pollux/env/log.h"
+#include "pollux/reactor/thread.h"
+#include "thread_registry.h"
+
+namespace pollux {
+
+IoDevice::IoDevice(std::string io_device_name) : io_device_name_(std::move(io_device_name)) {}
+
+IoDevice::~IoDevice() {
+  std::lock_guard lock(mutex_);
+  if (!channels_.empty()) {
+    PX_LOG(kError, "reactor", "io device \"%s\" destroyed with %zu channels alive", io_device_name_,
+           channels_.size());
+  }
+}
+
+void IoDevice::RegisterIoDevice() {
+  std::lock_guard lock(mutex_);
+  registered_ = true;
+  unregistering_ = false;
+}
+
+bool IoDevice::registered() const {
+  std::lock_guard lock(mutex_);
+  return registered_ && !unregistering_;
+}
+
+size_t IoDevice::channel_count() const {
+  std::lock_guard lock(mutex_);
+  return channels_.size();
+}
+
+namespace {
+
+// Runs `done` on thread `thread_id`, or drops it if that thread is gone.
+void SendToThread(uint64_t thread_id, absl::AnyInvocable<void()> done) {
+  ThreadRegistry::Get().WithThread(thread_id, [&](Thread* thread) {
+    if (thread == nullptr) return;
+    auto* boxed = new absl::AnyInvocable<void()>(std::move(done));
+    while (!thread->SendMessage(
+        [](void* arg) {
+          std::unique_ptr<absl::AnyInvocable<void()>> fn(static_cast<absl::AnyInvocable<void()>*>(arg));
+          (*fn)();
+        },
+        boxed)) {
+      rte_pause();
+    }
+  });
+}
+
+}  // namespace
+
+void IoDevice::UnregisterIoDevice(absl::AnyInvocable<void()> done) {
+  Thread* caller = Thread::Current();
+  std::unique_lock lock(mutex_);
+  registered_ = false;
+  unregistering_ = true;
+  if (channels_.empty()) {
+    unregistering_ = false;
+    lock.unlock();
+    if (caller != nullptr) {
+      SendToThread(caller->id(), std::move(done));
+    } else {
+      done();
+    }
+    return;
+  }
+  unregister_thread_id_ = caller != nullptr ? caller->id() : 0;
+  unregister_done_ = std::move(done);
+}
+
+void IoDevice::ChannelDestroyed(IoChannel* channel) {
+  std::unique_lock lock(mutex_);
+  channels_.erase(std::remove(channels_.begin(), channels_.end(), channel), channels_.end());
+  if (!channels_.empty() || !unregistering_) return;
+  unregistering_ = false;
+  auto done = std::move(unregister_done_);
+  uint64_t thread_id = unregister_thread_id_;
+  lock.unlock();
+  if (done) SendToThread(thread_id, std::move(done));
+}
+
+IoChannel* GetIoChannelOnThread(Thread& thread, IoDevice& device) {
+  for (IoChannel* channel : thread.channels_) {
+    if (&channel->device() == &device) {
+      channel->destroy_pending_ = false;  // a deferred destruction may be waiting: cancel it
+      return channel;
+    }
+  }
+  {
+    std::lock_guard lock(device.mutex_);
+    if (!device.registered_ || device.unregistering_) return nullptr;
+  }
+  auto* channel = new IoChannel(&device, &thread);
+  // Created outside the device lock: a module's context may take its time (open a ring).
+  channel->context_ = device.CreateChannelContext();
+  {
+    std::lock_guard lock(device.mutex_);
+    device.channels_.push_back(channel);
+  }
+  thread.channels_.push_back(channel);
+  return channel;
+}
+
+IoChannelRef GetIoChannel(IoDevice& device) {
+  Thread* thread = Thread::Current();
+  if (thread == nullptr) return IoChannelRef();
+  IoChannel* channel = GetIoChannelOnThread(*thread, device);
+  if (channel == nullptr) return IoChannelRef();
+  channel->Get();
+  return IoChannelRef(channel);
+}
+
+void IoChannel::Put() {
+  if (--refs_ > 0) return;
+  // Destroy by message rather than now: the caller may be inside the channel's own code, and a
+  // get right after a put (a descriptor reopened) reuses the channel instead.
+  destroy_pending_ = true;
+  while (!thread_->SendMessage(&IoChannel::MaybeDestroy, this)) rte_pause();
+}
+
+void IoChannel::MaybeDestroy(void* arg) {
+  auto* channel = static_cast<IoChannel*>(arg);
+  if (channel->destroy_pending_ && channel->refs_ == 0) channel->Destroy();
+}
+
+void IoChannel::Destroy() {
+  auto& list = thread_->channels_;
+  list.erase(std::remove(list.begin(), list.end(), this), list.end());
+  context_.reset();
+  IoDevice* device = device_;
+  device->ChannelDestroyed(this);
+  delete this;
+}
+
+IoChannelRef& IoChannelRef::operator=(IoChannelRef&& other) noexcept {
+  if (this != &other) {
+    reset();
+    channel_ = other.channel_;
+    other.channel_ = nullptr;
+  }
+  return *this;
+}
+
+void IoChannelRef::reset() {
+  if (channel_ != nullptr) {
+    channel_->Put();
+    channel_ = nullptr;
+  }
+}
+
+// ---- ForEachChannel ----
+
+namespace {
+
+struct ChannelWalk {
+  IoDevice* device;
+  std::vector<uint64_t> thread_ids;
+  size_t next = 0;
+  uint64_t origin_id;
+  absl::AnyInvocable<void(IoChannel&)> fn;
+  absl::AnyInvocable<void(absl::Status)> done;
+};
+
+void ChannelWalkStep(void* arg);
+
+void ChannelWalkHop(ChannelWalk* walk) {
+  while (walk->next < walk->thread_ids.size()) {
+    uint64_t id = walk->thread_ids[walk->next++];
+    bool sent = ThreadRegistry::Get().WithThread(id, [&](Thread* t) {
+      if (t == nullptr) return false;
+      while (!t->SendMessage(&ChannelWalkStep, walk)) rte_pause();
+      return true;
+    });
+    if (sent) return;
+  }
+  std::unique_ptr<ChannelWalk> owned(walk);
+  auto done = std::move(walk->done);
+  SendToThread(walk->origin_id, [done = std::move(done)]() mutable { done(absl::OkStatus()); });
+}
+
+void ChannelWalkStep(void* arg) {
+  auto* walk = static_cast<ChannelWalk*>(arg);
+  Thread* here = Thread::Current();
+  for (IoChannel* channel : here->io_channels()) {
+    if (&channel->device() == walk->device) {
+      walk->fn(*channel);
+      break;
+    }
+  }
+  ChannelWalkHop(walk);
+}
+
+}  // namespace
+
+void ForEachChannel(IoDevice& device, absl::AnyInvocable<void(IoChannel&)> fn,
+                    absl::AnyInvocable<void(absl::Status)> done) {
+  auto* walk = new ChannelWalk{&device, {}, 0, Thread::Current() ? Thread::Current()->id() : 0,
+                               std::move(fn), std::move(done)};
+  {
+    std::lock_guard lock(device.mutex_);
+    for (IoChannel* channel : device.channels_) walk->thread_ids.push_back(channel->thread().id());
+  }
+  ChannelWalkHop(walk);
+}
+
+}  // namespace pollux

@@ -1,0 +1,330 @@
+// The poll loop of one reactor, and how it sleeps. Read Run() first: poll every thread, check
+// fds once per millisecond, and in interrupt mode sleep once idle for the spin window.
+#include "pollux/reactor/reactor.h"
+
+#include <rte_cycles.h>
+#include <rte_pause.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "mailbox.h"
+#include "pollux/env/log.h"
+#include "pollux/reactor/io_channel.h"
+#include "thread_registry.h"
+
+namespace pollux {
+
+thread_local Reactor* Reactor::current_ = nullptr;
+
+namespace {
+constexpr unsigned kReactorMessageBurst = 16;
+constexpr int kMaxEventsPerWait = 64;
+// How often a reactor that holds itself awake refreshes the reasons it publishes.
+constexpr uint64_t kAwakeReasonRefreshMs = 100;
+}  // namespace
+
+Reactor::Reactor(unsigned index, unsigned lcore, int cpu)
+    : index_(index), lcore_(lcore), cpu_(cpu), mailbox_(std::make_unique<Mailbox>(4096)) {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) {
+    PX_LOG(kError, "reactor", "epoll_create1: %s", strerror(errno));
+    std::abort();
+  }
+  WatchWakeFd(mailbox_->event_fd());
+}
+
+Reactor::~Reactor() {
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+bool Reactor::SendReactorMessage(MessageFn fn, void* arg) noexcept {
+  return mailbox_->Send(Message{fn, arg});
+}
+
+int Reactor::LaunchLoop(void* reactor) {
+  static_cast<Reactor*>(reactor)->Run();
+  return 0;
+}
+
+void Reactor::Run() {
+  current_ = this;
+  ReactorRuntime* runtime = ReactorRuntime::Get();
+  const uint64_t fd_check_period = runtime->tsc_hz() / 1000;
+  uint64_t now = rte_rdtsc();
+  last_busy_tsc_ = now;
+  next_fd_check_tsc_ = now + fd_check_period;
+
+  while (!stop_.load(std::memory_order_relaxed)) {
+    bool busy = PollOnce(now);
+    now = rte_rdtsc();
+    if (busy) last_busy_tsc_ = now;
+    if (now >= next_fd_check_tsc_) {
+      // Poll mode, or interrupt mode while awake: fd handlers (RPC) are control traffic, so a
+      // non-blocking look once per millisecond is enough and costs one syscall per ms.
+      DispatchFdEvents(nullptr, /*block=*/false);
+      next_fd_check_tsc_ = now + fd_check_period;
+    } else if (!busy && runtime->mode() == ReactorMode::kInterrupt &&
+               now - last_busy_tsc_ >= runtime->spin_window_tsc_.load(std::memory_order_relaxed)) {
+      if (TrySleep(now)) {
+        now = rte_rdtsc();
+        next_fd_check_tsc_ = now + fd_check_period;
+      }
+    }
+  }
+  DestroyAllThreads();
+  current_ = nullptr;
+}
+
+bool Reactor::PollOnce(uint64_t now) {
+  Message messages[kReactorMessageBurst];
+  unsigned count = mailbox_->Drain(messages, kReactorMessageBurst);
+  for (unsigned i = 0; i < count; ++i) messages[i].fn(messages[i].arg);
+  int busy = count != 0;
+
+  bool any_exiting = false;
+  uint64_t start = rte_rdtsc();
+  uint64_t t0 = start;
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    Thread* thread = threads_[i];
+    PollResult result = thread->Poll(t0);
+    uint64_t t1 = rte_rdtsc();
+    if (result == PollResult::kBusy) {
+      thread->stats_.busy_tsc.Add(t1 - t0);
+    } else {
+      thread->stats_.idle_tsc.Add(t1 - t0);
+    }
+    busy |= static_cast<int>(result);
+    any_exiting |= thread->exiting_;
+    t0 = t1;
+  }
+  (busy ? busy_tsc_ : idle_tsc_).fetch_add(t0 - start + (start - now), std::memory_order_relaxed);
+  if (any_exiting) ReapExitedThreads();
+  return busy != 0;
+}
+
+void Reactor::DispatchFdEvents(const struct timespec* timeout, bool block) {
+  epoll_event events[kMaxEventsPerWait];
+  struct timespec zero = {0, 0};
+  int n = epoll_pwait2(epoll_fd_, events, kMaxEventsPerWait, block ? timeout : &zero, nullptr);
+  if (n < 0) {
+    if (errno != EINTR) PX_LOG(kError, "reactor", "epoll_pwait2: %s", strerror(errno));
+    return;
+  }
+  for (int i = 0; i < n; ++i) {
+    auto* handler = static_cast<Thread::FdHandler*>(events[i].data.ptr);
+    if (handler == nullptr || handler->removed) continue;  // a wake-up fd: its job is done
+    Thread* previous = Thread::current_;
+    Thread::current_ = handler->thread;
+    handler->handler();
+    Thread::current_ = previous;
+    last_busy_tsc_ = rte_rdtsc();
+  }
+}
+
+bool Reactor::TrySleep(uint64_t now) {
+  // A poller that cannot sleep keeps the reactor awake, and the reactor says which.
+  size_t holders = 0;
+  for (Thread* thread : threads_) {
+    for (Poller* poller : thread->active_pollers_) holders += poller->holds_reactor_awake();
+  }
+  if (holders != 0) {
+    if (now >= next_reason_refresh_tsc_) {
+      std::vector<std::string> reasons;
+      for (Thread* thread : threads_) {
+        for (const std::string& name : thread->PollersHoldingReactorAwake()) {
+          reasons.push_back(absl::StrCat("poller \"", name, "\" on thread \"", thread->name(),
+                                         "\" cannot sleep"));
+        }
+      }
+      std::lock_guard lock(info_mutex_);
+      awake_reasons_ = std::move(reasons);
+      next_reason_refresh_tsc_ =
+          now + ReactorRuntime::Get()->tsc_hz() * kAwakeReasonRefreshMs / 1000;
+    }
+    return false;
+  }
+  if (!awake_reasons_.empty()) {
+    std::lock_guard lock(info_mutex_);
+    awake_reasons_.clear();
+  }
+
+  if (!ArmPollers()) {
+    DisarmPollers();
+    return false;
+  }
+  mailbox_->Arm();
+  for (Thread* thread : threads_) thread->mailbox_->Arm();
+  sleeping_.store(true, std::memory_order_relaxed);
+  // Pairs with the fence in Mailbox::WakeIfArmed: either a sender sees us armed and writes the
+  // eventfd, or the poll below sees its message. Without it both could miss.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+
+  // Poll once more after arming: messages and events that raced the arming are found here.
+  bool busy = PollOnce(now);
+  if (!busy) {
+    uint64_t start = rte_rdtsc();
+    uint64_t deadline = UINT64_MAX;
+    for (Thread* thread : threads_) deadline = std::min(deadline, thread->NextTimerTsc());
+    if (deadline > start) {
+      struct timespec timeout;
+      struct timespec* timeout_ptr = nullptr;
+      if (deadline != UINT64_MAX) {
+        uint64_t ns = (deadline - start) * 1000000000ull / ReactorRuntime::Get()->tsc_hz();
+        timeout.tv_sec = static_cast<time_t>(ns / 1000000000ull);
+        timeout.tv_nsec = static_cast<long>(ns % 1000000000ull);
+        timeout_ptr = &timeout;
+      }
+      sleeps_.fetch_add(1, std::memory_order_relaxed);
+      DispatchFdEvents(timeout_ptr, /*block=*/true);
+      wakeups_.fetch_add(1, std::memory_order_relaxed);
+      sleep_tsc_.fetch_add(rte_rdtsc() - start, std::memory_order_relaxed);
+    }
+  }
+  sleeping_.store(false, std::memory_order_relaxed);
+  mailbox_->Disarm();
+  for (Thread* thread : threads_) thread->mailbox_->Disarm();
+  DisarmPollers();
+  return true;
+}
+
+bool Reactor::ArmPollers() {
+  for (Thread* thread : threads_) {
+    for (Poller* poller : thread->active_pollers_) {
+      if (poller->state_ != Poller::State::kRunning || !poller->options_.arm) continue;
+      Thread* previous = Thread::current_;
+      Thread::current_ = thread;
+      bool armed = poller->options_.arm();
+      Thread::current_ = previous;
+      if (!armed) return false;
+      poller->armed_ = true;
+    }
+  }
+  return true;
+}
+
+void Reactor::DisarmPollers() {
+  for (Thread* thread : threads_) {
+    for (Poller* poller : thread->active_pollers_) {
+      if (!poller->armed_) continue;
+      poller->armed_ = false;
+      if (poller->state_ == Poller::State::kUnregistered) continue;
+      Thread* previous = Thread::current_;
+      Thread::current_ = thread;
+      poller->options_.disarm();
+      Thread::current_ = previous;
+    }
+  }
+}
+
+void Reactor::WatchWakeFd(int fd) {
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLET;
+  event.data.ptr = nullptr;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0 && errno != EEXIST) {
+    PX_LOG(kError, "reactor", "reactor %u: watching wake fd %d: %s", index_, fd, strerror(errno));
+  }
+}
+
+absl::Status Reactor::WatchFdHandler(Thread::FdHandler* handler) {
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.ptr = handler;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, handler->fd, &event) != 0) {
+    return absl::InternalError(absl::StrCat("watching fd ", handler->fd, " on thread \"",
+                                            handler->thread->name(), "\": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+void Reactor::UnwatchFd(int fd) { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+void Reactor::Adopt(Thread* thread) {
+  {
+    std::lock_guard lock(info_mutex_);
+    threads_.push_back(thread);
+  }
+  thread->reactor_.store(this, std::memory_order_release);
+  WatchWakeFd(thread->mailbox_->event_fd());
+  for (Poller* poller : thread->active_pollers_) {
+    if (poller->options_.wake_fd >= 0) WatchWakeFd(poller->options_.wake_fd);
+  }
+  for (auto& handler : thread->fd_handlers_) {
+    if (absl::Status s = WatchFdHandler(handler.get()); !s.ok()) {
+      PX_LOG(kError, "reactor", "%s", s.message());
+    }
+  }
+}
+
+void Reactor::Detach(Thread* thread) {
+  UnwatchFd(thread->mailbox_->event_fd());
+  for (Poller* poller : thread->active_pollers_) {
+    if (poller->options_.wake_fd >= 0) UnwatchFd(poller->options_.wake_fd);
+  }
+  for (auto& handler : thread->fd_handlers_) UnwatchFd(handler->fd);
+  std::lock_guard lock(info_mutex_);
+  threads_.erase(std::remove(threads_.begin(), threads_.end(), thread), threads_.end());
+  thread_count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Reactor::ReapExitedThreads() {
+  for (size_t i = 0; i < threads_.size();) {
+    Thread* thread = threads_[i];
+    bool removed = thread->exiting_ && thread->CanBeDestroyed() &&
+                   ThreadRegistry::Get().RemoveIf(thread, thread->id(), [thread] {
+                     return thread->mailbox_->Empty();
+                   });
+    if (removed) {
+      Detach(thread);
+      delete thread;
+    } else {
+      ++i;
+    }
+  }
+}
+
+void Reactor::DestroyAllThreads() {
+  // Run what is still queued (a component's last messages), within reason, then destroy
+  // whatever is left. Components are expected to have exited their threads by now.
+  for (int round = 0; round < 1000; ++round) {
+    bool pending = !mailbox_->Empty();
+    for (Thread* thread : threads_) pending |= !thread->mailbox_->Empty();
+    if (!pending) break;
+    PollOnce(rte_rdtsc());
+  }
+  while (!threads_.empty()) {
+    Thread* thread = threads_.back();
+    if (!thread->exiting_) {
+      PX_LOG(kInfo, "reactor", "reactor %u: thread \"%s\" still running at shutdown", index_,
+             thread->name());
+    }
+    thread->DestroyRemainingState();
+    ThreadRegistry::Get().RemoveIf(thread, thread->id(), [] { return true; });
+    Detach(thread);
+    delete thread;
+  }
+}
+
+ReactorInfo Reactor::Info() {
+  ReactorInfo info;
+  info.index = index_;
+  info.lcore = lcore_;
+  info.cpu = cpu_;
+  info.mode = ReactorRuntime::Get()->mode();
+  info.sleeping = sleeping();
+  info.busy_tsc = busy_tsc_.load(std::memory_order_relaxed);
+  info.idle_tsc = idle_tsc_.load(std::memory_order_relaxed);
+  info.sleep_tsc = sleep_tsc_.load(std::memory_order_relaxed);
+  info.sleeps = sleeps_.load(std::memory_order_relaxed);
+  info.wakeups = wakeups_.load(std::memory_order_relaxed);
+  std::lock_guard lock(info_mutex_);
+  for (Thread* thread : threads_) info.threads.push_back({thread->id(), thread->name()});
+  info.awake_reasons = awake_reasons_;
+  return info;
+}
+
+}  // namespace pollux

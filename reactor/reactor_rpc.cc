@@ -1,0 +1,124 @@
+// RPC methods of the reactor component and the "framework" subsystem's config:
+// framework_get_reactors, thread_get_stats, framework_set_mode.
+#include <memory>
+
+#include "pollux/reactor/reactor.h"
+#include "pollux/rpc/method_registry.h"
+#include "pollux/rpc/subsystem.h"
+
+namespace pollux {
+namespace {
+
+using rpc::Json;
+using rpc::ParamReader;
+using rpc::RpcResponder;
+
+ReactorRuntime* RuntimeOrError(RpcResponder& responder) {
+  ReactorRuntime* runtime = ReactorRuntime::Get();
+  if (runtime == nullptr) responder.Error(rpc::kInternalError, "no reactor is running");
+  return runtime;
+}
+
+void FrameworkGetReactors(const Json& params, RpcResponder responder) {
+  ParamReader reader(params);
+  if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
+  ReactorRuntime* runtime = RuntimeOrError(responder);
+  if (runtime == nullptr) return;
+  Json reactors = Json::array();
+  for (const ReactorInfo& info : runtime->Info()) {
+    Json threads = Json::array();
+    for (const auto& thread : info.threads) threads.push_back({{"id", thread.id}, {"name", thread.name}});
+    reactors.push_back({{"index", info.index},
+                        {"lcore", info.lcore},
+                        {"core", info.cpu},
+                        {"mode", ReactorModeName(info.mode)},
+                        {"in_interrupt", info.sleeping},
+                        {"busy", info.busy_tsc},
+                        {"idle", info.idle_tsc},
+                        {"sleep", info.sleep_tsc},
+                        {"sleeps", info.sleeps},
+                        {"wakeups", info.wakeups},
+                        {"lw_threads", threads},
+                        {"awake_reasons", info.awake_reasons}});
+  }
+  responder.Result({{"tick_rate", runtime->tsc_hz()},
+                    {"mode", ReactorModeName(runtime->mode())},
+                    {"spin_window_us", runtime->spin_window().count()},
+                    {"reactors", reactors}});
+}
+POLLUX_RPC_METHOD("framework_get_reactors", FrameworkGetReactors);
+
+void ThreadGetStats(const Json& params, RpcResponder responder) {
+  ParamReader reader(params);
+  if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
+  ReactorRuntime* runtime = RuntimeOrError(responder);
+  if (runtime == nullptr) return;
+  // Each thread reports from its own reactor, so the counters are read where they are written.
+  auto threads = std::make_shared<Json>(Json::array());
+  uint64_t tick_rate = runtime->tsc_hz();
+  ForEachThread(
+      [threads](Thread& thread) {
+        ThreadStats stats = thread.Stats();
+        Reactor* reactor = thread.reactor();
+        size_t timed = 0, active = 0, paused = 0;
+        thread.ForEachPoller([&](const Poller& poller) {
+          if (poller.paused()) ++paused;
+          else if (poller.is_timed()) ++timed;
+          else ++active;
+        });
+        threads->push_back({{"id", thread.id()},
+                            {"name", thread.name()},
+                            {"core", reactor != nullptr ? reactor->cpu() : -1},
+                            {"busy", stats.busy_tsc},
+                            {"idle", stats.idle_tsc},
+                            {"messages", stats.messages},
+                            {"poller_runs", stats.poller_runs},
+                            {"timed_poller_runs", stats.timed_poller_runs},
+                            {"active_pollers_count", active},
+                            {"timed_pollers_count", timed},
+                            {"paused_pollers_count", paused},
+                            {"io_channels_count", thread.io_channel_count()}});
+      },
+      [threads, tick_rate, responder = std::move(responder)]() mutable {
+        responder.Result({{"tick_rate", tick_rate}, {"threads", std::move(*threads)}});
+      });
+}
+POLLUX_RPC_METHOD("thread_get_stats", ThreadGetStats);
+
+void FrameworkSetMode(const Json& params, RpcResponder responder) {
+  ParamReader reader(params);
+  std::string mode_name = reader.String("mode");
+  std::optional<uint64_t> spin_window_us = reader.OptionalUint("spin_window_us");
+  if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
+  auto mode = ParseReactorMode(mode_name);
+  if (!mode.ok()) return responder.Error(rpc::kInvalidParams, std::string(mode.status().message()));
+  if (spin_window_us && *spin_window_us > 10'000'000) {
+    return responder.Error(rpc::kInvalidParams,
+                           "parameter \"spin_window_us\" must be at most 10000000 (10 s)");
+  }
+  ReactorRuntime* runtime = RuntimeOrError(responder);
+  if (runtime == nullptr) return;
+  if (spin_window_us) runtime->SetSpinWindow(std::chrono::microseconds(*spin_window_us));
+  runtime->SetMode(*mode);
+  responder.Result(true);
+}
+POLLUX_RPC_METHOD("framework_set_mode", FrameworkSetMode);
+
+rpc::Subsystem MakeFrameworkSubsystem() {
+  rpc::Subsystem subsystem;
+  subsystem.name = "framework";
+  subsystem.order = 0;
+  subsystem.write_config = [](Json& config) {
+    ReactorRuntime* runtime = ReactorRuntime::Get();
+    if (runtime == nullptr) return;
+    config.push_back({{"method", "framework_set_mode"},
+                      {"params",
+                       {{"mode", ReactorModeName(runtime->mode())},
+                        {"spin_window_us", runtime->spin_window().count()}}}});
+  };
+  return subsystem;
+}
+POLLUX_SUBSYSTEM(framework, MakeFrameworkSubsystem);
+
+}  // namespace
+}  // namespace pollux

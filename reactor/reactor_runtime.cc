@@ -1,0 +1,100 @@
+#include <rte_cycles.h>
+#include <rte_launch.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_cat.h"
+#include "mailbox.h"
+#include "pollux/env/log.h"
+#include "pollux/reactor/reactor.h"
+
+namespace pollux {
+
+std::atomic<ReactorRuntime*> ReactorRuntime::instance_{nullptr};
+
+std::string_view ReactorModeName(ReactorMode mode) {
+  return mode == ReactorMode::kPoll ? "poll" : "interrupt";
+}
+
+absl::StatusOr<ReactorMode> ParseReactorMode(std::string_view name) {
+  if (name == "poll") return ReactorMode::kPoll;
+  if (name == "interrupt") return ReactorMode::kInterrupt;
+  return absl::InvalidArgumentError(
+      absl::StrFormat("unknown mode \"%s\" (expected poll or interrupt)", name));
+}
+
+absl::StatusOr<std::unique_ptr<ReactorRuntime>> ReactorRuntime::Start(
+    const EalSession& eal, ReactorRuntimeOptions options) {
+  if (instance_.load() != nullptr) {
+    return absl::FailedPreconditionError("the reactors are already running in this process");
+  }
+  std::unique_ptr<ReactorRuntime> runtime(new ReactorRuntime());
+  runtime->tsc_hz_ = rte_get_tsc_hz();
+  runtime->mode_.store(options.mode);
+  runtime->SetSpinWindow(options.spin_window);
+  unsigned index = 0;
+  for (const ReactorLcore& lcore : eal.reactor_lcores()) {
+    runtime->reactors_.emplace_back(new Reactor(index++, lcore.lcore_id, lcore.cpu));
+  }
+  instance_.store(runtime.get(), std::memory_order_release);
+  for (auto& reactor : runtime->reactors_) {
+    int rc = rte_eal_remote_launch(&Reactor::LaunchLoop, reactor.get(), reactor->lcore());
+    if (rc != 0) {
+      // The destructor stops and joins whatever did start.
+      return absl::InternalError(absl::StrCat("launching reactor on lcore ", reactor->lcore(),
+                                              " (core ", reactor->cpu(), "): ", strerror(-rc)));
+    }
+    reactor->launched_ = true;
+  }
+  PX_LOG(kInfo, "reactor", "%zu reactors running in %s mode", runtime->reactors_.size(),
+         ReactorModeName(options.mode));
+  return runtime;
+}
+
+ReactorRuntime::~ReactorRuntime() {
+  for (auto& reactor : reactors_) {
+    reactor->stop_.store(true, std::memory_order_relaxed);
+    reactor->mailbox_->Kick();
+  }
+  for (auto& reactor : reactors_) {
+    if (reactor->launched_) rte_eal_wait_lcore(reactor->lcore());
+  }
+  instance_.store(nullptr, std::memory_order_release);
+}
+
+Reactor* ReactorRuntime::ReactorOnCpu(int cpu) const {
+  for (auto& reactor : reactors_) {
+    if (reactor->cpu() == cpu) return reactor.get();
+  }
+  return nullptr;
+}
+
+std::chrono::microseconds ReactorRuntime::spin_window() const {
+  return std::chrono::microseconds(spin_window_tsc_.load(std::memory_order_relaxed) * 1000000 /
+                                   tsc_hz_);
+}
+
+void ReactorRuntime::SetMode(ReactorMode mode) {
+  mode_.store(mode, std::memory_order_relaxed);
+  WakeAll();
+}
+
+void ReactorRuntime::SetSpinWindow(std::chrono::microseconds window) {
+  spin_window_tsc_.store(tsc_hz_ * static_cast<uint64_t>(window.count()) / 1000000,
+                         std::memory_order_relaxed);
+  WakeAll();
+}
+
+void ReactorRuntime::WakeAll() {
+  for (auto& reactor : reactors_) reactor->mailbox_->Kick();
+}
+
+std::vector<ReactorInfo> ReactorRuntime::Info() {
+  std::vector<ReactorInfo> infos;
+  for (auto& reactor : reactors_) infos.push_back(reactor->Info());
+  return infos;
+}
+
+}  // namespace pollux

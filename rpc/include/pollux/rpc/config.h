@@ -1,0 +1,39 @@
+// Config files: SPDK's shape, a replay of RPC calls grouped by subsystem:
+//   {"subsystems":[{"subsystem":"framework","config":[{"method":"...","params":{...}}]}]}
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "pollux/rpc/json_rpc.h"
+#include "pollux/rpc/method_registry.h"
+#include "pollux/rpc/subsystem.h"
+
+namespace pollux::rpc {
+
+// Reads and parses a config file. Errors name the file and, for syntax errors, the line and
+// column: `etc/x.json:3:17: syntax error: unexpected '}'`. Checks the shape as well (see
+// ValidateConfig).
+absl::StatusOr<Json> LoadConfigFile(const std::string& path);
+
+// Parses config text; `source` names it in errors.
+absl::StatusOr<Json> ParseConfig(std::string_view text, std::string_view source);
+
+// Checks the shape: an object with a "subsystems" array whose entries have a known
+// "subsystem" name (in `subsystems`) and a "config" array (or null) of objects with a string
+// "method" and an optional object "params". Errors name the entry.
+absl::Status ValidateConfig(const Json& config, std::string_view source,
+                            SubsystemRegistry& subsystems);
+
+// Replays a validated config: subsystem by subsystem in subsystem order, each entry as an RPC
+// call, one after the other (a call may answer later). Stops at the first failing call:
+// `etc/x.json: subsystem "bdev", entry 2, method "bdev_malloc_create": <the RPC error>`.
+// Run on the app thread.
+void ReplayConfig(const Json& config, std::string source, MethodRegistry& methods,
+                  SubsystemRegistry& subsystems, StatusCallback done);
+
+// The running state in the same format (what save_config returns). Every registered subsystem
+// appears, in order, with "config": [] when it has nothing to say.
+Json SaveConfig(SubsystemRegistry& subsystems);
+
+}  // namespace pollux::rpc

@@ -1,0 +1,165 @@
+#include "pollux/rpc/method_registry.h"
+
+#include <cstdlib>
+#include <exception>
+#include <utility>
+
+#include "absl_string_view.h"
+#include "absl/strings/str_cat.h"
+#include "pollux/env/log.h"
+
+namespace pollux::rpc {
+namespace {
+
+// One call in flight. A handler that throws must still get exactly one answer, and the best
+// answer names the exception. But when the exception leaves the handler, its responder (a
+// by-value parameter) is destroyed during unwinding, before Call's catch runs, and would answer
+// "method did not answer". So the responder's sink holds back an answer given while an
+// exception is unwinding through the handler; Call then answers with the exception, or, if the
+// handler caught it itself and returned, delivers the held answer.
+struct PendingCall {
+  explicit PendingCall(RpcResponder::Sink sink) : done(std::move(sink)) {}
+
+  void Deliver(RpcReply reply) {
+    if (delivered) return;
+    delivered = true;
+    RpcResponder::Sink sink = std::move(done);
+    sink(std::move(reply));
+  }
+
+  RpcResponder::Sink done;
+  bool delivered = false;
+  bool in_handler = true;
+  int uncaught_at_call = std::uncaught_exceptions();
+  std::optional<RpcReply> held;
+};
+
+}  // namespace
+
+RpcResponder& RpcResponder::operator=(RpcResponder&& other) {
+  if (this != &other) {
+    // The call this responder owed an answer to must not wait forever.
+    if (sink_) Error(kInternalError, "method did not answer");
+    sink_ = std::move(other.sink_);
+    other.sink_ = nullptr;
+  }
+  return *this;
+}
+
+RpcResponder::~RpcResponder() {
+  if (sink_) Error(kInternalError, "method did not answer");
+}
+
+void RpcResponder::Result(Json result) { Reply(RpcReply::Result(std::move(result))); }
+
+void RpcResponder::Error(int code, std::string message) {
+  Reply(RpcReply::Error(code, std::move(message)));
+}
+
+void RpcResponder::Reply(const absl::Status& status) { Reply(RpcReply::FromStatus(status)); }
+
+void RpcResponder::Reply(RpcReply reply) {
+  if (!sink_) {
+    PX_LOG(kError, "rpc", "a method answered twice (or through an empty responder); dropped: %s",
+           reply.ok ? "a result" : reply.message);
+    return;
+  }
+  // Empty the responder before calling the sink, so that a sink that destroys or reuses the
+  // responder sees it answered.
+  Sink sink = std::move(sink_);
+  sink_ = nullptr;
+  sink(std::move(reply));
+}
+
+MethodRegistry& MethodRegistry::Global() {
+  static MethodRegistry registry;
+  return registry;
+}
+
+absl::Status MethodRegistry::Register(std::string name, RpcHandler handler) {
+  if (name.empty()) return absl::InvalidArgumentError("RPC method name is empty");
+  if (!handler) {
+    return absl::InvalidArgumentError(absl::StrCat("RPC method \"", name, "\" has no handler"));
+  }
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = methods_.try_emplace(name, nullptr);
+  if (!inserted) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("RPC method \"", name, "\" is already registered"));
+  }
+  it->second = std::make_shared<RpcHandler>(std::move(handler));
+  return absl::OkStatus();
+}
+
+void MethodRegistry::Unregister(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  auto it = methods_.find(name);
+  if (it != methods_.end()) methods_.erase(it);
+}
+
+bool MethodRegistry::Has(std::string_view name) const {
+  std::lock_guard lock(mutex_);
+  return methods_.find(name) != methods_.end();
+}
+
+std::vector<std::string> MethodRegistry::Names() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> names;
+  names.reserve(methods_.size());
+  for (const auto& [name, handler] : methods_) names.push_back(name);
+  return names;  // std::map keeps them sorted
+}
+
+void MethodRegistry::Call(std::string_view method, const Json& params, RpcResponder::Sink done) {
+  // Hold the handler by shared_ptr and unlock before calling it: the handler may register or
+  // unregister methods (even itself).
+  std::shared_ptr<RpcHandler> handler;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = methods_.find(method);
+    if (it != methods_.end()) handler = it->second;
+  }
+  if (!handler) {
+    done(RpcReply::Error(kMethodNotFound, absl::StrCat("unknown method \"", AbslView(method), "\"")));
+    return;
+  }
+
+  auto call = std::make_shared<PendingCall>(std::move(done));
+  RpcResponder responder([call](RpcReply reply) {
+    if (call->in_handler && std::uncaught_exceptions() > call->uncaught_at_call) {
+      if (!call->held) call->held = std::move(reply);
+      return;
+    }
+    call->Deliver(std::move(reply));
+  });
+  std::string failure;
+  try {
+    (*handler)(params, std::move(responder));
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown exception";
+  }
+  call->in_handler = false;
+  if (!failure.empty()) {
+    PX_LOG(kError, "rpc", "method %s threw: %s", method, failure);
+    call->Deliver(RpcReply::Error(kInternalError,
+                                  absl::StrCat("method \"", AbslView(method), "\" failed: ", failure)));
+  } else if (call->held) {
+    call->Deliver(std::move(*call->held));
+  }
+}
+
+namespace internal {
+
+MethodRegistrar::MethodRegistrar(const char* name, void (*handler)(const Json&, RpcResponder)) {
+  absl::Status status = MethodRegistry::Global().Register(name, handler);
+  if (!status.ok()) {
+    // Two components claiming one method name is a build mistake: fail loudly at start-up.
+    PX_LOG(kError, "rpc", "%s", status.message());
+    std::abort();
+  }
+}
+
+}  // namespace internal
+}  // namespace pollux::rpc

@@ -1,0 +1,513 @@
+// The JSON-RPC server: a listening Unix socket and its connections behind one epoll fd, driven
+// by Poll() on the app thread. No thread, no blocking call, no lock.
+#include "pollux/rpc/server.h"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl_string_view.h"
+#include "absl/strings/str_cat.h"
+#include "json_value_scanner.h"
+#include "pollux/env/log.h"
+
+namespace pollux::rpc {
+namespace {
+
+// epoll data of the listening socket; connections use their id, which starts at 1.
+constexpr uint64_t kListenerTag = 0;
+constexpr int kMaxEvents = 64;
+constexpr size_t kReadChunk = 64 * 1024;
+// Reads per connection per Poll(): a client that never stops sending cannot starve the others.
+// epoll is level-triggered, so what is left is read at the next Poll().
+constexpr int kMaxReadsPerPoll = 16;
+
+std::string Errno(int error) { return std::strerror(error); }
+
+absl::Status PathError(std::string_view what, const std::string& path, int error) {
+  return absl::Status(absl::ErrnoToStatusCode(error),
+                      absl::StrCat(AbslView(what), " RPC socket ", path, ": ", Errno(error)));
+}
+
+// Replies never throw: a method may put bytes that are not UTF-8 in a string (a path, a
+// name), which nlohmann's dump() rejects unless told to replace them.
+std::string Serialize(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// The message of a parse error without nlohmann's "[json.exception.parse_error.101] " prefix.
+std::string ParseErrorMessage(const Json::parse_error& e) {
+  std::string_view what = e.what();
+  if (auto bracket = what.find("] "); bracket != std::string_view::npos) {
+    what.remove_prefix(bracket + 2);
+  }
+  return std::string(what);
+}
+
+struct Connection {
+  uint64_t id = 0;
+  int fd = -1;
+  std::string in;            // received bytes not yet dispatched
+  JsonValueScanner scanner;  // position in `in` of the value being received
+  std::string out;           // replies not yet written, from out_offset
+  size_t out_offset = 0;
+  uint32_t events = 0;        // what epoll watches now
+  size_t outstanding = 0;     // requests dispatched and not answered yet
+  bool read_closed = false;   // the peer shut down its sending side
+  bool closing = false;       // closed when the server entry point on the stack returns
+
+  size_t pending_output() const { return out.size() - out_offset; }
+};
+
+}  // namespace
+
+class RpcServer::Impl {
+ public:
+  Impl(std::string path, MethodRegistry& methods) : path_(std::move(path)), methods_(methods) {}
+  ~Impl();
+
+  absl::Status Listen();
+  bool Poll();
+
+  int epoll_fd() const { return epoll_fd_; }
+  const std::string& path() const { return path_; }
+  size_t connection_count() const { return connections_.size(); }
+
+ private:
+  absl::Status RefuseLiveServer();
+  void AcceptAll();
+  void HandleEvents(Connection& c, uint32_t events);
+  void ReadAll(Connection& c);
+  void ProcessInput(Connection& c);
+  void OnEndOfInput(Connection& c);
+  void Dispatch(Connection& c, std::string_view text);
+  RpcResponder::Sink MakeSink(uint64_t connection_id, Json id);
+  void Answer(uint64_t connection_id, const Json& id, const RpcReply& reply);
+  void Send(Connection& c, const Json& id, const RpcReply& reply);
+  void Flush(Connection& c);
+  void UpdateEvents(Connection& c);
+  void MaybeFinish(Connection& c);
+  void Close(Connection& c, std::string_view why);
+  void Enter() { ++entered_; }
+  void Leave();
+
+  const std::string path_;
+  MethodRegistry& methods_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  // Identity of the socket file we created, so that the destructor never removes a file that
+  // another process has put there since.
+  dev_t socket_dev_ = 0;
+  ino_t socket_ino_ = 0;
+
+  uint64_t next_connection_id_ = 1;
+  std::map<uint64_t, std::unique_ptr<Connection>> connections_;
+  // Connections are only marked closing, and closed when the outermost entry point (Poll() or
+  // a late answer) returns, because callers up the stack may hold references to them.
+  int entered_ = 0;
+  std::vector<uint64_t> closing_;
+  std::vector<char> read_buffer_ = std::vector<char>(kReadChunk);
+
+  // Answers may come after the server is gone (a responder kept by a module): their sinks hold
+  // this weak reference and drop the answer once it expires.
+  std::shared_ptr<Impl*> self_ = std::make_shared<Impl*>(this);
+};
+
+RpcServer::Impl::~Impl() {
+  self_.reset();
+  for (auto& [id, c] : connections_) ::close(c->fd);
+  connections_.clear();
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (listen_fd_ >= 0) {
+    ::close(listen_fd_);
+    struct stat st;
+    if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ && st.st_ino == socket_ino_) {
+      ::unlink(path_.c_str());
+    }
+  }
+}
+
+// A socket file at the path: a live server answers connect(), a stale file (its server died)
+// refuses it and may be replaced.
+absl::Status RpcServer::Impl::RefuseLiveServer() {
+  struct stat st;
+  if (::lstat(path_.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return PathError("cannot check", path_, errno);
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("RPC socket path ", path_, " exists and is not a socket"));
+  }
+  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (probe < 0) return PathError("cannot check", path_, errno);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+  int rc = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  int error = rc == 0 ? 0 : errno;
+  ::close(probe);
+  // EAGAIN: the listener's backlog is full, so it is alive too.
+  if (rc == 0 || error == EAGAIN || error == EINPROGRESS) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("RPC socket ", path_, " is in use by another process"));
+  }
+  if (error != ECONNREFUSED && error != ENOENT) return PathError("cannot check", path_, error);
+  if (error == ECONNREFUSED) {
+    PX_LOG(kNotice, "rpc", "removing stale RPC socket %s", path_);
+    if (::unlink(path_.c_str()) != 0 && errno != ENOENT) {
+      return PathError("cannot remove stale", path_, errno);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RpcServer::Impl::Listen() {
+  sockaddr_un addr{};
+  if (path_.empty() || path_.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("RPC socket path \"", path_,
+                                                   "\" is empty or longer than ",
+                                                   sizeof(addr.sun_path) - 1, " bytes"));
+  }
+  if (absl::Status status = RefuseLiveServer(); !status.ok()) return status;
+
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return PathError("cannot create", path_, errno);
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+  if (::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int error = errno;
+    ::close(listen_fd_);
+    listen_fd_ = -1;  // the file, if any, is not ours: leave it
+    return PathError("cannot bind", path_, error);
+  }
+  struct stat st;
+  if (::lstat(path_.c_str(), &st) == 0) {
+    socket_dev_ = st.st_dev;
+    socket_ino_ = st.st_ino;
+  }
+  // chmod before listen(): until then every connect() is refused, so no other user can slip in
+  // while the file still has the umask's mode.
+  if (::chmod(path_.c_str(), 0600) != 0) return PathError("cannot chmod", path_, errno);
+  if (::listen(listen_fd_, 128) != 0) return PathError("cannot listen on", path_, errno);
+
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return PathError("cannot create epoll for", path_, errno);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenerTag;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0) {
+    return PathError("cannot watch", path_, errno);
+  }
+  PX_LOG(kInfo, "rpc", "listening on %s", path_);
+  return absl::OkStatus();
+}
+
+bool RpcServer::Impl::Poll() {
+  epoll_event events[kMaxEvents];
+  int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, 0);
+  if (n <= 0) return false;  // nothing, or EINTR: the next Poll() sees it
+  Enter();
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.u64 == kListenerTag) {
+      AcceptAll();
+      continue;
+    }
+    auto it = connections_.find(events[i].data.u64);
+    if (it == connections_.end() || it->second->closing) continue;
+    HandleEvents(*it->second, events[i].events);
+  }
+  Leave();
+  return true;
+}
+
+void RpcServer::Impl::AcceptAll() {
+  for (;;) {
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN) {
+        // EMFILE and the like: the pending client waits; level-triggered epoll retries.
+        PX_LOG(kWarning, "rpc", "accept on %s: %s", path_, Errno(errno));
+      }
+      return;
+    }
+    auto c = std::make_unique<Connection>();
+    c->id = next_connection_id_++;
+    c->fd = fd;
+    c->events = EPOLLIN;
+    epoll_event ev{};
+    ev.events = c->events;
+    ev.data.u64 = c->id;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      PX_LOG(kWarning, "rpc", "watch a connection on %s: %s", path_, Errno(errno));
+      ::close(fd);
+      continue;
+    }
+    PX_LOG(kDebug, "rpc", "connection %d on %s", c->id, path_);
+    connections_.emplace(c->id, std::move(c));
+  }
+}
+
+void RpcServer::Impl::HandleEvents(Connection& c, uint32_t events) {
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c.read_closed) ReadAll(c);
+  if (c.closing) return;
+  if (events & EPOLLOUT) Flush(c);
+  if (c.closing) return;
+  // Hang-up: both directions are shut, nothing can be sent any more. What the peer sent before
+  // has been read and dispatched above; late answers to it are dropped.
+  if (events & (EPOLLHUP | EPOLLERR)) Close(c, "peer hung up");
+}
+
+void RpcServer::Impl::ReadAll(Connection& c) {
+  for (int i = 0; i < kMaxReadsPerPoll; ++i) {
+    // Back-pressure: a client that sends requests but does not read the replies stops being
+    // read until its replies drain (UpdateEvents drops EPOLLIN meanwhile).
+    if (c.pending_output() >= kMaxMessageBytes) return;
+    ssize_t n = ::recv(c.fd, read_buffer_.data(), read_buffer_.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      c.in.append(read_buffer_.data(), static_cast<size_t>(n));
+      ProcessInput(c);
+      if (c.closing) return;
+      continue;
+    }
+    if (n == 0) {
+      OnEndOfInput(c);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return;
+    Close(c, Errno(errno));
+    return;
+  }
+}
+
+// Dispatches every complete value in the input, then checks what is left against the size
+// limit. The scanner resumes where it stopped, so a large request that trickles in is scanned
+// once.
+void RpcServer::Impl::ProcessInput(Connection& c) {
+  size_t consumed = 0;
+  while (!c.closing) {
+    std::string_view rest = std::string_view(c.in).substr(consumed);
+    std::optional<size_t> end = c.scanner.Scan(rest);
+    if (!end) break;
+    if (*end > kMaxMessageBytes) break;  // refused below
+    c.scanner.Reset();
+    consumed += *end;
+    Dispatch(c, rest.substr(0, *end));
+  }
+  if (c.closing) return;
+  // Drop what was dispatched, and whitespace between values, in one move per read.
+  if (!c.scanner.started()) {
+    c.in.clear();
+    c.scanner.Reset();
+  } else {
+    c.in.erase(0, consumed);
+  }
+  if (c.in.size() > kMaxMessageBytes) {
+    PX_LOG(kWarning, "rpc", "connection %d on %s: request over %d bytes refused", c.id, path_,
+           kMaxMessageBytes);
+    Send(c, nullptr,
+         RpcReply::Error(kInvalidRequest,
+                         absl::StrCat("request too large: the limit is 1 MiB (",
+                                      kMaxMessageBytes, " bytes)")));
+    // Send() flushed what the socket takes now; the rest of the reply is given up with the
+    // connection.
+    Close(c, "request too large");
+  }
+}
+
+// The peer shut down its side. A value at the very end of the stream (a bare number has no
+// terminator) is complete now. The connection stays open until its requests are answered.
+void RpcServer::Impl::OnEndOfInput(Connection& c) {
+  c.read_closed = true;
+  if (c.scanner.started()) Dispatch(c, c.in);
+  c.in.clear();
+  c.scanner.Reset();
+  if (c.closing) return;
+  UpdateEvents(c);
+  MaybeFinish(c);
+}
+
+void RpcServer::Impl::Dispatch(Connection& c, std::string_view text) {
+  Json request;
+  try {
+    request = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    Send(c, nullptr, RpcReply::Error(kParseError, ParseErrorMessage(e)));
+    return;
+  }
+  if (request.is_array()) {
+    Send(c, nullptr, RpcReply::Error(kInvalidRequest, "batch requests are not supported"));
+    return;
+  }
+  if (!request.is_object()) {
+    Send(c, nullptr, RpcReply::Error(kInvalidRequest, "a request must be a JSON object"));
+    return;
+  }
+  // A request without "id" is a notification: it runs, and nobody hears about it.
+  auto id_it = request.find("id");
+  const bool notification = id_it == request.end();
+  Json id = notification ? Json() : std::move(*id_it);
+  if (!id.is_null() && !id.is_string() && !id.is_number()) {
+    Send(c, nullptr,
+         RpcReply::Error(kInvalidRequest, "\"id\" must be a string, a number or null"));
+    return;
+  }
+  auto version = request.find("jsonrpc");
+  if (version == request.end() || *version != "2.0") {
+    Send(c, id, RpcReply::Error(kInvalidRequest, "\"jsonrpc\" must be \"2.0\""));
+    return;
+  }
+  auto method = request.find("method");
+  if (method == request.end() || !method->is_string()) {
+    Send(c, id, RpcReply::Error(kInvalidRequest, "\"method\" must be a string"));
+    return;
+  }
+  auto params_it = request.find("params");
+  const Json params = params_it == request.end() ? Json() : std::move(*params_it);
+  const std::string& name = method->get_ref<const std::string&>();
+  PX_LOG(kDebug, "rpc", "connection %d: %s", c.id, name);
+  if (notification) {
+    methods_.Call(name, params, [](RpcReply) {});
+    return;
+  }
+  ++c.outstanding;
+  methods_.Call(name, params, MakeSink(c.id, std::move(id)));
+}
+
+// The sink of one request's responder. It finds the connection again by id when the answer
+// comes: by then the client may be gone (the answer is dropped) or the server itself.
+RpcResponder::Sink RpcServer::Impl::MakeSink(uint64_t connection_id, Json id) {
+  return [server = std::weak_ptr<Impl*>(self_), connection_id,
+          id = std::move(id)](RpcReply reply) {
+    std::shared_ptr<Impl*> self = server.lock();
+    if (!self) return;
+    (*self)->Answer(connection_id, id, reply);
+  };
+}
+
+void RpcServer::Impl::Answer(uint64_t connection_id, const Json& id, const RpcReply& reply) {
+  auto it = connections_.find(connection_id);
+  if (it == connections_.end() || it->second->closing) {
+    PX_LOG(kDebug, "rpc", "connection %d closed before its answer", connection_id);
+    return;
+  }
+  Enter();
+  Connection& c = *it->second;
+  --c.outstanding;
+  Send(c, id, reply);
+  MaybeFinish(c);
+  Leave();
+}
+
+void RpcServer::Impl::Send(Connection& c, const Json& id, const RpcReply& reply) {
+  std::string text = Serialize(EncodeReply(id, reply));
+  if (text.size() > kMaxMessageBytes) {
+    PX_LOG(kWarning, "rpc", "connection %d: a reply of %d bytes exceeds the 1 MiB limit", c.id,
+           text.size());
+    text = Serialize(EncodeReply(
+        id, RpcReply::Error(kInternalError,
+                            absl::StrCat("reply too large: ", text.size(),
+                                         " bytes, the limit is 1 MiB"))));
+  }
+  // A newline after each reply lets line-oriented tools (socat, nc) show them one per line;
+  // JSON parsers skip it.
+  c.out.append(text).push_back('\n');
+  Flush(c);
+}
+
+void RpcServer::Impl::Flush(Connection& c) {
+  while (c.pending_output() > 0) {
+    ssize_t n = ::send(c.fd, c.out.data() + c.out_offset, c.pending_output(),
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      c.out_offset += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    Close(c, n < 0 ? Errno(errno) : "send wrote nothing");
+    return;
+  }
+  if (c.pending_output() == 0) {
+    c.out.clear();
+    c.out_offset = 0;
+  } else if (c.out_offset > kReadChunk && c.out_offset * 2 > c.out.size()) {
+    c.out.erase(0, c.out_offset);  // keep appends from growing the buffer forever
+    c.out_offset = 0;
+  }
+  UpdateEvents(c);
+  MaybeFinish(c);
+}
+
+void RpcServer::Impl::UpdateEvents(Connection& c) {
+  if (c.closing) return;
+  uint32_t wanted = 0;
+  if (!c.read_closed && c.pending_output() < kMaxMessageBytes) wanted |= EPOLLIN;
+  if (c.pending_output() > 0) wanted |= EPOLLOUT;
+  if (wanted == c.events) return;
+  epoll_event ev{};
+  ev.events = wanted;
+  ev.data.u64 = c.id;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev) != 0) {
+    Close(c, Errno(errno));
+    return;
+  }
+  c.events = wanted;
+}
+
+// A half-closed connection closes once all its requests are answered and the answers sent.
+void RpcServer::Impl::MaybeFinish(Connection& c) {
+  if (!c.closing && c.read_closed && c.outstanding == 0 && c.pending_output() == 0) {
+    Close(c, "done");
+  }
+}
+
+void RpcServer::Impl::Close(Connection& c, std::string_view why) {
+  if (c.closing) return;
+  c.closing = true;
+  PX_LOG(kDebug, "rpc", "connection %d on %s closed: %s", c.id, path_, why);
+  closing_.push_back(c.id);
+}
+
+void RpcServer::Impl::Leave() {
+  if (--entered_ > 0) return;
+  for (uint64_t id : closing_) {
+    auto it = connections_.find(id);
+    if (it == connections_.end()) continue;
+    // close() removes the fd from the epoll set as well.
+    ::close(it->second->fd);
+    connections_.erase(it);
+  }
+  closing_.clear();
+}
+
+absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Listen(const std::string& path,
+                                                             MethodRegistry& methods) {
+  auto impl = std::make_unique<Impl>(path, methods);
+  if (absl::Status status = impl->Listen(); !status.ok()) return status;
+  return std::unique_ptr<RpcServer>(new RpcServer(std::move(impl)));
+}
+
+RpcServer::RpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RpcServer::~RpcServer() = default;
+
+int RpcServer::fd() const { return impl_->epoll_fd(); }
+
+bool RpcServer::Poll() { return impl_->Poll(); }
+
+const std::string& RpcServer::path() const { return impl_->path(); }
+
+size_t RpcServer::connection_count() const { return impl_->connection_count(); }
+
+}  // namespace pollux::rpc

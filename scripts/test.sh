@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine, builds pollux and runs the whole test suite with CTest.
+# Usage: scripts/test.sh [--sanitize] [extra ctest arguments]
+#   --sanitize  build with AddressSanitizer and UndefinedBehaviorSanitizer (build-sanitize/)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+mode=()
+if [ "${1:-}" = "--sanitize" ]; then
+  mode=(--sanitize)
+  shift
+  # Leaks are errors; DPDK's EAL keeps some allocations for the life of the process, which
+  # the suppressions file names.
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+  export LSAN_OPTIONS="suppressions=$root/test/lsan.supp:print_suppressions=0:${LSAN_OPTIONS:-}"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+fi
+"$root/scripts/setup.sh"
+build=$("$root/scripts/build.sh" "${mode[@]}" | tail -n 1)
+cd "$build"
+ctest --output-on-failure --timeout 600 -j "$(nproc)" "$@"
