@@ -3,6 +3,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -63,10 +64,12 @@ class RawClient {
       buffer_.append(chunk, static_cast<size_t>(n));
     }
   }
-  // True when the server closed the connection.
+  // True when the server closed the connection: EOF, or a reset because it closed with our
+  // unread bytes in its buffer. A receive timeout (EAGAIN) is not a close.
   bool Closed() {
     char c;
-    return recv(fd_, &c, 1, 0) == 0;
+    ssize_t n = recv(fd_, &c, 1, 0);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
   }
 
  private:
