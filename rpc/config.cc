@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl_string_view.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl_string_view.h"
 
 namespace pollux::rpc {
 namespace {
@@ -69,9 +69,9 @@ absl::StatusCode StatusCodeOf(int rpc_code) {
   }
 }
 
-absl::Status ShapeError(std::string_view source, std::string_view where,
-                        std::string_view problem) {
-  return absl::InvalidArgumentError(absl::StrCat(AbslView(source), ": ", AbslView(where), AbslView(problem)));
+absl::Status ShapeError(std::string_view source, std::string_view where, std::string_view problem) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(AbslView(source), ": ", AbslView(where), AbslView(problem)));
 }
 
 // One RPC call of a config, with where it came from.
@@ -99,8 +99,9 @@ class Replay : public std::enable_shared_from_this<Replay> {
       const ReplayCall& call = calls_[next_];
       answered_in_loop_ = false;
       in_loop_ = true;
-      methods_.Call(call.method, call.params,
-                    [self = shared_from_this()](RpcReply reply) { self->OnReply(std::move(reply)); });
+      methods_.Call(call.method, call.params, [self = shared_from_this()](RpcReply reply) {
+        self->OnReply(std::move(reply));
+      });
       in_loop_ = false;
       if (finished_) return;
       if (!answered_in_loop_) return;  // OnReply resumes the loop when the answer comes
@@ -113,11 +114,10 @@ class Replay : public std::enable_shared_from_this<Replay> {
     if (finished_) return;
     if (!reply.ok) {
       const ReplayCall& call = calls_[next_];
-      Finish(absl::Status(
-          StatusCodeOf(reply.code),
-          absl::StrCat(source_, ": subsystem \"", call.subsystem, "\", entry ", call.entry,
-                       ", method \"", call.method, "\": ", reply.message, " (code ", reply.code,
-                       ")")));
+      Finish(absl::Status(StatusCodeOf(reply.code),
+                          absl::StrCat(source_, ": subsystem \"", call.subsystem, "\", entry ",
+                                       call.entry, ", method \"", call.method,
+                                       "\": ", reply.message, " (code ", reply.code, ")")));
       return;
     }
     ++next_;
@@ -150,7 +150,8 @@ absl::StatusOr<Json> LoadConfigFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int error = errno;
-    return absl::Status(absl::ErrnoToStatusCode(error), absl::StrCat(path, ": ", std::strerror(error)));
+    return absl::Status(absl::ErrnoToStatusCode(error),
+                        absl::StrCat(path, ": ", std::strerror(error)));
   }
   std::string text;
   char chunk[64 * 1024];
@@ -197,7 +198,8 @@ absl::Status ValidateConfig(const Json& config, std::string_view source,
     return ShapeError(source, "", "\"subsystems\" must be an array");
   }
   for (const auto& [key, value] : config.items()) {
-    if (key != "subsystems") return ShapeError(source, "", absl::StrCat("unknown key \"", key, "\""));
+    if (key != "subsystems")
+      return ShapeError(source, "", absl::StrCat("unknown key \"", key, "\""));
   }
   std::vector<std::string_view> seen;
   for (size_t i = 0; i < list->size(); ++i) {

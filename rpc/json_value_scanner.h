@@ -30,9 +30,9 @@ class JsonValueScanner {
 
   State state_ = State::kLeadingSpace;
   size_t pos_ = 0;
-  size_t depth_ = 0;          // open objects and arrays, in kContainer
-  bool in_string_ = false;    // inside a string nested in a container
-  bool escape_ = false;       // the previous byte of a string was a backslash
+  size_t depth_ = 0;        // open objects and arrays, in kContainer
+  bool in_string_ = false;  // inside a string nested in a container
+  bool escape_ = false;     // the previous byte of a string was a backslash
 };
 
 }  // namespace pollux::rpc

@@ -4,8 +4,8 @@
 #include <exception>
 #include <utility>
 
-#include "absl_string_view.h"
 #include "absl/strings/str_cat.h"
+#include "absl_string_view.h"
 #include "pollux/env/log.h"
 
 namespace pollux::rpc {
@@ -120,7 +120,8 @@ void MethodRegistry::Call(std::string_view method, const Json& params, RpcRespon
     if (it != methods_.end()) handler = it->second;
   }
   if (!handler) {
-    done(RpcReply::Error(kMethodNotFound, absl::StrCat("unknown method \"", AbslView(method), "\"")));
+    done(RpcReply::Error(kMethodNotFound,
+                         absl::StrCat("unknown method \"", AbslView(method), "\"")));
     return;
   }
 
@@ -143,8 +144,8 @@ void MethodRegistry::Call(std::string_view method, const Json& params, RpcRespon
   call->in_handler = false;
   if (!failure.empty()) {
     PX_LOG(kError, "rpc", "method %s threw: %s", method, failure);
-    call->Deliver(RpcReply::Error(kInternalError,
-                                  absl::StrCat("method \"", AbslView(method), "\" failed: ", failure)));
+    call->Deliver(RpcReply::Error(
+        kInternalError, absl::StrCat("method \"", AbslView(method), "\" failed: ", failure)));
   } else if (call->held) {
     call->Deliver(std::move(*call->held));
   }

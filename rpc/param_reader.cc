@@ -3,8 +3,8 @@
 #include <limits>
 #include <utility>
 
-#include "absl_string_view.h"
 #include "absl/strings/str_cat.h"
+#include "absl_string_view.h"
 #include "pollux/rpc/json_rpc.h"
 
 namespace pollux::rpc {
@@ -12,8 +12,7 @@ namespace {
 
 // Converters: the value, or std::nullopt with `*error` set to a message naming the parameter.
 
-std::optional<std::string> AsString(const Json& value, std::string_view name,
-                                    std::string* error) {
+std::optional<std::string> AsString(const Json& value, std::string_view name, std::string* error) {
   if (value.is_string()) return value.get<std::string>();
   *error = absl::StrCat("parameter \"", AbslView(name), "\" must be a string");
   return std::nullopt;

@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl_string_view.h"
 #include "absl/strings/str_cat.h"
+#include "absl_string_view.h"
 #include "json_value_scanner.h"
 #include "pollux/env/log.h"
 
@@ -59,10 +59,10 @@ struct Connection {
   JsonValueScanner scanner;  // position in `in` of the value being received
   std::string out;           // replies not yet written, from out_offset
   size_t out_offset = 0;
-  uint32_t events = 0;        // what epoll watches now
-  size_t outstanding = 0;     // requests dispatched and not answered yet
-  bool read_closed = false;   // the peer shut down its sending side
-  bool closing = false;       // closed when the server entry point on the stack returns
+  uint32_t events = 0;       // what epoll watches now
+  size_t outstanding = 0;    // requests dispatched and not answered yet
+  bool read_closed = false;  // the peer shut down its sending side
+  bool closing = false;      // closed when the server entry point on the stack returns
 
   size_t pending_output() const { return out.size() - out_offset; }
 };
@@ -316,9 +316,8 @@ void RpcServer::Impl::ProcessInput(Connection& c) {
     PX_LOG(kWarning, "rpc", "connection %d on %s: request over %d bytes refused", c.id, path_,
            kMaxMessageBytes);
     Send(c, nullptr,
-         RpcReply::Error(kInvalidRequest,
-                         absl::StrCat("request too large: the limit is 1 MiB (",
-                                      kMaxMessageBytes, " bytes)")));
+         RpcReply::Error(kInvalidRequest, absl::StrCat("request too large: the limit is 1 MiB (",
+                                                       kMaxMessageBytes, " bytes)")));
     // Send() flushed what the socket takes now; the rest of the reply is given up with the
     // connection.
     Close(c, "request too large");
@@ -358,8 +357,7 @@ void RpcServer::Impl::Dispatch(Connection& c, std::string_view text) {
   const bool notification = id_it == request.end();
   Json id = notification ? Json() : std::move(*id_it);
   if (!id.is_null() && !id.is_string() && !id.is_number()) {
-    Send(c, nullptr,
-         RpcReply::Error(kInvalidRequest, "\"id\" must be a string, a number or null"));
+    Send(c, nullptr, RpcReply::Error(kInvalidRequest, "\"id\" must be a string, a number or null"));
     return;
   }
   auto version = request.find("jsonrpc");
@@ -387,8 +385,7 @@ void RpcServer::Impl::Dispatch(Connection& c, std::string_view text) {
 // The sink of one request's responder. It finds the connection again by id when the answer
 // comes: by then the client may be gone (the answer is dropped) or the server itself.
 RpcResponder::Sink RpcServer::Impl::MakeSink(uint64_t connection_id, Json id) {
-  return [server = std::weak_ptr<Impl*>(self_), connection_id,
-          id = std::move(id)](RpcReply reply) {
+  return [server = std::weak_ptr<Impl*>(self_), connection_id, id = std::move(id)](RpcReply reply) {
     std::shared_ptr<Impl*> self = server.lock();
     if (!self) return;
     (*self)->Answer(connection_id, id, reply);
@@ -415,9 +412,8 @@ void RpcServer::Impl::Send(Connection& c, const Json& id, const RpcReply& reply)
     PX_LOG(kWarning, "rpc", "connection %d: a reply of %d bytes exceeds the 1 MiB limit", c.id,
            text.size());
     text = Serialize(EncodeReply(
-        id, RpcReply::Error(kInternalError,
-                            absl::StrCat("reply too large: ", text.size(),
-                                         " bytes, the limit is 1 MiB"))));
+        id, RpcReply::Error(kInternalError, absl::StrCat("reply too large: ", text.size(),
+                                                         " bytes, the limit is 1 MiB"))));
   }
   // A newline after each reply lets line-oriented tools (socat, nc) show them one per line;
   // JSON parsers skip it.
@@ -427,8 +423,8 @@ void RpcServer::Impl::Send(Connection& c, const Json& id, const RpcReply& reply)
 
 void RpcServer::Impl::Flush(Connection& c) {
   while (c.pending_output() > 0) {
-    ssize_t n = ::send(c.fd, c.out.data() + c.out_offset, c.pending_output(),
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n =
+        ::send(c.fd, c.out.data() + c.out_offset, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       c.out_offset += static_cast<size_t>(n);
       continue;

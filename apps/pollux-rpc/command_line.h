@@ -10,11 +10,11 @@
 namespace pollux::rpc {
 
 struct CommandLine {
-  std::string socket;        // -s
-  double timeout_s = 60;     // -t; 0 waits forever
-  std::string method;        // empty: list the methods
-  Json params;               // null when none was given, else an object
-  bool help = false;         // -h, --help
+  std::string socket;     // -s
+  double timeout_s = 60;  // -t; 0 waits forever
+  std::string method;     // empty: list the methods
+  Json params;            // null when none was given, else an object
+  bool help = false;      // -h, --help
 };
 
 // The value of `--name VALUE`: JSON when VALUE is a JSON number, boolean, null, array or

@@ -43,15 +43,17 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
 
-  // 0 means no timeout: a deadline far enough away.
-  auto deadline = line->timeout_s > 0
-                      ? RpcClient::Clock::now() + std::chrono::duration_cast<RpcClient::Clock::duration>(
-                                                      std::chrono::duration<double>(line->timeout_s))
-                      : RpcClient::Clock::time_point::max();
+  // 0 (or more than a year, which would overflow the clock) means no timeout.
+  constexpr double kForever = 365.0 * 24 * 3600;
+  RpcClient::Clock::time_point deadline = RpcClient::Clock::time_point::max();
+  if (line->timeout_s > 0 && line->timeout_s < kForever) {
+    deadline = RpcClient::Clock::now() + std::chrono::duration_cast<RpcClient::Clock::duration>(
+                                             std::chrono::duration<double>(line->timeout_s));
+  }
   auto exit_code_of = [&](const absl::Status& status) {
     if (absl::IsDeadlineExceeded(status)) {
-      return Fail(kExitTimeout, absl::StrCat(status.message(), " (timeout ", line->timeout_s,
-                                             " s; see -t)"));
+      return Fail(kExitTimeout,
+                  absl::StrCat(status.message(), " (timeout ", line->timeout_s, " s; see -t)"));
     }
     return Fail(kExitUnreachable, std::string(status.message()));
   };

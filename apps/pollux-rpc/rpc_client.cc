@@ -26,8 +26,7 @@ int MillisecondsUntil(RpcClient::Clock::time_point deadline) {
 
 }  // namespace
 
-absl::StatusOr<RpcClient> RpcClient::Connect(const std::string& path,
-                                             Clock::time_point deadline) {
+absl::StatusOr<RpcClient> RpcClient::Connect(const std::string& path, Clock::time_point deadline) {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
     return absl::InvalidArgumentError(
@@ -37,8 +36,8 @@ absl::StatusOr<RpcClient> RpcClient::Connect(const std::string& path,
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    return absl::UnavailableError(absl::StrCat("cannot connect to ", path, ": socket: ",
-                                               std::strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to ", path, ": socket: ", std::strerror(errno)));
   }
   RpcClient client(fd, path);
   for (;;) {
@@ -164,7 +163,8 @@ absl::StatusOr<RpcReply> RpcClient::Call(std::string_view method, const Json& pa
     // Skip answers to other requests; an error about an unreadable request comes with id null.
     if (reply_id == reply->end() || (*reply_id != id && !reply_id->is_null())) continue;
     if (auto error = reply->find("error"); error != reply->end()) {
-      if (!error->is_object() || !error->contains("code") || !(*error)["code"].is_number_integer()) {
+      if (!error->is_object() || !error->contains("code") ||
+          !(*error)["code"].is_number_integer()) {
         return absl::DataLossError(absl::StrCat("invalid error from ", path_, ": ", error->dump()));
       }
       auto message = error->find("message");

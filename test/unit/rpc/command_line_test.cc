@@ -30,14 +30,13 @@ TEST(ParseParamValue, JsonWhenItIsJsonElseString) {
 }
 
 TEST(ParseCommandLine, MethodAndNamedParams) {
-  absl::StatusOr<CommandLine> line =
-      Parse({"bdev_malloc_create", "--name", "Malloc0", "--num-blocks", "2048", "--block_size=512"});
+  absl::StatusOr<CommandLine> line = Parse(
+      {"bdev_malloc_create", "--name", "Malloc0", "--num-blocks", "2048", "--block_size=512"});
   ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_EQ(line->method, "bdev_malloc_create");
   EXPECT_EQ(line->socket, "/default.sock");
   EXPECT_EQ(line->timeout_s, 60);
-  EXPECT_EQ(line->params,
-            Json::parse(R"({"name":"Malloc0","num_blocks":2048,"block_size":512})"));
+  EXPECT_EQ(line->params, Json::parse(R"({"name":"Malloc0","num_blocks":2048,"block_size":512})"));
 }
 
 TEST(ParseCommandLine, OptionsAndJsonParamsMerge) {

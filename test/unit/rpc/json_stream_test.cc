@@ -53,8 +53,8 @@ TEST(FindJsonValueEnd, StrayStructuralByteIsAOneByteValue) {
 TEST(FindJsonValueEnd, DelimitedValueMayStillBeInvalid) {
   std::optional<size_t> end = FindJsonValueEnd(R"({"a":} {})");
   ASSERT_EQ(end, 6u);
-  EXPECT_TRUE(Json::parse(std::string_view(R"({"a":})").substr(0, *end), nullptr, false)
-                  .is_discarded());
+  EXPECT_TRUE(
+      Json::parse(std::string_view(R"({"a":})").substr(0, *end), nullptr, false).is_discarded());
 }
 
 TEST(RpcReply, FromStatusMapsToSpdkCodes) {

@@ -1,12 +1,12 @@
 // MethodRegistry and RpcResponder: registration, calls, answers now or later, and handlers
 // that misbehave (never answer, answer twice, throw).
+#include "pollux/rpc/method_registry.h"
+
 #include <gtest/gtest.h>
 
 #include <optional>
 #include <stdexcept>
 #include <vector>
-
-#include "pollux/rpc/method_registry.h"
 
 namespace pollux::rpc {
 namespace {

@@ -33,7 +33,8 @@ TEST(ParamReader, OptionalParametersMayBeAbsentOrNull) {
 }
 
 TEST(ParamReader, NullParamsMeanNoParameters) {
-  ParamReader reader(Json(nullptr));
+  Json params;  // null
+  ParamReader reader(params);
   EXPECT_EQ(reader.OptionalString("name"), std::nullopt);
   EXPECT_TRUE(reader.Finish().ok());
 }
@@ -79,7 +80,8 @@ TEST(ParamReader, MissingRequiredParameter) {
   reader.String("name");
   EXPECT_EQ(reader.Finish().message(), "missing parameter \"name\"");
 
-  ParamReader no_params(Json(nullptr));
+  Json null_params;
+  ParamReader no_params(null_params);
   no_params.Uint("num_blocks");
   EXPECT_EQ(no_params.Finish().message(), "missing parameter \"num_blocks\"");
 }

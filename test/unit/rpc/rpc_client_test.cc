@@ -31,8 +31,8 @@ class RpcClientTest : public ::testing::Test {
                     .ok());
     // Keeps the responder: the client waits until its deadline.
     ASSERT_TRUE(methods_
-                    .Register("hang",
-                              [this](const Json&, RpcResponder r) { kept_.push_back(std::move(r)); })
+                    .Register("hang", [this](const Json&,
+                                             RpcResponder r) { kept_.push_back(std::move(r)); })
                     .ok());
     path_ = dir_.Path("rpc.sock");
     absl::StatusOr<std::unique_ptr<RpcServer>> server = RpcServer::Listen(path_, methods_);

@@ -372,8 +372,7 @@ TEST_F(ServerTest, OversizedRequestIsRefusedAndItsConnectionClosed) {
   SendAll(big, request);
   Json reply = Receive(big);
   ExpectError(reply, nullptr, kInvalidRequest);
-  EXPECT_NE(reply["error"]["message"].get<std::string>().find("1 MiB"), std::string::npos)
-      << reply;
+  EXPECT_NE(reply["error"]["message"].get<std::string>().find("1 MiB"), std::string::npos) << reply;
   EXPECT_TRUE(PollUntil([&] { return big.AtEnd(); }));
   EXPECT_TRUE(PollUntil([&] { return server_->connection_count() == 0; }));
 
@@ -456,8 +455,7 @@ TEST_F(ServerTest, SecondListenOnALivePathIsRefused) {
   MethodRegistry other;
   absl::StatusOr<std::unique_ptr<RpcServer>> second = RpcServer::Listen(path_, other);
   ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.status().message(),
-            "RPC socket " + path_ + " is in use by another process");
+  EXPECT_EQ(second.status().message(), "RPC socket " + path_ + " is in use by another process");
   // The first server is unharmed.
   Client client(path_);
   EXPECT_EQ(Call(client, Request(1, "count"))["result"], 1);

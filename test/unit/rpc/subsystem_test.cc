@@ -1,7 +1,7 @@
 // SubsystemRegistry: registration and order.
-#include <gtest/gtest.h>
-
 #include "pollux/rpc/subsystem.h"
+
+#include <gtest/gtest.h>
 
 namespace pollux::rpc {
 namespace {
@@ -36,7 +36,8 @@ TEST(SubsystemRegistry, FindAndDuplicates) {
   EXPECT_EQ(again.message(), "subsystem \"bdev\" is already registered");
   EXPECT_EQ(registry.Register(Make("", 1)).code(), absl::StatusCode::kInvalidArgument);
   // Pointers stay valid as more subsystems register.
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(registry.Register(Make("s" + std::to_string(i), i)).ok());
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(registry.Register(Make("s" + std::to_string(i), i)).ok());
   EXPECT_EQ(registry.Find("bdev"), bdev);
 }
 

@@ -13,10 +13,10 @@ namespace pollux::rpc {
 
 // Reads and parses a config file. Errors name the file and, for syntax errors, the line and
 // column: `etc/x.json:3:17: syntax error: unexpected '}'`. Checks the shape as well (see
-// ValidateConfig).
+// ValidateConfig, against SubsystemRegistry::Global()).
 absl::StatusOr<Json> LoadConfigFile(const std::string& path);
 
-// Parses config text; `source` names it in errors.
+// Parses config text; `source` names it in errors. Syntax only: the shape is ValidateConfig's.
 absl::StatusOr<Json> ParseConfig(std::string_view text, std::string_view source);
 
 // Checks the shape: an object with a "subsystems" array whose entries have a known
@@ -28,7 +28,8 @@ absl::Status ValidateConfig(const Json& config, std::string_view source,
 // Replays a validated config: subsystem by subsystem in subsystem order, each entry as an RPC
 // call, one after the other (a call may answer later). Stops at the first failing call:
 // `etc/x.json: subsystem "bdev", entry 2, method "bdev_malloc_create": <the RPC error>`.
-// Run on the app thread.
+// (The entry counts from 0, as in ValidateConfig's `subsystems[i].config[2]`; the RPC error is
+// `<message> (code N)`.) Validates the shape first. Run on the app thread.
 void ReplayConfig(const Json& config, std::string source, MethodRegistry& methods,
                   SubsystemRegistry& subsystems, StatusCallback done);
 

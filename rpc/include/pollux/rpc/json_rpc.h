@@ -57,6 +57,8 @@ class ParamReader {
  public:
   // `params` may be null (no parameters) or an object; anything else is an error.
   explicit ParamReader(const Json& params);
+  // The reader keeps a reference to `params`: a temporary would dangle.
+  explicit ParamReader(const Json&& params) = delete;
 
   std::string String(std::string_view name);
   std::optional<std::string> OptionalString(std::string_view name);
