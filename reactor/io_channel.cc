@@ -88,22 +88,25 @@ void IoDevice::ChannelDestroyed(IoChannel* channel) {
 
 IoChannel* GetIoChannelOnThread(Thread& thread, IoDevice& device) {
   for (IoChannel* channel : thread.channels_) {
-    if (&channel->device() == &device) {
-      channel->destroy_pending_ = false;  // a deferred destruction may be waiting: cancel it
-      return channel;
-    }
-  }
-  {
-    std::lock_guard lock(device.mutex_);
-    if (!device.registered_ || device.unregistering_) return nullptr;
+    // A channel whose last reference went may still be here, its destruction message queued:
+    // reuse it. The reference the caller takes keeps that message from destroying it.
+    if (&channel->device() == &device) return channel;
   }
   auto* channel = new IoChannel(&device, &thread);
-  // Created outside the device lock: a module's context may take its time (open a ring).
-  channel->context_ = device.CreateChannelContext();
   {
     std::lock_guard lock(device.mutex_);
+    if (!device.registered_ || device.unregistering_) {
+      delete channel;
+      return nullptr;
+    }
+    // Listed before its context exists, in the same critical section as the check: an
+    // UnregisterIoDevice from now on waits for this channel. Listing it only after creating
+    // the context let an unregistration that ran meanwhile complete (and its caller free the
+    // device) while this channel was still being added to it.
     device.channels_.push_back(channel);
   }
+  // Created outside the device lock: a module's context may take its time (open a ring).
+  channel->context_ = device.CreateChannelContext();
   thread.channels_.push_back(channel);
   return channel;
 }
@@ -120,14 +123,18 @@ IoChannelRef GetIoChannel(IoDevice& device) {
 void IoChannel::Put() {
   if (--refs_ > 0) return;
   // Destroy by message rather than now: the caller may be inside the channel's own code, and a
-  // get right after a put (a descriptor reopened) reuses the channel instead.
+  // get right after a put (a descriptor reopened) reuses the channel instead. At most one
+  // message at a time: after put, get, put, a second message would run after the first had
+  // destroyed the channel.
+  if (destroy_pending_) return;
   destroy_pending_ = true;
   while (!thread_->SendMessage(&IoChannel::MaybeDestroy, this)) rte_pause();
 }
 
 void IoChannel::MaybeDestroy(void* arg) {
   auto* channel = static_cast<IoChannel*>(arg);
-  if (channel->destroy_pending_ && channel->refs_ == 0) channel->Destroy();
+  channel->destroy_pending_ = false;
+  if (channel->refs_ == 0) channel->Destroy();
 }
 
 void IoChannel::Destroy() {

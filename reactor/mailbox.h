@@ -21,16 +21,17 @@ class Mailbox {
   Mailbox(const Mailbox&) = delete;
   Mailbox& operator=(const Mailbox&) = delete;
 
-  // Producer side: any thread.
+  // Producer side: any thread. The ring's producers use DPDK's RTS mode (set at init; the
+  // generic enqueue functions follow it), not the classic MP mode: see the constructor.
   bool Send(const Message& message) noexcept {
-    if (rte_ring_mp_enqueue_elem(ring_, const_cast<Message*>(&message), sizeof(Message)) != 0) {
+    if (rte_ring_enqueue_elem(ring_, const_cast<Message*>(&message), sizeof(Message)) != 0) {
       return false;
     }
     WakeIfArmed();
     return true;
   }
   unsigned SendBurst(const Message* messages, unsigned count) noexcept {
-    unsigned sent = rte_ring_mp_enqueue_burst_elem(ring_, messages, sizeof(Message), count, nullptr);
+    unsigned sent = rte_ring_enqueue_burst_elem(ring_, messages, sizeof(Message), count, nullptr);
     if (sent != 0) WakeIfArmed();
     return sent;
   }
@@ -57,6 +58,9 @@ class Mailbox {
     // tail) must be visible before we read `armed_`, or both sides could miss each other and
     // the consumer would sleep on a queued message. x86 reorders a store with a later load,
     // so this needs a full fence; without it a wake-up can be lost.
+    // With RTS producers, a message becomes visible only when the last producer in flight
+    // moves the tail; that producer comes through here after its tail update, so the message
+    // is covered by its check even if its own sender checked before it was visible.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (armed_.load(std::memory_order_relaxed) &&
         armed_.exchange(false, std::memory_order_acq_rel)) {

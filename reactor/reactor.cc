@@ -19,7 +19,7 @@
 
 namespace pollux {
 
-thread_local Reactor* Reactor::current_ = nullptr;
+constinit thread_local Reactor* Reactor::current_ = nullptr;
 
 namespace {
 constexpr unsigned kReactorMessageBurst = 16;
@@ -166,7 +166,10 @@ bool Reactor::TrySleep(uint64_t now) {
 
   // Poll once more after arming: messages and events that raced the arming are found here.
   bool busy = PollOnce(now);
-  if (!busy) {
+  if (busy) {
+    // Work arrived: the spin window starts again, as after any busy iteration.
+    last_busy_tsc_ = rte_rdtsc();
+  } else {
     uint64_t start = rte_rdtsc();
     uint64_t deadline = UINT64_MAX;
     for (Thread* thread : threads_) deadline = std::min(deadline, thread->NextTimerTsc());
@@ -174,9 +177,12 @@ bool Reactor::TrySleep(uint64_t now) {
       struct timespec timeout;
       struct timespec* timeout_ptr = nullptr;
       if (deadline != UINT64_MAX) {
-        uint64_t ns = (deadline - start) * 1000000000ull / ReactorRuntime::Get()->tsc_hz();
-        timeout.tv_sec = static_cast<time_t>(ns / 1000000000ull);
-        timeout.tv_nsec = static_cast<long>(ns % 1000000000ull);
+        // Whole seconds and the remainder apart: ticks * 10^9 overflows 64 bits beyond ~6 s
+        // at 3 GHz, and the wrapped value woke the reactor early, again and again.
+        uint64_t ticks = deadline - start;
+        uint64_t hz = ReactorRuntime::Get()->tsc_hz();
+        timeout.tv_sec = static_cast<time_t>(ticks / hz);
+        timeout.tv_nsec = static_cast<long>((ticks % hz) * 1000000000ull / hz);
         timeout_ptr = &timeout;
       }
       sleeps_.fetch_add(1, std::memory_order_relaxed);
@@ -212,7 +218,7 @@ void Reactor::DisarmPollers() {
     for (Poller* poller : thread->active_pollers_) {
       if (!poller->armed_) continue;
       poller->armed_ = false;
-      if (poller->state_ == Poller::State::kUnregistered) continue;
+      if (poller->state_ == Poller::State::kUnregistered || !poller->options_.disarm) continue;
       Thread* previous = Thread::current_;
       Thread::current_ = thread;
       poller->options_.disarm();

@@ -14,7 +14,7 @@
 
 namespace pollux {
 
-thread_local Thread* Thread::current_ = nullptr;
+constinit thread_local Thread* Thread::current_ = nullptr;
 
 namespace {
 // Messages run per thread per iteration: enough to amortise the ring operation, few enough
@@ -148,11 +148,20 @@ PollResult Thread::Poll(uint64_t now_tsc) noexcept {
 
   // By index: a poller may register another, which appends.
   size_t active = active_pollers_.size();
+  uint64_t runs = 0;
   for (size_t i = 0; i < active; ++i) {
     Poller* poller = active_pollers_[i];
-    if (poller->state_ == Poller::State::kRunning) busy |= static_cast<int>(poller->Run());
+    if (poller->state_ == Poller::State::kRunning) {
+      busy |= static_cast<int>(poller->Run());
+      ++runs;
+    }
   }
-  stats_.poller_runs.Add(active);
+  stats_.poller_runs.Add(runs);
+  // A poller registered by a poller has not run yet: report work so that the reactor polls
+  // again before it considers sleeping. Otherwise an idle parent polled during the reactor's
+  // last look before sleeping would put it to sleep without ever checking the new poller
+  // (which may be one that cannot sleep).
+  if (active_pollers_.size() != active) busy = 1;
 
   while (!timed_pollers_.empty() && timed_pollers_.begin()->first <= now_tsc) {
     auto node = timed_pollers_.extract(timed_pollers_.begin());

@@ -98,7 +98,7 @@ class IoChannel {
   Thread* thread_;
   std::unique_ptr<ChannelContext> context_;
   int refs_ = 0;
-  bool destroy_pending_ = false;
+  bool destroy_pending_ = false;  // a MaybeDestroy message is queued
 };
 
 // A reference to the calling thread's channel of a device; releases it on destruction.

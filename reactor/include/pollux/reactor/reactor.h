@@ -95,7 +95,9 @@ class Reactor {
   void DestroyAllThreads();
   ReactorInfo Info();
 
-  static thread_local Reactor* current_;
+  // constinit: no dynamic initialisation, so no TLS init-wrapper call on every access from
+  // other translation units (GCC's UBSan also mis-checks such accesses as null loads).
+  static constinit thread_local Reactor* current_;
 
   const unsigned index_;
   const unsigned lcore_;

@@ -170,7 +170,9 @@ class Thread {
   void ReapUnregisteredPollers();
   void DestroyRemainingState();
 
-  static thread_local Thread* current_;
+  // constinit: no dynamic initialisation, so no TLS init-wrapper call on every access from
+  // other translation units (GCC's UBSan also mis-checks such accesses as null loads).
+  static constinit thread_local Thread* current_;
 
   const uint64_t id_;
   const std::string name_;

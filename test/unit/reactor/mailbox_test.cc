@@ -1,0 +1,358 @@
+// Messages between threads: the per-Thread MPSC ring (Mailbox) seen through Thread's API.
+// Per-sender order, no loss under many producers (reactor Threads and plain OS threads),
+// bursts, a full ring, and the closure form of SendMessage.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rte_pause.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pollux/reactor/reactor.h"
+#include "pollux/reactor/thread.h"
+#include "reactor_test_env.h"
+
+// Counts allocations made by the calling OS thread, to check that the small closure form of
+// SendMessage travels inline in the ring.
+namespace {
+thread_local uint64_t t_allocations = 0;
+}  // namespace
+
+// The replacement pair is malloc/free on both sides; GCC cannot see that across the two.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t size) {
+  ++t_allocations;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
+
+namespace pollux::testing {
+namespace {
+
+// ---- numbered messages: arg = sender << 40 | sequence ----
+
+constexpr int kSequenceBits = 40;
+
+void* Encode(uint64_t sender, uint64_t seq) {
+  return reinterpret_cast<void*>((sender << kSequenceBits) | seq);
+}
+
+// What the receiving Thread saw. Written only by the receiver (one consumer), read by the test
+// thread after `received` says everything arrived.
+struct Received {
+  explicit Received(size_t senders) : next(senders, 0) {}
+  std::vector<uint64_t> next;  // the sequence number expected next from each sender
+  std::atomic<uint64_t> received{0};
+  std::atomic<uint64_t> out_of_order{0};
+  std::string first_error;
+};
+
+Received* g_received = nullptr;
+
+void OnNumbered(void* arg) {
+  auto value = reinterpret_cast<uint64_t>(arg);
+  uint64_t sender = value >> kSequenceBits;
+  uint64_t seq = value & ((uint64_t{1} << kSequenceBits) - 1);
+  Received& r = *g_received;
+  if (sender >= r.next.size() || seq != r.next[sender]) {
+    if (r.out_of_order.fetch_add(1, std::memory_order_relaxed) == 0) {
+      r.first_error = "sender " + std::to_string(sender) + ": got " + std::to_string(seq) +
+                      ", expected " +
+                      (sender < r.next.size() ? std::to_string(r.next[sender]) : "no sender");
+    }
+    if (sender < r.next.size()) r.next[sender] = seq + 1;
+  } else {
+    ++r.next[sender];
+  }
+  r.received.fetch_add(1, std::memory_order_release);
+}
+
+// A sender running on a reactor Thread: an active poller that sends up to `per_poll` messages
+// per call, stops at the first full ring (the receiver may share its reactor, so it must not
+// spin), and unregisters itself when done.
+struct PollerSender {
+  Poller* self = nullptr;
+  uint64_t id;
+  uint64_t count;
+  uint64_t seq = 0;
+  uint64_t full = 0;  // times the ring was full
+  bool burst;
+};
+
+void StartPollerSender(Thread* on, Thread* to, std::shared_ptr<PollerSender> sender) {
+  RunOn(on, [on, to, sender] {
+    sender->self = on->RegisterPoller("sender", [to, sender] {
+      unsigned sent = 0;
+      if (sender->burst) {
+        Message batch[24];
+        unsigned n = 0;
+        while (n < 24 && sender->seq + n < sender->count) {
+          batch[n] = Message{&OnNumbered, Encode(sender->id, sender->seq + n)};
+          ++n;
+        }
+        sent = to->SendMessages(batch, n);
+        sender->seq += sent;
+        if (sent < n) ++sender->full;
+      } else {
+        while (sent < 64 && sender->seq < sender->count) {
+          if (!to->SendMessage(&OnNumbered, Encode(sender->id, sender->seq))) {
+            ++sender->full;
+            break;
+          }
+          ++sender->seq;
+          ++sent;
+        }
+      }
+      if (sender->seq == sender->count) sender->self->Unregister();
+      return sent != 0 ? PollResult::kBusy : PollResult::kIdle;
+    });
+  });
+}
+
+// A sender on a plain OS thread: retries while the ring is full, sleeping in between. Only
+// yielding would be much slower: the receiver may be waiting for a sender that was preempted
+// in the middle of its enqueue (its slot not yet published), and with every OS sender
+// spinning on yield() that sender waits long for a core.
+void OsSender(Thread* to, uint64_t id, uint64_t count, bool burst, std::atomic<uint64_t>* full) {
+  uint64_t seq = 0;
+  uint64_t local_full = 0;
+  while (seq < count) {
+    bool ok;
+    if (burst) {
+      Message batch[16];
+      unsigned n = 0;
+      while (n < 16 && seq + n < count) {
+        batch[n] = Message{&OnNumbered, Encode(id, seq + n)};
+        ++n;
+      }
+      unsigned sent = to->SendMessages(batch, n);
+      seq += sent;
+      ok = sent == n;
+    } else {
+      ok = to->SendMessage(&OnNumbered, Encode(id, seq));
+      if (ok) ++seq;
+    }
+    if (!ok) {
+      ++local_full;
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+  full->fetch_add(local_full);
+}
+
+class MailboxTest : public ReactorTest, public ::testing::WithParamInterface<ReactorMode> {
+ protected:
+  ReactorRuntimeOptions RuntimeOptions() const override {
+    ReactorRuntimeOptions options;
+    options.mode = GetParam();
+    options.spin_window = std::chrono::microseconds(20);
+    return options;
+  }
+  void TearDown() override {
+    // After the runtime: stopping it runs the messages still queued.
+    ReactorTest::TearDown();
+    g_received = nullptr;
+    received_.reset();
+  }
+
+  // Runs `os_senders` OS threads and a poller sender on each of `reactor_senders` Threads
+  // (spread over both reactors), each sending `per_sender` numbered messages to one receiver,
+  // and checks that every message arrived, each sender's in order.
+  void RunSenders(int os_senders, uint64_t os_per_sender, int reactor_senders,
+                  uint64_t reactor_per_sender, uint32_t receiver_ring, bool burst) {
+    Thread* receiver = CreateThread("receiver", 0, receiver_ring);
+    received_ = std::make_unique<Received>(os_senders + reactor_senders);
+    Received& received = *received_;
+    g_received = &received;
+    uint64_t total = os_senders * os_per_sender + reactor_senders * reactor_per_sender;
+
+    std::vector<Thread*> sender_threads;
+    std::vector<std::shared_ptr<PollerSender>> poller_senders;
+    for (int i = 0; i < reactor_senders; ++i) {
+      Thread* t = CreateThread("sender" + std::to_string(i), i % 2);
+      sender_threads.push_back(t);
+      auto s = std::make_shared<PollerSender>();
+      s->id = os_senders + i;
+      s->count = reactor_per_sender;
+      s->burst = burst;
+      poller_senders.push_back(s);
+      StartPollerSender(t, receiver, s);
+    }
+    std::atomic<uint64_t> os_full{0};
+    std::vector<std::thread> os_threads;
+    for (int i = 0; i < os_senders; ++i) {
+      os_threads.emplace_back(OsSender, receiver, i, os_per_sender, burst, &os_full);
+    }
+    for (auto& t : os_threads) t.join();
+
+    bool all = WaitUntil([&] { return received.received.load(std::memory_order_acquire) == total; },
+                         std::chrono::seconds(60));
+    EXPECT_TRUE(all) << "received " << received.received.load() << " of " << total;
+    uint64_t reactor_full = 0;
+    for (size_t i = 0; i < sender_threads.size(); ++i) {
+      // Read the poller sender's counters on its own thread.
+      reactor_full += CallOn(sender_threads[i], [&] { return poller_senders[i]->full; });
+    }
+    EXPECT_EQ(received.out_of_order.load(), 0u) << received.first_error;
+    if (all) {
+      for (size_t s = 0; s < received.next.size(); ++s) {
+        uint64_t expected = static_cast<int>(s) < os_senders ? os_per_sender : reactor_per_sender;
+        EXPECT_EQ(received.next[s], expected) << "sender " << s;
+      }
+    }
+    RecordProperty("ring_full_os", std::to_string(os_full.load()));
+    RecordProperty("ring_full_reactor", std::to_string(reactor_full));
+    for (Thread* t : sender_threads) ExitThread(t);
+    ExitThread(receiver);
+    EXPECT_EQ(received.received.load(), total) << "messages ran after the check";
+  }
+
+  std::unique_ptr<Received> received_;
+};
+
+// Several senders, reactor and OS, each numbering its messages into a small ring so that the
+// ring is often full: each sender's sequence arrives in order, none is lost.
+TEST_P(MailboxTest, PerSenderOrderThroughAFullRing) {
+  RunSenders(/*os_senders=*/3, /*os_per_sender=*/100'000, /*reactor_senders=*/3,
+             /*reactor_per_sender=*/100'000, /*receiver_ring=*/256, /*burst=*/false);
+}
+
+// The same with SendMessages bursts, which may be accepted in part.
+TEST_P(MailboxTest, PerSenderOrderWithBursts) {
+  RunSenders(3, 100'000, 3, 100'000, 256, /*burst=*/true);
+}
+
+// Millions of messages from 4 OS threads and 2 reactor Threads into the default-size ring.
+TEST_P(MailboxTest, NoLossUnderManyProducers) {
+  RunSenders(4, 500'000, 2, 500'000, 65536, /*burst=*/false);
+}
+INSTANTIATE_TEST_SUITE_P(Modes, MailboxTest,
+                         ::testing::Values(ReactorMode::kPoll, ReactorMode::kInterrupt),
+                         [](const auto& info) { return std::string(ReactorModeName(info.param)); });
+
+class MailboxClosureTest : public ReactorTest {};
+
+// A full ring refuses a message and queues nothing; a refused boxed closure is freed.
+TEST_F(MailboxClosureTest, FullRingRefusesAndQueuesNothing) {
+  Thread* receiver = CreateThread("receiver", 0, /*ring_size=*/64);
+  // Hold the receiver's reactor inside a message so that nothing drains the ring.
+  std::atomic<bool> inside{false}, release{false};
+  ASSERT_TRUE(receiver->SendMessage([&inside, &release] {
+    inside = true;
+    while (!release.load()) rte_pause();
+  }));
+  ASSERT_TRUE(WaitUntil([&] { return inside.load(); }));
+
+  std::atomic<int> ran{0};
+  int accepted = 0;
+  while (receiver->SendMessage([&ran] { ran.fetch_add(1); })) ++accepted;
+  EXPECT_EQ(accepted, 63);  // a 64-entry ring holds 63
+  Message one{[](void*) {}, nullptr};
+  EXPECT_FALSE(receiver->SendMessage(one.fn, one.arg));
+  EXPECT_EQ(receiver->SendMessages(&one, 1), 0u);
+
+  auto token = std::make_shared<int>(7);
+  std::string big(100, 'x');
+  EXPECT_FALSE(receiver->SendMessage([token, big] { (void)*token; }));
+  EXPECT_EQ(token.use_count(), 1) << "a refused boxed closure was not freed";
+
+  release = true;
+  ASSERT_TRUE(WaitUntil([&] { return ran.load() == accepted; }));
+  RunOn(receiver, [] {});
+  EXPECT_EQ(ran.load(), accepted);
+  ExitThread(receiver);
+}
+
+// A trivially copyable pointer-sized closure travels inline: sending allocates nothing.
+TEST_F(MailboxClosureTest, SmallClosureIsInline) {
+  Thread* receiver = CreateThread("receiver");
+  std::atomic<int> ran{0};
+  std::atomic<int>* counter = &ran;
+  uint64_t before = t_allocations;
+  for (int i = 0; i < 1000; ++i) {
+    while (!receiver->SendMessage([counter] { counter->fetch_add(1); })) rte_pause();
+  }
+  uint64_t allocations = t_allocations - before;
+  EXPECT_EQ(allocations, 0u);
+  EXPECT_TRUE(WaitUntil([&] { return ran.load() == 1000; }));
+  ExitThread(receiver);
+}
+
+// A larger closure is boxed; the box is freed once it ran (no leak, also under ASan).
+TEST_F(MailboxClosureTest, LargeClosureIsBoxedAndFreed) {
+  Thread* receiver = CreateThread("receiver");
+  auto token = std::make_shared<int>(0);
+  std::atomic<int> ran{0};
+  std::string payload(64, 'p');
+  uint64_t before = t_allocations;
+  for (int i = 0; i < 1000; ++i) {
+    while (!receiver->SendMessage([token, payload, &ran] {
+      EXPECT_EQ(payload.size(), 64u);
+      EXPECT_EQ(Thread::Current()->name(), "receiver");
+      ran.fetch_add(1);
+    })) {
+      rte_pause();
+    }
+  }
+  EXPECT_GE(t_allocations - before, 1000u) << "large closures are expected to be boxed";
+  EXPECT_TRUE(WaitUntil([&] { return ran.load() == 1000; }));
+  EXPECT_TRUE(WaitUntil([&] { return token.use_count() == 1; }))
+      << "boxed closures were not destroyed: " << token.use_count() - 1 << " left";
+  ExitThread(receiver);
+}
+
+// A move-only closure (a unique_ptr) works and is destroyed after it ran.
+TEST_F(MailboxClosureTest, MoveOnlyClosure) {
+  Thread* receiver = CreateThread("receiver");
+  std::atomic<int> value{0};
+  auto owned = std::make_unique<int>(42);
+  ASSERT_TRUE(receiver->SendMessage([owned = std::move(owned), &value] { value = *owned; }));
+  EXPECT_TRUE(WaitUntil([&] { return value.load() == 42; }));
+  ExitThread(receiver);
+}
+
+// Messages from one Thread to another and back: a message may send messages.
+TEST_F(MailboxClosureTest, MessagesSendMessages) {
+  Thread* a = CreateThread("a", 0);
+  Thread* b = CreateThread("b", 1);
+  constexpr int kRounds = 10000;
+  struct PingPong {
+    Thread* a;
+    Thread* b;
+    int count = 0;  // touched by one side at a time, handed over by the messages
+    std::atomic<bool> done{false};
+  } pp{a, b};
+  struct Hop {
+    static void ToB(void* arg) {
+      auto* p = static_cast<PingPong*>(arg);
+      EXPECT_EQ(Thread::Current(), p->b);
+      while (!p->a->SendMessage(&Hop::ToA, p)) rte_pause();
+    }
+    static void ToA(void* arg) {
+      auto* p = static_cast<PingPong*>(arg);
+      EXPECT_EQ(Thread::Current(), p->a);
+      if (++p->count == kRounds) {
+        p->done = true;
+        return;
+      }
+      while (!p->b->SendMessage(&Hop::ToB, p)) rte_pause();
+    }
+  };
+  ASSERT_TRUE(b->SendMessage(&Hop::ToB, &pp));
+  EXPECT_TRUE(WaitUntil([&] { return pp.done.load(); }));
+  EXPECT_EQ(pp.count, kRounds);
+  ExitThread(a);
+  ExitThread(b);
+}
+
+}  // namespace
+}  // namespace pollux::testing
