@@ -40,18 +40,12 @@ namespace {
 
 // Runs `done` on thread `thread_id`, or drops it if that thread is gone.
 void SendToThread(uint64_t thread_id, absl::AnyInvocable<void()> done) {
-  ThreadRegistry::Get().WithThread(thread_id, [&](Thread* thread) {
-    if (thread == nullptr) return;
-    auto* boxed = new absl::AnyInvocable<void()>(std::move(done));
-    while (!thread->SendMessage(
-        [](void* arg) {
-          std::unique_ptr<absl::AnyInvocable<void()>> fn(static_cast<absl::AnyInvocable<void()>*>(arg));
-          (*fn)();
-        },
-        boxed)) {
-      rte_pause();
-    }
-  });
+  auto* boxed = new absl::AnyInvocable<void()>(std::move(done));
+  auto run = [](void* arg) {
+    std::unique_ptr<absl::AnyInvocable<void()>> fn(static_cast<absl::AnyInvocable<void()>*>(arg));
+    (*fn)();
+  };
+  if (!ThreadRegistry::Get().SendToLiveThread(thread_id, run, boxed)) delete boxed;
 }
 
 }  // namespace
@@ -121,20 +115,18 @@ IoChannelRef GetIoChannel(IoDevice& device) {
 }
 
 void IoChannel::Put() {
-  if (--refs_ > 0) return;
-  // Destroy by message rather than now: the caller may be inside the channel's own code, and a
-  // get right after a put (a descriptor reopened) reuses the channel instead. At most one
-  // message at a time: after put, get, put, a second message would run after the first had
-  // destroyed the channel.
-  if (destroy_pending_) return;
+  if (--refs_ > 0 || destroy_pending_) return;
+  // Destroy later, at the end of the thread's poll, rather than now: the caller may be inside
+  // the channel's own code, and a get right after a put (a descriptor reopened) reuses the
+  // channel instead. A list on the thread, not a message: a message to itself could find the
+  // thread's ring full, and spinning there would never drain it.
   destroy_pending_ = true;
-  while (!thread_->SendMessage(&IoChannel::MaybeDestroy, this)) rte_pause();
+  thread_->channels_to_reap_.push_back(this);
 }
 
-void IoChannel::MaybeDestroy(void* arg) {
-  auto* channel = static_cast<IoChannel*>(arg);
-  channel->destroy_pending_ = false;
-  if (channel->refs_ == 0) channel->Destroy();
+void IoChannel::Reap() {
+  destroy_pending_ = false;
+  if (refs_ == 0) Destroy();
 }
 
 void IoChannel::Destroy() {
@@ -180,12 +172,7 @@ void ChannelWalkStep(void* arg);
 void ChannelWalkHop(ChannelWalk* walk) {
   while (walk->next < walk->thread_ids.size()) {
     uint64_t id = walk->thread_ids[walk->next++];
-    bool sent = ThreadRegistry::Get().WithThread(id, [&](Thread* t) {
-      if (t == nullptr) return false;
-      while (!t->SendMessage(&ChannelWalkStep, walk)) rte_pause();
-      return true;
-    });
-    if (sent) return;
+    if (ThreadRegistry::Get().SendToLiveThread(id, &ChannelWalkStep, walk)) return;
   }
   std::unique_ptr<ChannelWalk> owned(walk);
   auto done = std::move(walk->done);

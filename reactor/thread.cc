@@ -182,6 +182,7 @@ PollResult Thread::Poll(uint64_t now_tsc) noexcept {
 
   if (pollers_changed_) ReapUnregisteredPollers();
   if (!removed_fd_handlers_.empty()) removed_fd_handlers_.clear();
+  if (!channels_to_reap_.empty()) ReapChannels();
   current_ = previous;
   return busy ? PollResult::kBusy : PollResult::kIdle;
 }
@@ -202,6 +203,13 @@ void Thread::ReapUnregisteredPollers() {
     delete poller;
   }
   unregistered_pollers_.clear();
+}
+
+void Thread::ReapChannels() {
+  // Swap first: destroying a channel may release another (a context holding a channel).
+  std::vector<IoChannel*> channels;
+  channels.swap(channels_to_reap_);
+  for (IoChannel* channel : channels) channel->Reap();
 }
 
 uint64_t Thread::NextTimerTsc() const {
@@ -231,6 +239,7 @@ void Thread::DestroyRemainingState() {
   ReapUnregisteredPollers();
   while (!fd_handlers_.empty()) RemoveFdHandler(fd_handlers_.back()->fd);
   removed_fd_handlers_.clear();
+  channels_to_reap_.clear();
   while (!channels_.empty()) {
     IoChannel* channel = channels_.back();
     PX_LOG(kWarning, "reactor", "thread \"%s\" destroyed holding a channel of \"%s\"", name_,
@@ -265,35 +274,25 @@ struct ThreadWalk {
   absl::AnyInvocable<void()> done;
 };
 
-void SendOrSpin(Thread* thread, MessageFn fn, void* arg) {
-  while (!thread->SendMessage(fn, arg)) rte_pause();
-}
-
 void ThreadWalkStep(void* arg) {
   auto* walk = static_cast<ThreadWalk*>(arg);
   if (Thread* here = Thread::Current(); here != nullptr && walk->next > 0 &&
                                         walk->ids[walk->next - 1] == here->id()) {
     walk->fn(*here);
   }
-  // Hop to the next live thread, or home. Lookup and send under the registry lock so the
-  // target cannot be destroyed in between.
+  // Hop to the next live thread, or home.
   while (walk->next < walk->ids.size()) {
-    uint64_t id = walk->ids[walk->next++];
-    bool sent = ThreadRegistry::Get().WithThread(id, [&](Thread* t) {
-      if (t == nullptr) return false;
-      SendOrSpin(t, &ThreadWalkStep, walk);
-      return true;
-    });
-    if (sent) return;
+    if (ThreadRegistry::Get().SendToLiveThread(walk->ids[walk->next++], &ThreadWalkStep, walk)) {
+      return;
+    }
   }
-  bool home = ThreadRegistry::Get().WithThread(walk->origin_id, [&](Thread* t) {
-    if (t == nullptr) return false;
-    SendOrSpin(t, [](void* a) {
-      std::unique_ptr<ThreadWalk> w(static_cast<ThreadWalk*>(a));
-      w->done();
-    }, walk);
-    return true;
-  });
+  bool home = ThreadRegistry::Get().SendToLiveThread(
+      walk->origin_id,
+      [](void* a) {
+        std::unique_ptr<ThreadWalk> w(static_cast<ThreadWalk*>(a));
+        w->done();
+      },
+      walk);
   if (!home) delete walk;  // the caller exited meanwhile: nobody to tell
 }
 

@@ -1,5 +1,7 @@
 #include "thread_registry.h"
 
+#include <sched.h>
+
 #include "pollux/reactor/thread.h"
 
 namespace pollux {
@@ -17,6 +19,18 @@ uint64_t ThreadRegistry::NextId() {
 void ThreadRegistry::Add(Thread* thread) {
   std::lock_guard lock(mutex_);
   threads_[thread->id()] = thread;
+}
+
+bool ThreadRegistry::SendToLiveThread(uint64_t id, MessageFn fn, void* arg) {
+  while (true) {
+    {
+      std::lock_guard lock(mutex_);
+      auto it = threads_.find(id);
+      if (it == threads_.end()) return false;
+      if (it->second->SendMessage(fn, arg)) return true;
+    }
+    sched_yield();
+  }
 }
 
 std::vector<uint64_t> ThreadRegistry::Ids() {

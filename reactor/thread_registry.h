@@ -7,9 +7,9 @@
 #include <mutex>
 #include <vector>
 
-namespace pollux {
+#include "pollux/reactor/thread.h"
 
-class Thread;
+namespace pollux {
 
 class ThreadRegistry {
  public:
@@ -36,6 +36,12 @@ class ThreadRegistry {
     return fn(it == threads_.end() ? nullptr : it->second);
   }
   std::vector<uint64_t> Ids();
+
+  // Queues fn(arg) on thread `id` if it is alive. The lookup and the enqueue happen under the
+  // registry lock (so the thread cannot be destroyed in between); a full ring is retried with
+  // the lock released, so that its reactor can drain it and reap exited threads meanwhile.
+  // Returns false when the thread is gone. Control paths only.
+  bool SendToLiveThread(uint64_t id, MessageFn fn, void* arg);
 
  private:
   std::mutex mutex_;

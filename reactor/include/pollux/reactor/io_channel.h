@@ -91,14 +91,15 @@ class IoChannel {
   IoChannel(IoDevice* device, Thread* thread) : device_(device), thread_(thread) {}
   void Get() { ++refs_; }
   void Put();
-  static void MaybeDestroy(void* channel);
+  // At the end of the thread's poll: destroys the channel unless it was taken again.
+  void Reap();
   void Destroy();
 
   IoDevice* device_;
   Thread* thread_;
   std::unique_ptr<ChannelContext> context_;
   int refs_ = 0;
-  bool destroy_pending_ = false;  // a MaybeDestroy message is queued
+  bool destroy_pending_ = false;  // listed in the thread's channels_to_reap_
 };
 
 // A reference to the calling thread's channel of a device; releases it on destruction.

@@ -168,6 +168,7 @@ class Thread {
   bool CanBeDestroyed() const;
   void ScheduleTimed(Poller* poller, uint64_t now_tsc);
   void ReapUnregisteredPollers();
+  void ReapChannels();
   void DestroyRemainingState();
 
   // constinit: no dynamic initialisation, so no TLS init-wrapper call on every access from
@@ -187,6 +188,7 @@ class Thread {
   std::vector<std::unique_ptr<FdHandler>> fd_handlers_;
   std::vector<std::unique_ptr<FdHandler>> removed_fd_handlers_;  // freed after dispatch
   std::vector<IoChannel*> channels_;
+  std::vector<IoChannel*> channels_to_reap_;  // last reference gone; destroyed after the poll
 
   bool exiting_ = false;
   Counters stats_;
