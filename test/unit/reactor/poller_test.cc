@@ -97,15 +97,16 @@ TEST_P(PollerTest, TimedPollerRunsOncePerPeriod) {
   options.period = std::chrono::milliseconds(1);
   auto start = std::chrono::steady_clock::now();
   Poller* poller = RegisterCounting(thread, "timed", counting, std::move(options));
-  std::this_thread::sleep_for(milliseconds(200));
+  // It keeps firing (however loaded the machine: no lower bound on the rate is checked)...
+  EXPECT_TRUE(WaitUntil([&] { return counting->runs.load() >= 20; }));
   RunOn(thread, [poller] { poller->Pause(); });
   auto elapsed = std::chrono::steady_clock::now() - start;
   uint64_t runs = counting->runs.load();
   EXPECT_GE(runs, 20u);
+  // ...but never more often than once per period, which holds on any machine.
   // The next run is scheduled a full period after the previous one (slack for the TSC
   // calibration against the steady clock).
   EXPECT_LE(runs, static_cast<uint64_t>(elapsed / milliseconds(1) * 1.05) + 2);
-  EXPECT_LE(runs, 400u);
   EXPECT_TRUE(CallOn(thread, [poller] { return poller->is_timed(); }));
   EXPECT_EQ(CallOn(thread, [thread] { return thread->Stats().timed_poller_runs; }), runs);
   RunOn(thread, [poller] { poller->Unregister(); });
