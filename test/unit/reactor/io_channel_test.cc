@@ -74,14 +74,8 @@ class TestDevice : public IoDevice {
   ContextLog* log_;
 };
 
-class IoChannelTest : public ReactorTest, public ::testing::WithParamInterface<ReactorMode> {
+class IoChannelTest : public ModeTest {
  protected:
-  ReactorRuntimeOptions RuntimeOptions() const override {
-    ReactorRuntimeOptions options;
-    options.mode = GetParam();
-    options.spin_window = std::chrono::microseconds(10);
-    return options;
-  }
   void SetUp() override {
     ReactorTest::SetUp();
     device_.RegisterIoDevice();

@@ -149,14 +149,9 @@ void OsSender(Thread* to, uint64_t id, uint64_t count, bool burst, std::atomic<u
   full->fetch_add(local_full);
 }
 
-class MailboxTest : public ReactorTest, public ::testing::WithParamInterface<ReactorMode> {
+class MailboxTest : public ModeTest {
  protected:
-  ReactorRuntimeOptions RuntimeOptions() const override {
-    ReactorRuntimeOptions options;
-    options.mode = GetParam();
-    options.spin_window = std::chrono::microseconds(20);
-    return options;
-  }
+  MailboxTest() { spin_window_ = std::chrono::microseconds(20); }
   void TearDown() override {
     // After the runtime: stopping it runs the messages still queued.
     ReactorTest::TearDown();

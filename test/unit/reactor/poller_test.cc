@@ -19,15 +19,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-class PollerTest : public ReactorTest, public ::testing::WithParamInterface<ReactorMode> {
- protected:
-  ReactorRuntimeOptions RuntimeOptions() const override {
-    ReactorRuntimeOptions options;
-    options.mode = GetParam();
-    options.spin_window = std::chrono::microseconds(10);
-    return options;
-  }
-};
+using PollerTest = ModeTest;
 
 // A poller that counts its runs. Idle unless told otherwise; `woken_by_messages` so that in
 // interrupt mode it does not hold the reactor awake (the tests drive it with messages).

@@ -76,4 +76,17 @@ class ReactorTest : public ::testing::Test {
   std::unique_ptr<ReactorRuntime> runtime_;
 };
 
+// A ReactorTest run once per mode (poll, interrupt) with a short spin window, so that the
+// interrupt-mode run really sleeps between steps.
+class ModeTest : public ReactorTest, public ::testing::WithParamInterface<ReactorMode> {
+ protected:
+  ReactorRuntimeOptions RuntimeOptions() const override {
+    ReactorRuntimeOptions options;
+    options.mode = GetParam();
+    options.spin_window = spin_window_;
+    return options;
+  }
+  std::chrono::microseconds spin_window_{10};
+};
+
 }  // namespace pollux::testing

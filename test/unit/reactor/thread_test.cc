@@ -21,15 +21,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
 
-class ThreadTest : public ReactorTest, public ::testing::WithParamInterface<ReactorMode> {
- protected:
-  ReactorRuntimeOptions RuntimeOptions() const override {
-    ReactorRuntimeOptions options;
-    options.mode = GetParam();
-    options.spin_window = std::chrono::microseconds(10);
-    return options;
-  }
-};
+using ThreadTest = ModeTest;
 
 TEST_P(ThreadTest, CreateSpreadsThreadsOverReactors) {
   std::vector<Thread*> threads;
