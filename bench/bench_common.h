@@ -9,12 +9,12 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <iterator>
-#include <chrono>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -103,8 +103,8 @@ struct Row {
 inline void PrintTable(std::string_view title, std::string_view peer_name,
                        const std::vector<Row>& rows) {
   std::printf("\n%s\n", std::string(title).c_str());
-  std::string header = absl::StrFormat("  %-44s %14s %14s %8s  %s", "", "pollux", peer_name,
-                                       "ratio", "goal");
+  std::string header =
+      absl::StrFormat("  %-44s %14s %14s %8s  %s", "", "pollux", peer_name, "ratio", "goal");
   std::printf("%s\n", header.c_str());
   for (const Row& row : rows) {
     std::string line = absl::StrFormat("  %-44s %14s %14s %8.2f  %s", row.what, row.pollux,
@@ -134,8 +134,8 @@ class ContentionMeter {
   };
   Result Measure() const {
     Ticks now = Sample();
-    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time_)
-                      .count();
+    double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time_).count();
     double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
     Result r;
     double busy = static_cast<double>(now.busy - start_.busy);
@@ -147,16 +147,16 @@ class ContentionMeter {
 
   // One line for the report, with a warning when the figures are likely disturbed.
   std::string Describe() const {
-    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time_)
-                      .count();
+    double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time_).count();
     // /proc/stat counts in clock ticks (10 ms): shorter windows say nothing.
     if (wall < 0.5) return "contention not measured (window under 0.5 s)";
     Result r = Measure();
-    return absl::StrFormat("other processes used %.0f%% of a core on the measured cores, "
-                           "steal %.0f%%%s",
-                           r.others_pct, r.steal_pct,
-                           r.others_pct + r.steal_pct > 10 ? " -- CONTENDED: rerun on a quiet machine"
-                                                           : "");
+    return absl::StrFormat(
+        "other processes used %.0f%% of a core on the measured cores, "
+        "steal %.0f%%%s",
+        r.others_pct, r.steal_pct,
+        r.others_pct + r.steal_pct > 10 ? " -- CONTENDED: rerun on a quiet machine" : "");
   }
 
  private:

@@ -115,10 +115,12 @@ for mode in $modes; do
   fi
   sleep "$settle"
 
-  before=$(ticks /proc/"$pid"/stat)
-  ns_before=$(run_ns "$pid")
+  # The same reads in the same order on both sides of the window: in poll mode the reactors
+  # occupy every core and each fork here takes milliseconds, so asymmetric reads would skew it.
   threads_before=$(thread_table "$pid")
   t0=$(date +%s.%N)
+  before=$(ticks /proc/"$pid"/stat)
+  ns_before=$(run_ns "$pid")
   sleep "$duration"
   t1=$(date +%s.%N)
   after=$(ticks /proc/"$pid"/stat)

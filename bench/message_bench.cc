@@ -37,9 +37,9 @@
 namespace pollux::bench {
 namespace {
 
-constexpr unsigned kBurst = 32;          // the reactor drains 32 messages per thread per pass
-constexpr uint32_t kRingSize = 65536;    // a Thread's default ring (ThreadOptions::ring_size)
-constexpr uint64_t kPingWarmup = 1000;   // round trips discarded before sampling
+constexpr unsigned kBurst = 32;         // the reactor drains 32 messages per thread per pass
+constexpr uint32_t kRingSize = 65536;   // a Thread's default ring (ThreadOptions::ring_size)
+constexpr uint64_t kPingWarmup = 1000;  // round trips discarded before sampling
 // Bursts move messages ~10x faster: send more of them so that each measurement lasts long
 // enough for the contention meter (clock ticks of 10 ms) to judge it.
 constexpr uint64_t kBurstMessageFactor = 8;
@@ -168,10 +168,10 @@ void RunOnLcores(const EalSession& eal, const Options& o, lcore_function_t* prod
 // ---- raw rte_ring throughput ----
 
 enum class RawVariant {
-  kSingleSingle,     // rte_ring_mp_enqueue_elem / rte_ring_sc_dequeue_elem
-  kSingleBurst,      // single enqueue / dequeue bursts of 32 (what a reactor does)
-  kBurstBurst,       // bursts of 32 both sides
-  kSingleFenceBurst, // diagnostic: single enqueue + Mailbox::WakeIfArmed's fence and load
+  kSingleSingle,      // rte_ring_mp_enqueue_elem / rte_ring_sc_dequeue_elem
+  kSingleBurst,       // single enqueue / dequeue bursts of 32 (what a reactor does)
+  kBurstBurst,        // bursts of 32 both sides
+  kSingleFenceBurst,  // diagnostic: single enqueue + Mailbox::WakeIfArmed's fence and load
   // Diagnostics with the producer mode Mailbox uses (RTS: relaxed tail sync), generic enqueue.
   kRtsSingleBurst,
   kRtsSingleFenceBurst,  // Mailbox::Send's producer path exactly, without the reactor loop
@@ -247,7 +247,8 @@ int RawConsumer(void* arg) {
   } else {
     Message burst[kBurst];
     while (t.received < t.count) {
-      unsigned n = rte_ring_sc_dequeue_burst_elem(job->ring, burst, sizeof(Message), kBurst, nullptr);
+      unsigned n =
+          rte_ring_sc_dequeue_burst_elem(job->ring, burst, sizeof(Message), kBurst, nullptr);
       for (unsigned i = 0; i < n; ++i) burst[i].fn(burst[i].arg);
     }
   }
@@ -416,9 +417,9 @@ std::vector<uint64_t> RunPolluxPingPong(const Options& o, Thread* pinger, Thread
 
 // One measurement and how much CPU other processes took from the two cores meanwhile.
 struct Measured {
-  double rate = 0;                // messages/s (throughput measurements)
-  std::vector<uint64_t> tsc;      // round trips (latency measurements)
-  double others_pct = 0;          // others + steal, % of one core
+  double rate = 0;            // messages/s (throughput measurements)
+  std::vector<uint64_t> tsc;  // round trips (latency measurements)
+  double others_pct = 0;      // others + steal, % of one core
 };
 
 // Every measurement of a run, by case name, one entry per round.
@@ -429,10 +430,10 @@ struct Figures {
 
 // The measurement names, for --only and the per-round listing.
 constexpr const char* kCases[] = {
-    "raw_single_single",     "raw_single_burst", "raw_burst_burst",
+    "raw_single_single",      "raw_single_burst",     "raw_burst_burst",
     "raw_single_fence_burst", "raw_rts_single_burst", "raw_rts_single_fence_burst",
-    "raw_sp_single_burst",   "raw_pingpong",     "pollux_single",
-    "pollux_burst",          "pollux_pingpong"};
+    "raw_sp_single_burst",    "raw_pingpong",         "pollux_single",
+    "pollux_burst",           "pollux_pingpong"};
 
 bool Wanted(const Options& o, std::string_view name) {
   bool diagnostic = name.find("fence") != std::string_view::npos ||
@@ -560,16 +561,16 @@ void Report(const Options& o, const Figures& f) {
   };
   if (o.diagnose) {
     // Where SendMessage's cost goes: producer mode (RTS), fence, then the reactor loop.
-    pairs.push_back({"(raw MP+fence vs raw MP; burst deq)", "raw_single_fence_burst",
-                     "raw_single_burst", 0});
-    pairs.push_back({"(raw RTS vs raw MP; burst deq)", "raw_rts_single_burst",
-                     "raw_single_burst", 0});
+    pairs.push_back(
+        {"(raw MP+fence vs raw MP; burst deq)", "raw_single_fence_burst", "raw_single_burst", 0});
+    pairs.push_back(
+        {"(raw RTS vs raw MP; burst deq)", "raw_rts_single_burst", "raw_single_burst", 0});
     pairs.push_back({"(raw RTS+fence vs raw RTS; burst deq)", "raw_rts_single_fence_burst",
                      "raw_rts_single_burst", 0});
     pairs.push_back({"SendMessage vs raw RTS+fence (= its ring ops)", "pollux_single",
                      "raw_rts_single_fence_burst", 0});
-    pairs.push_back({"(raw SP vs raw MP; burst deq)", "raw_sp_single_burst", "raw_single_burst",
-                     0});
+    pairs.push_back(
+        {"(raw SP vs raw MP; burst deq)", "raw_sp_single_burst", "raw_single_burst", 0});
   }
 
   if (o.json) {
@@ -631,9 +632,8 @@ void Report(const Options& o, const Figures& f) {
     rows.push_back({p.what, FormatRate(a.rate), FormatRate(b.rate), ratio,
                     (p.goal > 0 ? Goal(ratio, p.goal) + " (>= 0.80); " : "") + CleanNote(a, b)});
   }
-  std::string clean_rule =
-      absl::StrFormat("median of clean rounds: others took <= %.0f%% of a core",
-                      o.max_contention_pct);
+  std::string clean_rule = absl::StrFormat(
+      "median of clean rounds: others took <= %.0f%% of a core", o.max_contention_pct);
   PrintTable(absl::StrFormat("Throughput, messages/s (%s)", clean_rule), "raw rte_ring", rows);
   PrintTable(absl::StrFormat("Round trip between the two cores (clean rounds pooled)"),
              "raw rte_ring",
@@ -645,9 +645,8 @@ void Report(const Options& o, const Figures& f) {
   for (const auto& [key, runs] : f.runs) {
     std::string line = absl::StrFormat("  %-24s", key);
     for (const Measured& m : runs) {
-      std::string value =
-          m.tsc.empty() ? absl::StrFormat("%.2f", m.rate / 1e6)
-                        : FormatNs(SummarizeTsc(m.tsc, rte_get_tsc_hz()).median_ns);
+      std::string value = m.tsc.empty() ? absl::StrFormat("%.2f", m.rate / 1e6)
+                                        : FormatNs(SummarizeTsc(m.tsc, rte_get_tsc_hz()).median_ns);
       line += absl::StrFormat(" %9s [%3.0f]", value, m.others_pct);
     }
     std::printf("%s\n", line.c_str());
@@ -695,12 +694,17 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       case 'p':
       case 'r':
       case kSpin: {
-        auto v = ParseCount(opt == 'n' ? "--messages" : opt == 'p' ? "--pings"
-                            : opt == 'r' ? "--rounds" : "--spin-window-us", optarg);
+        auto v = ParseCount(opt == 'n'   ? "--messages"
+                            : opt == 'p' ? "--pings"
+                            : opt == 'r' ? "--rounds"
+                                         : "--spin-window-us",
+                            optarg);
         if (!v.ok()) return v.status();
         if (*v == 0 && opt != kSpin) return absl::InvalidArgumentError("counts must be positive");
-        (opt == 'n' ? o.messages : opt == 'p' ? o.pings : opt == 'r' ? o.rounds
-                                                                     : o.spin_window_us) = *v;
+        (opt == 'n'   ? o.messages
+         : opt == 'p' ? o.pings
+         : opt == 'r' ? o.rounds
+                      : o.spin_window_us) = *v;
         break;
       }
       case kMode: {
@@ -741,7 +745,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
 int Main(int argc, char** argv) {
   auto options = ParseOptions(argc, argv);
   if (!options.ok()) {
-    std::fprintf(stderr, "pollux-message-bench: %s\n", std::string(options.status().message()).c_str());
+    std::fprintf(stderr, "pollux-message-bench: %s\n",
+                 std::string(options.status().message()).c_str());
     return 2;
   }
   EalOptions eo;

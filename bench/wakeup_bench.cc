@@ -191,9 +191,9 @@ struct Scenario {
   Side pollux, peer;            // samples of the clean blocks (of all, if none was clean)
   uint64_t reactor_sleeps = 0;  // sleeps of the receiver's reactor during the pollux samples
   uint64_t reactor_wakeups = 0;
-  size_t blocks = 0;            // blocks of samples, and those during which other processes
-  size_t clean_blocks = 0;      // took at most --max-contention of a core
-  double others_pct = 0;        // over the whole scenario
+  size_t blocks = 0;        // blocks of samples, and those during which other processes
+  size_t clean_blocks = 0;  // took at most --max-contention of a core
+  double others_pct = 0;    // over the whole scenario
 };
 
 // Collects blocks of samples; keeps the clean blocks apart from the others.
@@ -369,18 +369,19 @@ void Report(const Options& o, std::vector<Scenario>& scenarios) {
     const LatencySummary& e = sc.peer.latency;
     double ratio = p.median_ns / e.median_ns;
     bool sleeping = sc.spin_window_us == 0;
-    std::string title = absl::StrFormat(
-        "%s: %zu samples each; receiver reactor slept %lu times, woke %lu times", sc.name,
-        p.samples, static_cast<unsigned long>(sc.reactor_sleeps),
-        static_cast<unsigned long>(sc.reactor_wakeups));
+    std::string title =
+        absl::StrFormat("%s: %zu samples each; receiver reactor slept %lu times, woke %lu times",
+                        sc.name, p.samples, static_cast<unsigned long>(sc.reactor_sleeps),
+                        static_cast<unsigned long>(sc.reactor_wakeups));
     PrintTable(title, sleeping ? "eventfd+epoll" : "eventfd+spin",
                {{"median", FormatNs(p.median_ns), FormatNs(e.median_ns), ratio,
                  sleeping ? (ratio <= 1.2 ? "met (<= 1.20)" : "NOT met (<= 1.20)") : ""},
                 {"p99", FormatNs(p.p99_ns), FormatNs(e.p99_ns), p.p99_ns / e.p99_ns, ""}});
-    std::printf("  blocks of samples kept: %zu clean of %zu%s; other processes took %.0f%% of a "
-                "core meanwhile\n",
-                sc.clean_blocks, sc.blocks, sc.clean_blocks == 0 ? " (none clean: all kept)" : "",
-                sc.others_pct);
+    std::printf(
+        "  blocks of samples kept: %zu clean of %zu%s; other processes took %.0f%% of a "
+        "core meanwhile\n",
+        sc.clean_blocks, sc.blocks, sc.clean_blocks == 0 ? " (none clean: all kept)" : "",
+        sc.others_pct);
   }
 }
 
