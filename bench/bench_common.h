@@ -18,6 +18,8 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -34,6 +36,30 @@ inline absl::StatusOr<uint64_t> ParseCount(std::string_view flag, std::string_vi
         absl::StrFormat("%s: expected an unsigned number, got \"%s\"", flag, text));
   }
   return value;
+}
+
+// "A,B,C" -> numbers.
+inline absl::StatusOr<std::vector<uint64_t>> ParseList(std::string_view flag,
+                                                       std::string_view text) {
+  std::vector<uint64_t> values;
+  while (true) {
+    size_t comma = text.find(',');
+    auto v = ParseCount(flag, text.substr(0, comma));
+    if (!v.ok()) return v.status();
+    values.push_back(*v);
+    if (comma == std::string_view::npos) return values;
+    text.remove_prefix(comma + 1);
+  }
+}
+
+// --cpus "A,B": two different cores (sender/producer first).
+inline absl::StatusOr<std::pair<int, int>> ParseCorePair(std::string_view text) {
+  auto cpus = ParseList("--cpus", text);
+  if (!cpus.ok()) return cpus.status();
+  if (cpus->size() != 2 || (*cpus)[0] == (*cpus)[1]) {
+    return absl::InvalidArgumentError("--cpus: expected two different cores, \"A,B\"");
+  }
+  return std::pair<int, int>(static_cast<int>((*cpus)[0]), static_cast<int>((*cpus)[1]));
 }
 
 // Pins the calling OS thread to one core.

@@ -676,18 +676,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   while ((opt = getopt_long(argc, argv, ":n:p:r:h", kLong, nullptr)) != -1) {
     switch (opt) {
       case kCpus: {
-        std::string_view text = optarg;
-        size_t comma = text.find(',');
-        if (comma == std::string_view::npos) {
-          return absl::InvalidArgumentError("--cpus: expected two cores, \"A,B\"");
-        }
-        auto a = ParseCount("--cpus", text.substr(0, comma));
-        auto b = ParseCount("--cpus", text.substr(comma + 1));
-        if (!a.ok()) return a.status();
-        if (!b.ok()) return b.status();
-        if (*a == *b) return absl::InvalidArgumentError("--cpus: expected two different cores");
-        o.producer_cpu = static_cast<int>(*a);
-        o.consumer_cpu = static_cast<int>(*b);
+        auto cpus = ParseCorePair(optarg);
+        if (!cpus.ok()) return cpus.status();
+        std::tie(o.producer_cpu, o.consumer_cpu) = *cpus;
         break;
       }
       case 'n':

@@ -385,19 +385,6 @@ void Report(const Options& o, std::vector<Scenario>& scenarios) {
   }
 }
 
-// "A,B,C" -> numbers.
-absl::StatusOr<std::vector<uint64_t>> ParseList(std::string_view flag, std::string_view text) {
-  std::vector<uint64_t> values;
-  while (true) {
-    size_t comma = text.find(',');
-    auto v = ParseCount(flag, text.substr(0, comma));
-    if (!v.ok()) return v.status();
-    values.push_back(*v);
-    if (comma == std::string_view::npos) return values;
-    text.remove_prefix(comma + 1);
-  }
-}
-
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   enum { kCpus = 256, kGap, kBusySamples, kBusyGap, kWindows, kMaxContention, kJson };
   static const option kLong[] = {
@@ -418,13 +405,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   while ((opt = getopt_long(argc, argv, ":n:h", kLong, nullptr)) != -1) {
     switch (opt) {
       case kCpus: {
-        auto cpus = ParseList("--cpus", optarg);
+        auto cpus = ParseCorePair(optarg);
         if (!cpus.ok()) return cpus.status();
-        if (cpus->size() != 2 || (*cpus)[0] == (*cpus)[1]) {
-          return absl::InvalidArgumentError("--cpus: expected two different cores, \"A,B\"");
-        }
-        o.sender_cpu = static_cast<int>((*cpus)[0]);
-        o.receiver_cpu = static_cast<int>((*cpus)[1]);
+        std::tie(o.sender_cpu, o.receiver_cpu) = *cpus;
         break;
       }
       case 'n':
