@@ -36,20 +36,6 @@ size_t IoDevice::channel_count() const {
   return channels_.size();
 }
 
-namespace {
-
-// Runs `done` on thread `thread_id`, or drops it if that thread is gone.
-void SendToThread(uint64_t thread_id, absl::AnyInvocable<void()> done) {
-  auto* boxed = new absl::AnyInvocable<void()>(std::move(done));
-  auto run = [](void* arg) {
-    std::unique_ptr<absl::AnyInvocable<void()>> fn(static_cast<absl::AnyInvocable<void()>*>(arg));
-    (*fn)();
-  };
-  if (!ThreadRegistry::Get().SendToLiveThread(thread_id, run, boxed)) delete boxed;
-}
-
-}  // namespace
-
 void IoDevice::UnregisterIoDevice(absl::AnyInvocable<void()> done) {
   Thread* caller = Thread::Current();
   std::unique_lock lock(mutex_);
@@ -59,7 +45,7 @@ void IoDevice::UnregisterIoDevice(absl::AnyInvocable<void()> done) {
     unregistering_ = false;
     lock.unlock();
     if (caller != nullptr) {
-      SendToThread(caller->id(), std::move(done));
+      RunOnThread(caller->id(), std::move(done));
     } else {
       done();
     }
@@ -77,7 +63,7 @@ void IoDevice::ChannelDestroyed(IoChannel* channel) {
   auto done = std::move(unregister_done_);
   uint64_t thread_id = unregister_thread_id_;
   lock.unlock();
-  if (done) SendToThread(thread_id, std::move(done));
+  if (done) RunOnThread(thread_id, std::move(done));
 }
 
 IoChannel* GetIoChannelOnThread(Thread& thread, IoDevice& device) {
@@ -176,7 +162,7 @@ void ChannelWalkHop(ChannelWalk* walk) {
   }
   std::unique_ptr<ChannelWalk> owned(walk);
   auto done = std::move(walk->done);
-  SendToThread(walk->origin_id, [done = std::move(done)]() mutable { done(absl::OkStatus()); });
+  RunOnThread(walk->origin_id, [done = std::move(done)]() mutable { done(absl::OkStatus()); });
 }
 
 void ChannelWalkStep(void* arg) {

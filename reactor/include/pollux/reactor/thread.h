@@ -198,6 +198,10 @@ class Thread {
 // Call from a Thread.
 void ForEachThread(absl::AnyInvocable<void(Thread&)> fn, absl::AnyInvocable<void()> done);
 
+// Runs fn on thread `thread_id` if that thread is alive; returns false (and destroys fn
+// unrun) when it is gone. Any thread; the closure is boxed, so control paths only.
+bool RunOnThread(uint64_t thread_id, absl::AnyInvocable<void()> fn);
+
 // ---- template implementation ----
 
 template <typename F>

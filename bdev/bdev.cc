@@ -1,0 +1,67 @@
+#include "pollux/bdev/bdev.h"
+
+#include <memory>
+
+#include "bdev_state.h"
+#include "pollux/bdev/bdev_module.h"
+
+namespace pollux {
+
+const char* IoTypeName(IoType type) {
+  switch (type) {
+    case IoType::kRead: return "read";
+    case IoType::kWrite: return "write";
+    case IoType::kFlush: return "flush";
+    case IoType::kUnmap: return "unmap";
+    case IoType::kWriteZeroes: return "write_zeroes";
+    case IoType::kReset: return "reset";
+  }
+  return "unknown";
+}
+
+const char* BdevIoStatusName(BdevIoStatus status) {
+  switch (status) {
+    case BdevIoStatus::kSuccess: return "success";
+    case BdevIoStatus::kFailed: return "failed";
+    case BdevIoStatus::kNoMemory: return "no memory";
+    case BdevIoStatus::kOutOfRange: return "out of range";
+    case BdevIoStatus::kNotSupported: return "not supported";
+    case BdevIoStatus::kInvalid: return "invalid";
+    case BdevIoStatus::kAborted: return "aborted";
+    case BdevIoStatus::kMiscompare: return "miscompare";
+  }
+  return "unknown";
+}
+
+Bdev::Bdev(BdevModule& module, BdevProperties properties)
+    : properties_(std::move(properties)), module_(&module) {}
+
+Bdev::~Bdev() = default;
+
+const BdevModule* Bdev::claimed_by() const {
+  if (state_ == nullptr) return nullptr;
+  std::lock_guard lock(state_->mutex);
+  return state_->claim_module;
+}
+
+size_t Bdev::open_count() const {
+  if (state_ == nullptr) return 0;
+  std::lock_guard lock(state_->mutex);
+  return state_->descs.size();
+}
+
+void Bdev::GetIoStats(absl::AnyInvocable<void(const BdevIoStats&)> done) {
+  auto total = std::make_shared<BdevIoStats>();
+  ForEachChannel(
+      state_->channels,
+      [total](IoChannel& channel) { total->Merge(channel.context<BdevChannel>().stats()); },
+      [this, total, done = std::move(done)](absl::Status) mutable {
+        {
+          std::lock_guard lock(state_->mutex);
+          total->Merge(state_->retired_stats);
+        }
+        done(*total);
+      });
+}
+
+}  // namespace pollux

@@ -1,0 +1,182 @@
+#include "bdev_channel.h"
+
+#include <rte_cycles.h>
+
+#include <bit>
+
+#include "bdev_io_pool.h"
+#include "bdev_state.h"
+#include "pollux/env/log.h"
+
+namespace pollux {
+namespace {
+
+bool IsWrite(IoType type) {
+  return type == IoType::kWrite || type == IoType::kWriteZeroes || type == IoType::kUnmap;
+}
+
+bool CarriesData(IoType type) { return type == IoType::kRead || type == IoType::kWrite; }
+
+bool ModuleSupports(uint32_t mask, IoType type) { return (mask >> static_cast<int>(type)) & 1; }
+
+}  // namespace
+
+void BdevIo::Complete(BdevIoStatus status) noexcept {
+  status_ = status;
+  channel_->OnModuleCompletion(*this);
+}
+
+BdevChannel::BdevChannel(Bdev& bdev)
+    : bdev_(bdev),
+      thread_ref_(GetIoChannel(*GetBdevIoPool())),
+      thread_(thread_ref_->context<BdevThreadContext>()),
+      module_channel_(bdev.CreateChannel()),
+      block_shift_(static_cast<uint32_t>(std::countr_zero(bdev.block_size()))),
+      alignment_mask_(bdev.required_alignment() - 1),
+      may_split_((bdev.split_on_optimal_io_boundary() && bdev.optimal_io_boundary() != 0) ||
+                 bdev.max_transfer_blocks() != 0 || bdev.max_segments() != 0) {}
+
+BdevChannel::~BdevChannel() {
+  thread_.RemoveChannel(this);
+  if (in_flight_ != 0 || nomem_head_ != nullptr) {
+    PX_LOG(kError, "bdev", "%s: channel destroyed with %lu I/O in flight", bdev_.name(),
+           in_flight_);
+  }
+  bdev_.state_->RetireStats(stats_);
+}
+
+BdevIoStatus BdevChannel::Check(const BdevIo& io, bool writable,
+                                bool caller_iovs) const noexcept {
+  IoType type = io.type_;
+  if (!bdev_.Supports(type)) return BdevIoStatus::kNotSupported;
+  if (IsWrite(type) && !writable) return BdevIoStatus::kInvalid;
+  uint64_t end = io.offset_blocks_ + io.num_blocks_;
+  if (end < io.offset_blocks_ || end > bdev_.block_count()) return BdevIoStatus::kOutOfRange;
+  if (io.num_blocks_ == 0 && type != IoType::kFlush && type != IoType::kReset) {
+    return BdevIoStatus::kInvalid;
+  }
+  if (CarriesData(type)) {
+    if (io.iovcnt_ <= 0) return BdevIoStatus::kInvalid;
+    if (caller_iovs) {
+      uint64_t bytes = 0;
+      for (int i = 0; i < io.iovcnt_; ++i) {
+        if (io.iovs_[i].iov_base == nullptr && io.iovs_[i].iov_len != 0) {
+          return BdevIoStatus::kInvalid;
+        }
+        bytes += io.iovs_[i].iov_len;
+      }
+      if (bytes != io.num_blocks_ << block_shift_) return BdevIoStatus::kInvalid;
+    } else if (io.single_iov_.iov_base == nullptr) {
+      return BdevIoStatus::kInvalid;
+    }
+  }
+  return BdevIoStatus::kSuccess;
+}
+
+void BdevChannel::Submit(const WaitingRequest& request) noexcept {
+  BdevIo* io = thread_.Get();
+  if (io == nullptr) [[unlikely]] {
+    // Pool exhausted: the request waits for an object (never fails for it).
+    thread_.AddWaitingRequest(request);
+    return;
+  }
+  io->type_ = request.type;
+  io->kind_ = BdevIo::Kind::kUser;
+  io->bounced_ = false;
+  io->bdev_ = &bdev_;
+  io->channel_ = this;
+  io->module_channel_ = module_channel_.get();
+  io->offset_blocks_ = request.offset_blocks;
+  io->num_blocks_ = request.num_blocks;
+  io->cb_ = request.cb;
+  io->cb_arg_ = request.cb_arg;
+  io->submit_tsc_ = thread_.Now();
+  if (request.iov == nullptr) {
+    io->single_iov_.iov_base = request.buf;
+    io->single_iov_.iov_len = request.num_blocks << block_shift_;
+    io->iovs_ = &io->single_iov_;
+    io->iovcnt_ = CarriesData(request.type) ? 1 : 0;
+  } else {
+    io->iovs_ = request.iov;
+    io->iovcnt_ = request.iovcnt;
+  }
+  thread_.EnterSubmit();
+  BdevIoStatus status = Check(*io, request.writable, request.iov != nullptr);
+  if (status != BdevIoStatus::kSuccess) [[unlikely]] {
+    CompleteInLayer(*io, status);
+  } else {
+    Dispatch(*io);
+  }
+  thread_.LeaveSubmit();
+}
+
+void BdevChannel::Dispatch(BdevIo& io) noexcept {
+  IoType type = io.type_;
+  if (CarriesData(type)) {
+    if (alignment_mask_ != 0 && Misaligned(io) && !Bounce(io)) {
+      return CompleteInLayer(io, BdevIoStatus::kFailed);
+    }
+    if (may_split_ && NeedsSplit(io)) return StartSplit(io);
+    return SubmitToModule(io);
+  }
+  if (!ModuleSupports(bdev_.module_supported_mask_, type)) {
+    // Emulated: WRITE_ZEROES as writes of a zero buffer; FLUSH of a device without write
+    // cache has nothing to do.
+    if (type == IoType::kWriteZeroes) return StartSplit(io);
+    return CompleteInLayer(io, BdevIoStatus::kSuccess);
+  }
+  if (type == IoType::kReset) AbortNoMemory();
+  SubmitToModule(io);
+}
+
+void BdevChannel::Finish(BdevIo& io) noexcept {
+  if (io.kind_ == BdevIo::Kind::kChild) return ChildDone(io);
+  if (io.bounced_) [[unlikely]] Unbounce(io);
+  BdevIoStatus status = io.status_;
+  if (status == BdevIoStatus::kSuccess) [[likely]] {
+    uint64_t ticks = thread_.Now() - io.submit_tsc_;
+    stats_.of(io.type_).Add(io.num_blocks_ << block_shift_, ticks);
+    stats_.latency.Add(ticks);
+  } else {
+    ++stats_.failed_ops;
+  }
+  BdevIoCallback cb = io.cb_;
+  void* cb_arg = io.cb_arg_;
+  // Freed before the callback: a callback that submits again reuses this very object.
+  thread_.Put(&io);
+  cb(cb_arg, status);
+}
+
+void BdevChannel::QueueNoMemory(BdevIo& io) noexcept {
+  io.next_ = nullptr;
+  if (nomem_tail_ == nullptr) {
+    nomem_head_ = &io;
+  } else {
+    nomem_tail_->next_ = &io;
+  }
+  nomem_tail_ = &io;
+  thread_.AddRetryChannel(this);
+}
+
+void BdevChannel::RetryNoMemory() noexcept {
+  BdevIo* io = nomem_head_;
+  nomem_head_ = nomem_tail_ = nullptr;
+  while (io != nullptr) {
+    BdevIo* next = io->next_;
+    io->status_ = BdevIoStatus::kSuccess;
+    SubmitToModule(*io);
+    io = next;
+  }
+}
+
+void BdevChannel::AbortNoMemory() noexcept {
+  BdevIo* io = nomem_head_;
+  nomem_head_ = nomem_tail_ = nullptr;
+  while (io != nullptr) {
+    BdevIo* next = io->next_;
+    CompleteInLayer(*io, BdevIoStatus::kAborted);
+    io = next;
+  }
+}
+
+}  // namespace pollux

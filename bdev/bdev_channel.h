@@ -1,0 +1,99 @@
+// BdevChannel: one bdev's per-thread channel (the layer's half; the module's half is
+// module_channel_). Every caller request enters the layer here and every completion leaves
+// here: checks, bouncing, splitting, emulation, statistics, retries. Only its thread touches
+// it, so nothing here locks. Private.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "bdev_thread_context.h"
+#include "pollux/bdev/bdev.h"
+#include "pollux/bdev/bdev_io.h"
+#include "pollux/bdev/bdev_stats.h"
+#include "pollux/reactor/io_channel.h"
+
+namespace pollux {
+
+class BdevChannel : public ChannelContext {
+ public:
+  // On the channel's thread (IoDevice::CreateChannelContext).
+  explicit BdevChannel(Bdev& bdev);
+  ~BdevChannel() override;
+
+  Bdev& bdev() const { return bdev_; }
+  const BdevIoStats& stats() const { return stats_; }
+
+  // A caller's request. Completes through its callback, never inside this call.
+  void Submit(const WaitingRequest& request) noexcept;
+
+  // The module completed `io` (BdevIo::Complete).
+  void OnModuleCompletion(BdevIo& io) noexcept {
+    --in_flight_;
+    if (io.status_ == BdevIoStatus::kNoMemory) [[unlikely]] {
+      QueueNoMemory(io);
+    } else if (thread_.in_submit()) {
+      thread_.Defer(&io);
+    } else {
+      Finish(io);
+    }
+  }
+
+  // The end of an I/O: a child goes back to its parent; a caller's I/O is copied back from
+  // its bounce buffer, counted, freed, and its callback runs.
+  void Finish(BdevIo& io) noexcept;
+
+  // Resubmits the I/O the module refused with kNoMemory (from the thread's poller).
+  void RetryNoMemory() noexcept;
+  // Cuts and submits the next children of a split parent.
+  void ContinueSplit(BdevIo& parent) noexcept;
+
+ private:
+  // At most this many children of one parent are in flight at once.
+  static constexpr uint32_t kMaxChildrenInFlight = 32;
+
+  void SubmitToModule(BdevIo& io) noexcept {
+    ++in_flight_;
+    thread_.EnterSubmit();
+    bdev_.Submit(io);
+    thread_.LeaveSubmit();
+  }
+  // Ends `io` with `status` from inside the layer (a failed check, an emulated type).
+  void CompleteInLayer(BdevIo& io, BdevIoStatus status) noexcept {
+    io.status_ = status;
+    if (thread_.in_submit()) {
+      thread_.Defer(&io);
+    } else {
+      Finish(io);
+    }
+  }
+  BdevIoStatus Check(const BdevIo& io, bool writable, bool caller_iovs) const noexcept;
+  void Dispatch(BdevIo& io) noexcept;
+  void QueueNoMemory(BdevIo& io) noexcept;
+  void AbortNoMemory() noexcept;
+
+  // Splitting (bdev_io_splitter.cc).
+  bool NeedsSplit(const BdevIo& io) const noexcept;
+  void StartSplit(BdevIo& parent) noexcept;
+  bool BuildChild(BdevIo& parent, BdevIo& child) noexcept;
+  void ChildDone(BdevIo& child) noexcept;
+
+  // Bounce buffers (bdev_io_splitter.cc).
+  bool Misaligned(const BdevIo& io) const noexcept;
+  bool Bounce(BdevIo& io) noexcept;
+  void Unbounce(BdevIo& io) noexcept;
+
+  Bdev& bdev_;
+  IoChannelRef thread_ref_;  // keeps the thread context alive while this channel lives
+  BdevThreadContext& thread_;
+  std::unique_ptr<ChannelContext> module_channel_;
+  const uint32_t block_shift_;
+  const uint64_t alignment_mask_;
+  const bool may_split_;
+  uint64_t in_flight_ = 0;
+  BdevIo* nomem_head_ = nullptr;
+  BdevIo* nomem_tail_ = nullptr;
+  BdevIoStats stats_;
+};
+
+}  // namespace pollux

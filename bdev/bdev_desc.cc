@@ -1,0 +1,81 @@
+#include "pollux/bdev/bdev_desc.h"
+
+#include "bdev_channel.h"
+#include "bdev_registry.h"
+#include "bdev_state.h"
+
+namespace pollux {
+
+absl::StatusOr<std::unique_ptr<BdevDesc>> BdevDesc::Open(std::string_view name, bool writable,
+                                                         BdevEventCallback event_cb) {
+  return BdevRegistry::Get().Open(name, writable, std::move(event_cb));
+}
+
+BdevDesc::~BdevDesc() { BdevRegistry::Get().Close(*this); }
+
+absl::Status BdevDesc::Claim(BdevModule& module) {
+  return BdevRegistry::Get().Claim(*this, module);
+}
+
+void BdevDesc::ReleaseClaim() { BdevRegistry::Get().ReleaseClaim(*this); }
+
+IoChannelRef BdevDesc::GetIoChannel() { return pollux::GetIoChannel(bdev_->state_->channels); }
+
+const BdevIoStats& BdevDesc::ChannelStats(IoChannel& channel) {
+  return channel.context<BdevChannel>().stats();
+}
+
+void BdevDesc::Submit(IoChannel& channel, IoType type, iovec* iov, int iovcnt, void* buf,
+                      uint64_t offset_blocks, uint64_t num_blocks, BdevIoCallback cb,
+                      void* cb_arg) noexcept {
+  BdevChannel& bdev_channel = channel.context<BdevChannel>();
+  bdev_channel.Submit(WaitingRequest{&bdev_channel, type, writable_, iov, iovcnt, buf,
+                                     offset_blocks, num_blocks, cb, cb_arg});
+}
+
+void BdevDesc::Read(IoChannel& channel, void* buf, uint64_t offset_blocks, uint64_t num_blocks,
+                    BdevIoCallback cb, void* cb_arg) noexcept {
+  Submit(channel, IoType::kRead, nullptr, 0, buf, offset_blocks, num_blocks, cb, cb_arg);
+}
+
+void BdevDesc::Readv(IoChannel& channel, iovec* iov, int iovcnt, uint64_t offset_blocks,
+                     uint64_t num_blocks, BdevIoCallback cb, void* cb_arg) noexcept {
+  // A null iovec array is a malformed request, not the single-buffer form.
+  static iovec no_iov{};
+  Submit(channel, IoType::kRead, iov != nullptr ? iov : &no_iov, iov != nullptr ? iovcnt : 0,
+         nullptr, offset_blocks, num_blocks, cb, cb_arg);
+}
+
+void BdevDesc::Write(IoChannel& channel, void* buf, uint64_t offset_blocks, uint64_t num_blocks,
+                     BdevIoCallback cb, void* cb_arg) noexcept {
+  Submit(channel, IoType::kWrite, nullptr, 0, buf, offset_blocks, num_blocks, cb, cb_arg);
+}
+
+void BdevDesc::Writev(IoChannel& channel, iovec* iov, int iovcnt, uint64_t offset_blocks,
+                      uint64_t num_blocks, BdevIoCallback cb, void* cb_arg) noexcept {
+  static iovec no_iov{};
+  Submit(channel, IoType::kWrite, iov != nullptr ? iov : &no_iov, iov != nullptr ? iovcnt : 0,
+         nullptr, offset_blocks, num_blocks, cb, cb_arg);
+}
+
+void BdevDesc::WriteZeroes(IoChannel& channel, uint64_t offset_blocks, uint64_t num_blocks,
+                           BdevIoCallback cb, void* cb_arg) noexcept {
+  Submit(channel, IoType::kWriteZeroes, nullptr, 0, nullptr, offset_blocks, num_blocks, cb,
+         cb_arg);
+}
+
+void BdevDesc::Unmap(IoChannel& channel, uint64_t offset_blocks, uint64_t num_blocks,
+                     BdevIoCallback cb, void* cb_arg) noexcept {
+  Submit(channel, IoType::kUnmap, nullptr, 0, nullptr, offset_blocks, num_blocks, cb, cb_arg);
+}
+
+void BdevDesc::Flush(IoChannel& channel, uint64_t offset_blocks, uint64_t num_blocks,
+                     BdevIoCallback cb, void* cb_arg) noexcept {
+  Submit(channel, IoType::kFlush, nullptr, 0, nullptr, offset_blocks, num_blocks, cb, cb_arg);
+}
+
+void BdevDesc::Reset(IoChannel& channel, BdevIoCallback cb, void* cb_arg) noexcept {
+  Submit(channel, IoType::kReset, nullptr, 0, nullptr, 0, 0, cb, cb_arg);
+}
+
+}  // namespace pollux

@@ -1,0 +1,164 @@
+// RPC methods of the bdev layer (bdev_get_bdevs, bdev_get_iostat) and the "bdev" subsystem:
+// layer start-up and shutdown, and save_config through every module's WriteConfig.
+#include <rte_cycles.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/str_format.h"
+#include "pollux/bdev/bdev.h"
+#include "pollux/bdev/bdev_module.h"
+#include "pollux/rpc/method_registry.h"
+#include "pollux/rpc/subsystem.h"
+
+namespace pollux {
+namespace {
+
+using rpc::Json;
+using rpc::ParamReader;
+using rpc::RpcResponder;
+
+Json DescribeBdev(const Bdev& bdev) {
+  Json supported = Json::object();
+  for (int t = 0; t < kIoTypeCount; ++t) {
+    supported[IoTypeName(static_cast<IoType>(t))] = bdev.Supports(static_cast<IoType>(t));
+  }
+  Json driver_specific = Json::object();
+  bdev.DumpInfo(driver_specific);
+  const BdevModule* claimer = bdev.claimed_by();
+  Json info = {{"name", bdev.name()},
+               {"aliases", bdev.aliases()},
+               {"product_name", bdev.product_name()},
+               {"block_size", bdev.block_size()},
+               {"num_blocks", bdev.block_count()},
+               {"uuid", bdev.uuid()},
+               {"module", bdev.module().name()},
+               {"claimed", claimer != nullptr},
+               {"open_descriptors", bdev.open_count()},
+               {"required_alignment", bdev.required_alignment()},
+               {"write_cache", bdev.write_cache()},
+               {"optimal_io_boundary", bdev.optimal_io_boundary()},
+               {"split_on_optimal_io_boundary", bdev.split_on_optimal_io_boundary()},
+               {"max_transfer_blocks", bdev.max_transfer_blocks()},
+               {"max_segments", bdev.max_segments()},
+               {"supported_io_types", supported},
+               {"driver_specific", driver_specific}};
+  if (claimer != nullptr) info["claim_module"] = claimer->name();
+  return info;
+}
+
+void BdevGetBdevs(const Json& params, RpcResponder responder) {
+  ParamReader reader(params);
+  std::optional<std::string> name = reader.OptionalString("name");
+  reader.OptionalUint("timeout_ms");  // SPDK's; bdevs here are registered synchronously
+  if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
+  Json bdevs = Json::array();
+  if (name) {
+    Bdev* bdev = FindBdev(*name);
+    if (bdev == nullptr) {
+      return responder.Error(rpc::kInvalidParams, absl::StrFormat("bdev %s not found", *name));
+    }
+    bdevs.push_back(DescribeBdev(*bdev));
+  } else {
+    for (Bdev* bdev : ListBdevs()) bdevs.push_back(DescribeBdev(*bdev));
+  }
+  responder.Result(std::move(bdevs));
+}
+POLLUX_RPC_METHOD("bdev_get_bdevs", BdevGetBdevs);
+
+Json DescribeStats(const Bdev& bdev, const BdevIoStats& stats, uint64_t tsc_hz) {
+  Json out = {{"name", bdev.name()}};
+  // SPDK's field names for the types it reports, the same pattern for the others.
+  struct Names {
+    IoType type;
+    const char* bytes;
+    const char* ops;
+    const char* prefix;
+  };
+  static constexpr Names kNames[] = {
+      {IoType::kRead, "bytes_read", "num_read_ops", "read"},
+      {IoType::kWrite, "bytes_written", "num_write_ops", "write"},
+      {IoType::kUnmap, "bytes_unmapped", "num_unmap_ops", "unmap"},
+      {IoType::kWriteZeroes, "bytes_zeroed", "num_write_zeroes_ops", "write_zeroes"},
+      {IoType::kFlush, "bytes_flushed", "num_flush_ops", "flush"},
+      {IoType::kReset, "bytes_reset", "num_reset_ops", "reset"},
+  };
+  for (const Names& n : kNames) {
+    const IoTypeStats& s = stats.of(n.type);
+    if (n.type != IoType::kReset) out[n.bytes] = s.bytes;
+    out[n.ops] = s.ops;
+    out[absl::StrFormat("%s_latency_ticks", n.prefix)] = s.latency_ticks;
+    out[absl::StrFormat("max_%s_latency_ticks", n.prefix)] = s.max_latency_ticks;
+    out[absl::StrFormat("min_%s_latency_ticks", n.prefix)] = s.ops != 0 ? s.min_latency_ticks : 0;
+  }
+  out["num_failed_ops"] = stats.failed_ops;
+  Json percentiles = Json::object();
+  for (double p : {50.0, 90.0, 99.0, 99.9, 99.99}) {
+    uint64_t ticks = stats.latency.Percentile(p);
+    percentiles[absl::StrFormat("p%g", p)] = static_cast<double>(ticks) * 1e6 / tsc_hz;
+  }
+  out["latency_percentiles_us"] = std::move(percentiles);
+  return out;
+}
+
+// Collects the statistics of each bdev in turn (each is a walk over its channels).
+struct IoStatWalk {
+  std::vector<Bdev*> bdevs;
+  size_t next = 0;
+  Json results = Json::array();
+  RpcResponder responder;
+  uint64_t tsc_hz = rte_get_tsc_hz();
+};
+
+void IoStatStep(std::shared_ptr<IoStatWalk> walk) {
+  if (walk->next == walk->bdevs.size()) {
+    walk->responder.Result({{"tick_rate", walk->tsc_hz},
+                            {"ticks", rte_rdtsc()},
+                            {"bdevs", std::move(walk->results)}});
+    return;
+  }
+  Bdev* bdev = walk->bdevs[walk->next++];
+  bdev->GetIoStats([walk, bdev](const BdevIoStats& stats) {
+    walk->results.push_back(DescribeStats(*bdev, stats, walk->tsc_hz));
+    IoStatStep(walk);
+  });
+}
+
+void BdevGetIostat(const Json& params, RpcResponder responder) {
+  ParamReader reader(params);
+  std::optional<std::string> name = reader.OptionalString("name");
+  if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
+  auto walk = std::make_shared<IoStatWalk>();
+  if (name) {
+    Bdev* bdev = FindBdev(*name);
+    if (bdev == nullptr) {
+      return responder.Error(rpc::kInvalidParams, absl::StrFormat("bdev %s not found", *name));
+    }
+    walk->bdevs.push_back(bdev);
+  } else {
+    walk->bdevs = ListBdevs();
+  }
+  walk->responder = std::move(responder);
+  IoStatStep(std::move(walk));
+}
+POLLUX_RPC_METHOD("bdev_get_iostat", BdevGetIostat);
+
+rpc::Subsystem MakeBdevSubsystem() {
+  rpc::Subsystem subsystem;
+  subsystem.name = "bdev";
+  subsystem.order = 10;  // after "framework"
+  subsystem.init = [](rpc::StatusCallback done) { done(InitBdevLayer(GetBdevLayerOptions())); };
+  subsystem.fini = [](absl::AnyInvocable<void()> done) { FiniBdevLayer(std::move(done)); };
+  subsystem.write_config = [](Json& config) {
+    std::vector<BdevModule*> modules = BdevModules();
+    std::stable_sort(modules.begin(), modules.end(), [](BdevModule* a, BdevModule* b) {
+      return a->config_order() < b->config_order();
+    });
+    for (BdevModule* module : modules) module->WriteConfig(config);
+  };
+  return subsystem;
+}
+POLLUX_SUBSYSTEM(bdev, MakeBdevSubsystem);
+
+}  // namespace
+}  // namespace pollux

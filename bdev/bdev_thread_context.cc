@@ -1,0 +1,102 @@
+#include "bdev_thread_context.h"
+
+#include <algorithm>
+
+#include "bdev_channel.h"
+#include "pollux/env/log.h"
+#include "pollux/reactor/thread.h"
+
+namespace pollux {
+
+BdevThreadContext::BdevThreadContext(BdevIoPool& pool)
+    : pool_(pool), cache_(pool.cache_size()) {
+  PollerOptions options;
+  // All the poller's work is made by code on this thread (completions during submission,
+  // waits for objects), so it needs no wake-up of its own; but the reactor must not go to
+  // sleep while some is pending.
+  options.arm = [this] { return !HasWork(); };
+  options.woken_by_messages = true;
+  poller_ = PollerHandle(
+      Thread::Current()->RegisterPoller("bdev_completions", [this] { return Poll(); },
+                                        std::move(options)));
+}
+
+BdevThreadContext::~BdevThreadContext() {
+  if (HasWork()) {
+    PX_LOG(kError, "bdev", "thread context destroyed with I/O pending (%zu waiting requests)",
+           waiting_requests_.size());
+  }
+  if (cached_ != 0) pool_.PutBulk(cache_.data(), static_cast<unsigned>(cached_));
+}
+
+BdevIo* BdevThreadContext::Refill() noexcept {
+  // Half the cache in one mempool operation; fall back to smaller bites when the pool runs low.
+  unsigned want = static_cast<unsigned>(cache_.size() / 2);
+  while (want != 0) {
+    if (pool_.GetBulk(cache_.data(), want)) {
+      cached_ = want;
+      return cache_[--cached_];
+    }
+    want /= 2;
+  }
+  return nullptr;
+}
+
+void BdevThreadContext::Spill() noexcept {
+  size_t keep = cache_.size() / 2;
+  pool_.PutBulk(cache_.data() + keep, static_cast<unsigned>(cached_ - keep));
+  cached_ = keep;
+}
+
+void BdevThreadContext::AddRetryChannel(BdevChannel* channel) {
+  if (std::find(retry_channels_.begin(), retry_channels_.end(), channel) ==
+      retry_channels_.end()) {
+    retry_channels_.push_back(channel);
+  }
+}
+
+void BdevThreadContext::RemoveChannel(BdevChannel* channel) {
+  std::erase(retry_channels_, channel);
+  std::erase_if(waiting_requests_,
+                [channel](const WaitingRequest& r) { return r.channel == channel; });
+}
+
+PollResult BdevThreadContext::Poll() noexcept {
+  if (!HasWork()) return PollResult::kIdle;
+  draining_ = true;
+  drain_tsc_ = rte_rdtsc();
+  // Take the list as it is now: completions deferred by the callbacks below (a callback that
+  // submits to a device completing inline) wait for the next poll, so one poll is bounded.
+  BdevIo* io = deferred_head_;
+  deferred_head_ = deferred_tail_ = nullptr;
+  while (io != nullptr) {
+    BdevIo* next = io->next_;
+    io->channel_->Finish(*io);
+    io = next;
+  }
+  draining_ = false;
+
+  if (!retry_channels_.empty()) {
+    std::vector<BdevChannel*> channels;
+    channels.swap(retry_channels_);
+    for (BdevChannel* channel : channels) channel->RetryNoMemory();
+  }
+  // Parents first: they hold objects already and finish sooner.
+  if (!waiting_parents_.empty()) {
+    std::vector<BdevIo*> parents;
+    parents.swap(waiting_parents_);
+    for (BdevIo* parent : parents) parent->channel_->ContinueSplit(*parent);
+  }
+  // Requests that found no BdevIo, in arrival order, as long as objects are to be had.
+  while (!waiting_requests_.empty()) {
+    BdevIo* io = Get();
+    if (io == nullptr) break;
+    Put(io);  // the submission below takes it again
+    WaitingRequest request = waiting_requests_.front();
+    waiting_requests_.pop_front();
+    request.channel->Submit(request);
+  }
+  return PollResult::kBusy;
+}
+
+}  // namespace pollux

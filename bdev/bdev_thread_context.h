@@ -1,0 +1,103 @@
+// Per-thread state of the bdev layer (the channel of the BdevIoPool device, one per Thread
+// that does bdev I/O): the BdevIo cache, the list of completions deferred out of submission
+// calls, the requests and split parents waiting for a free BdevIo, and the poller that drains
+// them. Only its own thread touches it. Private.
+#pragma once
+
+#include <rte_cycles.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "bdev_io_pool.h"
+#include "pollux/bdev/bdev_io.h"
+#include "pollux/reactor/io_channel.h"
+#include "pollux/reactor/poller.h"
+
+namespace pollux {
+
+class BdevChannel;
+
+// A request that found no free BdevIo: everything needed to submit it later.
+struct WaitingRequest {
+  BdevChannel* channel;
+  IoType type;
+  bool writable;  // the descriptor's
+  iovec* iov;  // nullptr: single buffer `buf`
+  int iovcnt;
+  void* buf;
+  uint64_t offset_blocks;
+  uint64_t num_blocks;
+  BdevIoCallback cb;
+  void* cb_arg;
+};
+
+class BdevThreadContext : public ChannelContext {
+ public:
+  explicit BdevThreadContext(BdevIoPool& pool);
+  ~BdevThreadContext() override;
+
+  // A free BdevIo, or nullptr when this cache and the shared pool are both empty.
+  BdevIo* Get() noexcept {
+    if (cached_ != 0) return cache_[--cached_];
+    return Refill();
+  }
+  void Put(BdevIo* io) noexcept {
+    if (cached_ == cache_.size()) Spill();
+    cache_[cached_++] = io;
+  }
+
+  // Submission calls (and the module calls under them) run inside Enter/Leave; a completion
+  // that happens meanwhile is deferred to the next poll instead of calling back into the
+  // submitter.
+  void EnterSubmit() noexcept { ++submit_depth_; }
+  void LeaveSubmit() noexcept { --submit_depth_; }
+  bool in_submit() const noexcept { return submit_depth_ != 0; }
+
+  void Defer(BdevIo* io) noexcept {
+    io->next_ = nullptr;
+    if (deferred_tail_ == nullptr) {
+      deferred_head_ = io;
+    } else {
+      deferred_tail_->next_ = io;
+    }
+    deferred_tail_ = io;
+  }
+
+  // The TSC for completion timestamps: the drain's own reading while the poller runs (one
+  // rdtsc per batch instead of one per I/O), a fresh one otherwise.
+  uint64_t Now() const noexcept { return draining_ ? drain_tsc_ : rte_rdtsc(); }
+
+  void AddWaitingRequest(const WaitingRequest& request) { waiting_requests_.push_back(request); }
+  // A split parent that could not get a BdevIo for its next child; resumed by the poller.
+  void AddWaitingParent(BdevIo* parent) { waiting_parents_.push_back(parent); }
+  // A channel holding I/O its module refused with kNoMemory; retried by the poller.
+  void AddRetryChannel(BdevChannel* channel);
+  void RemoveChannel(BdevChannel* channel);
+
+ private:
+  BdevIo* Refill() noexcept;
+  void Spill() noexcept;
+  PollResult Poll() noexcept;
+  bool HasWork() const {
+    return deferred_head_ != nullptr || !waiting_requests_.empty() ||
+           !waiting_parents_.empty() || !retry_channels_.empty();
+  }
+
+  BdevIoPool& pool_;
+  std::vector<BdevIo*> cache_;
+  size_t cached_ = 0;
+  int submit_depth_ = 0;
+  bool draining_ = false;
+  uint64_t drain_tsc_ = 0;
+  BdevIo* deferred_head_ = nullptr;
+  BdevIo* deferred_tail_ = nullptr;
+  std::deque<WaitingRequest> waiting_requests_;
+  std::vector<BdevIo*> waiting_parents_;
+  std::vector<BdevChannel*> retry_channels_;
+  PollerHandle poller_;
+};
+
+}  // namespace pollux

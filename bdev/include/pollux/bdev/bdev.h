@@ -1,0 +1,153 @@
+// Block devices (SPDK's spdk_bdev): the Bdev a module subclasses, and the layer's registry.
+//
+// Threads: registration, lookup, unregistration and descriptor opens happen on any pollux
+// Thread (the RPC methods run on the app thread); the registry takes a mutex, never on the
+// data path. I/O goes through a BdevDesc and a per-thread channel (bdev_desc.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "pollux/bdev/bdev_io.h"
+#include "pollux/bdev/bdev_stats.h"
+#include "pollux/reactor/io_channel.h"
+#include "pollux/rpc/json_rpc.h"
+
+namespace pollux {
+
+class BdevModule;
+class BdevState;
+
+// What a module tells the layer about a device it registers.
+struct BdevProperties {
+  std::string name{};                // unique among names and aliases
+  std::vector<std::string> aliases{};  // other names the bdev answers to
+  std::string uuid{};                // empty: the layer generates one (RFC 4122 text form)
+  std::string product_name{};        // "Malloc disk", "Null disk", "passthru", ...
+  uint32_t block_size = 512;         // power of two, 512 to 65536
+  uint64_t block_count = 0;
+  uint32_t required_alignment = 1;   // bytes, power of two; the layer bounces other buffers
+  bool write_cache = false;          // FLUSH means something only when on
+  // Requests that cross a multiple of this many blocks are split there when
+  // split_on_optimal_io_boundary is set (RAID stripes, device internal boundaries). 0: none.
+  uint32_t optimal_io_boundary = 0;
+  bool split_on_optimal_io_boundary = false;
+  uint32_t max_transfer_blocks = 0;  // largest request the module takes; 0: no limit
+  uint32_t max_segments = 0;         // most iovecs per request the module takes; 0: no limit
+};
+
+// A block device. Modules subclass it, fill BdevProperties, and hand it to RegisterBdev,
+// which takes ownership; the layer destroys it after UnregisterBdev (Destruct, then delete).
+class Bdev {
+ public:
+  Bdev(BdevModule& module, BdevProperties properties);
+  virtual ~Bdev();
+  Bdev(const Bdev&) = delete;
+  Bdev& operator=(const Bdev&) = delete;
+
+  const std::string& name() const { return properties_.name; }
+  const std::vector<std::string>& aliases() const { return properties_.aliases; }
+  const std::string& uuid() const { return properties_.uuid; }
+  const std::string& product_name() const { return properties_.product_name; }
+  uint32_t block_size() const { return properties_.block_size; }
+  uint64_t block_count() const { return properties_.block_count; }
+  uint64_t size_bytes() const { return properties_.block_count * properties_.block_size; }
+  uint32_t required_alignment() const { return properties_.required_alignment; }
+  bool write_cache() const { return properties_.write_cache; }
+  uint32_t optimal_io_boundary() const { return properties_.optimal_io_boundary; }
+  bool split_on_optimal_io_boundary() const { return properties_.split_on_optimal_io_boundary; }
+  uint32_t max_transfer_blocks() const { return properties_.max_transfer_blocks; }
+  uint32_t max_segments() const { return properties_.max_segments; }
+  const BdevProperties& properties() const { return properties_; }
+  BdevModule& module() const { return *module_; }
+
+  // Whether callers may submit `type`: the module's own types plus what the layer emulates
+  // (WRITE_ZEROES through writes; FLUSH on a device without write cache is a no-op).
+  bool Supports(IoType type) const { return (supported_mask_ >> static_cast<int>(type)) & 1; }
+
+  // The module holding the write claim, or nullptr.
+  const BdevModule* claimed_by() const;
+  // Open descriptors.
+  size_t open_count() const;
+
+  // Sums the statistics of every channel (live and gone) and calls done on the calling Thread.
+  void GetIoStats(absl::AnyInvocable<void(const BdevIoStats&)> done);
+
+  // ---- Implemented by modules ----
+
+  // Starts an I/O: read io.iovs(), io.offset_blocks()...; call io.Complete() exactly once,
+  // now or later, on this thread. Never called with a type IoTypeSupported() denies, with a
+  // range past the end, or with more blocks/segments than the properties allow.
+  virtual void Submit(BdevIo& io) noexcept = 0;
+  // Called once at registration, for each type; the answer must not change.
+  virtual bool IoTypeSupported(IoType type) const = 0;
+  // Per-thread state (a queue, a kernel ring), created on each thread that does I/O on this
+  // bdev, on that thread; BdevIo::module_channel<T>() returns it. nullptr: none needed.
+  virtual std::unique_ptr<ChannelContext> CreateChannel() { return nullptr; }
+  // Fills bdev_get_bdevs' "driver_specific" object.
+  virtual void DumpInfo(rpc::Json& driver_specific) const { (void)driver_specific; }
+  // Appends the RPC call that recreates this bdev ({"method":..,"params":..}) for save_config.
+  virtual void WriteConfig(rpc::Json& config) const { (void)config; }
+  // Releases what the module holds (closes a base descriptor, frees memory), then calls done,
+  // possibly later, on any Thread. Runs after every descriptor closed and every channel went.
+  virtual void Destruct(absl::AnyInvocable<void()> done) { done(); }
+
+ private:
+  friend class BdevRegistry;
+  friend class BdevDesc;
+  friend class BdevChannel;
+  friend class BdevState;
+
+  BdevProperties properties_;
+  BdevModule* module_;
+  uint32_t supported_mask_ = 0;         // what callers may submit
+  uint32_t module_supported_mask_ = 0;  // what reaches the module (the rest is emulated)
+  std::unique_ptr<BdevState> state_;  // the layer's bookkeeping (bdev_state.h)
+};
+
+// ---- The registry ----
+
+// Validates and registers a bdev (generating its UUID if empty), lets every module examine it,
+// and returns it. On error the bdev is destroyed (its destructor runs, Destruct does not).
+// Call on a Thread.
+absl::StatusOr<Bdev*> RegisterBdev(std::unique_ptr<Bdev> bdev);
+
+// Removes a bdev: new opens fail, every open descriptor gets a remove event on its thread;
+// once all are closed and every channel is gone, the module's Destruct runs, the bdev is
+// deleted, and done(OK) runs on the calling Thread. Call on a Thread.
+void UnregisterBdev(Bdev& bdev, absl::AnyInvocable<void(absl::Status)> done);
+
+// The RPC-facing delete: fails without side effects when `name` is unknown, belongs to another
+// module (`module` non-null), or is claimed by a virtual bdev; otherwise UnregisterBdev.
+void DeleteBdev(std::string_view name, const BdevModule* module,
+                absl::AnyInvocable<void(absl::Status)> done);
+
+// A registered bdev by name or alias, or nullptr. The pointer stays valid until the bdev is
+// unregistered: use it on the calling Thread right away, or open a descriptor.
+Bdev* FindBdev(std::string_view name);
+// Every registered bdev, in registration order (same validity as FindBdev).
+std::vector<Bdev*> ListBdevs();
+
+// ---- The layer ----
+
+struct BdevLayerOptions {
+  uint32_t bdev_io_pool_size = 65535;  // BdevIo objects in the shared mempool
+  uint32_t bdev_io_cache_size = 256;   // per-thread cache of those
+};
+
+// Creates the BdevIo pool and initialises every module (the bdev subsystem's start-up).
+// Call on a Thread, once, before any bdev is registered.
+absl::Status InitBdevLayer(const BdevLayerOptions& options = {});
+// Unregisters every bdev (virtual ones first), finishes the modules, frees the pool, then
+// calls done on the calling Thread.
+void FiniBdevLayer(absl::AnyInvocable<void()> done);
+bool BdevLayerInitialized();
+const BdevLayerOptions& GetBdevLayerOptions();
+
+}  // namespace pollux

@@ -1,0 +1,100 @@
+// Descriptors and I/O submission (SPDK's spdk_bdev_desc and spdk_bdev_read_blocks & co).
+//
+// A BdevDesc is an open handle on a bdev, owned by the Thread that opened it: its event
+// callback runs there, and it must be closed (destroyed) there. I/O goes through the calling
+// thread's channel of the bdev (GetIoChannel), so submission and completion take no lock.
+//
+// Every submission function returns nothing: every outcome, errors included (past the end,
+// unsupported type, read-only descriptor), arrives through the callback, on the submitting
+// thread, never inside the submission call. When the thread's BdevIo cache and the shared
+// pool are empty, the request waits and is submitted when an object frees; it never fails
+// for that reason.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "pollux/bdev/bdev.h"
+#include "pollux/bdev/bdev_io.h"
+#include "pollux/reactor/io_channel.h"
+
+namespace pollux {
+
+enum class BdevEvent : uint8_t {
+  kRemove,  // the bdev is going away: stop submitting, wait for your I/O, close the descriptor
+};
+
+// Runs on the descriptor's thread.
+using BdevEventCallback = absl::AnyInvocable<void(BdevEvent event, Bdev& bdev)>;
+
+class BdevDesc {
+ public:
+  // Opens `name` (a name or an alias). Fails when no such bdev exists, it is being removed,
+  // or `writable` is asked of a bdev a module holds a write claim on. Call on a Thread.
+  static absl::StatusOr<std::unique_ptr<BdevDesc>> Open(std::string_view name, bool writable,
+                                                        BdevEventCallback event_cb);
+  // Closes. On the opening thread. The caller's I/O must have completed and its channel
+  // references must be gone (or go on this thread).
+  ~BdevDesc();
+  BdevDesc(const BdevDesc&) = delete;
+  BdevDesc& operator=(const BdevDesc&) = delete;
+
+  Bdev& bdev() const { return *bdev_; }
+  bool writable() const { return writable_; }
+  uint64_t thread_id() const { return thread_id_; }
+
+  // Takes the exclusive write claim on the bdev for `module` (a virtual bdev over its base):
+  // from then on nobody else can open it writable or claim it, until this descriptor closes or
+  // ReleaseClaim. The descriptor must be writable. Fails when someone holds a claim already or
+  // another descriptor has it open writable.
+  absl::Status Claim(BdevModule& module);
+  void ReleaseClaim();
+
+  // The calling thread's channel of this bdev (created on first use). Empty when the bdev is
+  // being removed.
+  IoChannelRef GetIoChannel();
+
+  // ---- I/O, on the thread owning `channel` (a channel from GetIoChannel) ----
+  void Read(IoChannel& channel, void* buf, uint64_t offset_blocks, uint64_t num_blocks,
+            BdevIoCallback cb, void* cb_arg) noexcept;
+  void Readv(IoChannel& channel, iovec* iov, int iovcnt, uint64_t offset_blocks,
+             uint64_t num_blocks, BdevIoCallback cb, void* cb_arg) noexcept;
+  void Write(IoChannel& channel, void* buf, uint64_t offset_blocks, uint64_t num_blocks,
+             BdevIoCallback cb, void* cb_arg) noexcept;
+  void Writev(IoChannel& channel, iovec* iov, int iovcnt, uint64_t offset_blocks,
+              uint64_t num_blocks, BdevIoCallback cb, void* cb_arg) noexcept;
+  void WriteZeroes(IoChannel& channel, uint64_t offset_blocks, uint64_t num_blocks,
+                   BdevIoCallback cb, void* cb_arg) noexcept;
+  void Unmap(IoChannel& channel, uint64_t offset_blocks, uint64_t num_blocks, BdevIoCallback cb,
+             void* cb_arg) noexcept;
+  void Flush(IoChannel& channel, uint64_t offset_blocks, uint64_t num_blocks, BdevIoCallback cb,
+             void* cb_arg) noexcept;
+  void Reset(IoChannel& channel, BdevIoCallback cb, void* cb_arg) noexcept;
+
+  // The statistics of one channel (the calling thread's I/O on this bdev). On that thread.
+  static const BdevIoStats& ChannelStats(IoChannel& channel);
+
+ private:
+  friend class BdevRegistry;
+
+  BdevDesc(Bdev* bdev, bool writable, BdevEventCallback event_cb, uint64_t thread_id)
+      : bdev_(bdev), writable_(writable), event_cb_(std::move(event_cb)), thread_id_(thread_id) {}
+
+  void Submit(IoChannel& channel, IoType type, iovec* iov, int iovcnt, void* buf,
+              uint64_t offset_blocks, uint64_t num_blocks, BdevIoCallback cb,
+              void* cb_arg) noexcept;
+
+  Bdev* bdev_;
+  bool writable_;
+  bool claim_held_ = false;
+  bool remove_notified_ = false;
+  BdevEventCallback event_cb_;
+  uint64_t thread_id_;
+};
+
+}  // namespace pollux

@@ -1,0 +1,139 @@
+// BdevIo: one block I/O request as a module sees it, from submission to completion.
+//
+// Life cycle: the layer takes a BdevIo from the submitting thread's cache (backed by a DPDK
+// mempool, so no malloc per I/O), fills it, checks it (bounds, type, splitting, alignment) and
+// hands it to the bdev's Submit() on the submitting thread. The module completes it exactly
+// once with Complete(), on that same thread, now or later (from one of its pollers). After
+// the user's callback the object goes back to the cache: a module must not touch it after
+// Complete().
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pollux {
+
+class Bdev;
+class BdevChannel;
+class BdevDesc;
+class ChannelContext;
+
+enum class IoType : uint8_t {
+  kRead = 0,
+  kWrite,
+  kFlush,
+  kUnmap,
+  kWriteZeroes,
+  kReset,
+};
+inline constexpr int kIoTypeCount = 6;
+
+// "read", "write", "flush", "unmap", "write_zeroes", "reset" (SPDK's JSON names).
+const char* IoTypeName(IoType type);
+
+// How an I/O ended. Everything but kSuccess is a failure the caller sees, except kNoMemory,
+// which a module returns to say "out of resources, retry later": the layer queues the I/O on
+// its channel and submits it again when another I/O on that channel completes.
+enum class BdevIoStatus : int8_t {
+  kSuccess = 0,
+  kFailed,        // the device failed it (media error, module error)
+  kNoMemory,      // module only: retry later (never reaches the caller)
+  kOutOfRange,    // past the end of the device; never reached the module
+  kNotSupported,  // the bdev does not do this I/O type
+  kInvalid,       // malformed request (bad iovecs, read-only descriptor, zero length)
+  kAborted,       // the bdev went away or was reset with the I/O queued
+  kMiscompare,    // data did not match (verify workloads, error injection of corruption)
+};
+
+const char* BdevIoStatusName(BdevIoStatus status);
+
+// The caller's completion callback. Runs on the submitting thread, never inside the
+// submission call itself (a completion found during submission is deferred to the thread's
+// next poll), so a callback may submit again without recursion.
+using BdevIoCallback = void (*)(void* cb_arg, BdevIoStatus status);
+
+class alignas(64) BdevIo {
+ public:
+  BdevIo(const BdevIo&) = delete;
+  BdevIo& operator=(const BdevIo&) = delete;
+
+  // ---- The request, for the module ----
+  IoType type() const { return type_; }
+  Bdev& bdev() const { return *bdev_; }
+  uint64_t offset_blocks() const { return offset_blocks_; }
+  uint64_t num_blocks() const { return num_blocks_; }
+  // Data buffers (READ, WRITE). Their total length is num_blocks * block size, and each
+  // meets the bdev's required alignment (the layer bounces buffers that do not).
+  iovec* iovs() const { return iovs_; }
+  int iovcnt() const { return iovcnt_; }
+
+  // The module's per-I/O scratch space, BdevModule::io_context_size() bytes, 64-byte aligned.
+  template <typename T>
+  T& module_context() {
+    return *reinterpret_cast<T*>(this + 1);
+  }
+  // The module's per-thread channel of this bdev (what Bdev::CreateChannel returned).
+  template <typename T>
+  T& module_channel() const {
+    return static_cast<T&>(*module_channel_);
+  }
+
+  // Completes the I/O. Call exactly once, on the submitting thread (the thread the module's
+  // Submit ran on). kNoMemory asks the layer to retry it later.
+  void Complete(BdevIoStatus status) noexcept;
+
+ private:
+  friend class BdevChannel;
+  friend class BdevThreadContext;
+  friend class BdevIoSplitter;
+  friend class BdevIoPool;
+
+  BdevIo() = default;
+  ~BdevIo() = default;
+
+  enum class Kind : uint8_t {
+    kUser,        // what a caller submitted; counted in the statistics
+    kChild,       // a piece of a split (or emulated) parent
+  };
+
+  // ---- Hot fields, first cache line ----
+  IoType type_ = IoType::kRead;
+  Kind kind_ = Kind::kUser;
+  BdevIoStatus status_ = BdevIoStatus::kSuccess;
+  bool bounced_ = false;  // iovs_ point at a bounce buffer; copy back on read completion
+  int iovcnt_ = 0;
+  Bdev* bdev_ = nullptr;
+  BdevChannel* channel_ = nullptr;
+  ChannelContext* module_channel_ = nullptr;
+  iovec* iovs_ = nullptr;
+  uint64_t offset_blocks_ = 0;
+  uint64_t num_blocks_ = 0;
+  BdevIoCallback cb_ = nullptr;
+  void* cb_arg_ = nullptr;
+  uint64_t submit_tsc_ = 0;
+  BdevIo* next_ = nullptr;  // intrusive link: deferred completions, retry queue, cache
+
+  // ---- Cold fields: splitting, emulation, bouncing ----
+  iovec single_iov_{};           // the iovec of single-buffer requests and bounce buffers
+  iovec* caller_iovs_ = nullptr;  // the caller's iovecs while bounced
+  int caller_iovcnt_ = 0;
+  // As a parent: how far children have been cut, how many are in flight.
+  BdevIo* parent_ = nullptr;
+  uint64_t split_next_block_ = 0;
+  size_t split_iov_index_ = 0;   // parent iov where the next child starts
+  size_t split_iov_offset_ = 0;  // byte offset inside it
+  uint32_t children_in_flight_ = 0;
+  BdevIoStatus children_status_ = BdevIoStatus::kSuccess;
+  bool waiting_for_io_ = false;  // on the thread's list of parents waiting for a free BdevIo
+
+ public:
+  // How many iovecs a child of a split carries inline (a child is cut at this many segments).
+  static constexpr int kChildIovs = 16;
+
+ private:
+  iovec child_iovs_[kChildIovs]{};
+};
+
+}  // namespace pollux

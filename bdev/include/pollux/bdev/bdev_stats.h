@@ -1,0 +1,75 @@
+// I/O statistics of a bdev: counters per I/O type and a latency histogram. Each channel keeps
+// its own (written only by its thread, so no atomics); Bdev::GetIoStats sums them on demand.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <limits>
+
+#include "pollux/bdev/bdev_io.h"
+
+namespace pollux {
+
+// Log-linear histogram of latencies in TSC ticks (HdrHistogram's layout, as SPDK's): values
+// below 16 get a bucket each; above, every power of two is cut into 16 buckets, so a
+// percentile is exact to within 1/16 (6 %). Adding a value is a count-leading-zeros and an
+// increment.
+class LatencyHistogram {
+ public:
+  static constexpr int kSubBucketBits = 4;
+  static constexpr int kSubBuckets = 1 << kSubBucketBits;
+  static constexpr int kMaxBit = 48;  // 2^48 ticks is days; larger values share the last bucket
+  static constexpr int kBuckets = (kMaxBit - kSubBucketBits + 2) * kSubBuckets;
+
+  void Add(uint64_t ticks) noexcept { ++buckets_[BucketOf(ticks)]; }
+  void Merge(const LatencyHistogram& other);
+  void Clear() { buckets_.fill(0); }
+  uint64_t count() const;
+  // The value below which `percent` % of the samples fall (upper bound of that bucket), or 0
+  // when empty. `percent` in [0, 100].
+  uint64_t Percentile(double percent) const;
+
+  static int BucketOf(uint64_t ticks) noexcept {
+    if (ticks < kSubBuckets) return static_cast<int>(ticks);
+    int msb = 63 - __builtin_clzll(ticks);
+    if (msb > kMaxBit) return kBuckets - 1;
+    int sub = static_cast<int>(ticks >> (msb - kSubBucketBits)) & (kSubBuckets - 1);
+    return (msb - kSubBucketBits + 1) * kSubBuckets + sub;
+  }
+  // The largest value that falls in `bucket`.
+  static uint64_t BucketUpperBound(int bucket);
+
+  const std::array<uint64_t, kBuckets>& buckets() const { return buckets_; }
+
+ private:
+  std::array<uint64_t, kBuckets> buckets_{};
+};
+
+struct IoTypeStats {
+  uint64_t ops = 0;    // completed successfully
+  uint64_t bytes = 0;  // of those
+  uint64_t latency_ticks = 0;
+  uint64_t min_latency_ticks = std::numeric_limits<uint64_t>::max();
+  uint64_t max_latency_ticks = 0;
+
+  void Add(uint64_t op_bytes, uint64_t ticks) noexcept {
+    ++ops;
+    bytes += op_bytes;
+    latency_ticks += ticks;
+    if (ticks < min_latency_ticks) min_latency_ticks = ticks;
+    if (ticks > max_latency_ticks) max_latency_ticks = ticks;
+  }
+  void Merge(const IoTypeStats& other);
+};
+
+struct BdevIoStats {
+  std::array<IoTypeStats, kIoTypeCount> by_type{};
+  uint64_t failed_ops = 0;  // completed with any status but success
+  LatencyHistogram latency;  // every successful I/O, all types
+
+  IoTypeStats& of(IoType type) { return by_type[static_cast<int>(type)]; }
+  const IoTypeStats& of(IoType type) const { return by_type[static_cast<int>(type)]; }
+  void Merge(const BdevIoStats& other);
+};
+
+}  // namespace pollux

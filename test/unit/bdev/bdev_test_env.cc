@@ -1,0 +1,153 @@
+#include "bdev_test_env.h"
+
+#include <atomic>
+
+#include "pollux/rpc/method_registry.h"
+
+namespace pollux::testing {
+
+void BdevTest::SetUp() {
+  ReactorTest::SetUp();
+  if (HasFatalFailure()) return;
+  app_thread_ = CreateThread("bdev_test_app", 0);
+  ASSERT_NE(app_thread_, nullptr);
+  absl::Status status = CallOn(app_thread_, [this] { return InitBdevLayer(LayerOptions()); });
+  ASSERT_TRUE(status.ok()) << status;
+}
+
+void BdevTest::TearDown() {
+  if (app_thread_ != nullptr && BdevLayerInitialized()) {
+    std::atomic<bool> done{false};
+    RunOn(app_thread_, [&done] { FiniBdevLayer([&done] { done = true; }); });
+    EXPECT_TRUE(WaitUntil([&] { return done.load(); })) << "FiniBdevLayer did not finish";
+  }
+  if (app_thread_ != nullptr) ExitThread(app_thread_);
+  app_thread_ = nullptr;
+  ReactorTest::TearDown();
+}
+
+absl::StatusOr<rpc::Json> BdevTest::CallRpc(const std::string& method, const rpc::Json& params) {
+  std::atomic<bool> done{false};
+  rpc::RpcReply reply;
+  RunOn(app_thread_, [&] {
+    rpc::MethodRegistry::Global().Call(method, params, [&](rpc::RpcReply r) {
+      reply = std::move(r);
+      done = true;
+    });
+  });
+  if (!WaitUntil([&] { return done.load(); })) return absl::DeadlineExceededError(method);
+  if (reply.ok) return reply.result;
+  return absl::UnknownError(reply.message);
+}
+
+absl::Status BdevTest::Delete(const std::string& name) {
+  std::atomic<bool> done{false};
+  absl::Status result;
+  RunOn(app_thread_, [&] {
+    DeleteBdev(name, nullptr, [&](absl::Status s) {
+      result = s;
+      done = true;
+    });
+  });
+  if (!WaitUntil([&] { return done.load(); })) return absl::DeadlineExceededError(name);
+  return result;
+}
+
+IoClient::IoClient(Thread* thread, const std::string& bdev_name, bool writable)
+    : thread_(thread) {
+  absl::Status status;
+  RunOn(thread_, [&] {
+    auto desc = BdevDesc::Open(bdev_name, writable, [this](BdevEvent, Bdev&) { ++remove_events_; });
+    if (!desc.ok()) {
+      status = desc.status();
+      return;
+    }
+    desc_ = std::move(*desc);
+    channel_ = desc_->GetIoChannel();
+  });
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(!desc_ || channel_) << "no channel for " << bdev_name;
+}
+
+IoClient::~IoClient() {
+  if (desc_ == nullptr) return;
+  RunOn(thread_, [this] {
+    channel_.reset();
+    desc_.reset();
+  });
+}
+
+BdevIoStatus IoClient::Run(SubmitFn submit) {
+  struct Wait {
+    std::atomic<bool> done{false};
+    BdevIoStatus status = BdevIoStatus::kFailed;
+  } wait;
+  RunOn(thread_, [&] {
+    submit(*desc_, *channel_,
+           [](void* arg, BdevIoStatus status) {
+             auto* w = static_cast<Wait*>(arg);
+             w->status = status;
+             w->done.store(true, std::memory_order_release);
+           },
+           &wait);
+  });
+  if (!WaitUntil([&] { return wait.done.load(std::memory_order_acquire); })) {
+    ADD_FAILURE() << "I/O did not complete";
+    std::abort();  // the callback would later write to this stack frame
+  }
+  return wait.status;
+}
+
+BdevIoStatus IoClient::Read(void* buf, uint64_t offset_blocks, uint64_t num_blocks) {
+  return Run([=](BdevDesc& d, IoChannel& c, BdevIoCallback cb, void* arg) {
+    d.Read(c, buf, offset_blocks, num_blocks, cb, arg);
+  });
+}
+
+BdevIoStatus IoClient::Write(const void* buf, uint64_t offset_blocks, uint64_t num_blocks) {
+  return Run([=](BdevDesc& d, IoChannel& c, BdevIoCallback cb, void* arg) {
+    d.Write(c, const_cast<void*>(buf), offset_blocks, num_blocks, cb, arg);
+  });
+}
+
+BdevIoStatus IoClient::Readv(iovec* iov, int iovcnt, uint64_t offset_blocks,
+                             uint64_t num_blocks) {
+  return Run([=](BdevDesc& d, IoChannel& c, BdevIoCallback cb, void* arg) {
+    d.Readv(c, iov, iovcnt, offset_blocks, num_blocks, cb, arg);
+  });
+}
+
+BdevIoStatus IoClient::Writev(iovec* iov, int iovcnt, uint64_t offset_blocks,
+                              uint64_t num_blocks) {
+  return Run([=](BdevDesc& d, IoChannel& c, BdevIoCallback cb, void* arg) {
+    d.Writev(c, iov, iovcnt, offset_blocks, num_blocks, cb, arg);
+  });
+}
+
+BdevIoStatus IoClient::WriteZeroes(uint64_t offset_blocks, uint64_t num_blocks) {
+  return Run([=](BdevDesc& d, IoChannel& c, BdevIoCallback cb, void* arg) {
+    d.WriteZeroes(c, offset_blocks, num_blocks, cb, arg);
+  });
+}
+
+BdevIoStatus IoClient::Unmap(uint64_t offset_blocks, uint64_t num_blocks) {
+  return Run([=](BdevDesc& d, IoChannel& c, BdevIoCallback cb, void* arg) {
+    d.Unmap(c, offset_blocks, num_blocks, cb, arg);
+  });
+}
+
+BdevIoStatus IoClient::Flush(uint64_t offset_blocks, uint64_t num_blocks) {
+  return Run([=](BdevDesc& d, IoChannel& c, BdevIoCallback cb, void* arg) {
+    d.Flush(c, offset_blocks, num_blocks, cb, arg);
+  });
+}
+
+BdevIoStatus IoClient::Reset() {
+  return Run([](BdevDesc& d, IoChannel& c, BdevIoCallback cb, void* arg) { d.Reset(c, cb, arg); });
+}
+
+BdevIoStats IoClient::Stats() {
+  return CallOn(thread_, [this] { return BdevDesc::ChannelStats(*channel_); });
+}
+
+}  // namespace pollux::testing

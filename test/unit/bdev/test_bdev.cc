@@ -1,0 +1,5 @@
+#include "test_bdev.h"
+
+namespace pollux::testing {
+POLLUX_BDEV_MODULE(TestBdevModule);
+}  // namespace pollux::testing
