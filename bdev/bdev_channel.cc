@@ -113,7 +113,10 @@ void BdevChannel::Submit(const WaitingRequest& request) noexcept {
 void BdevChannel::Dispatch(BdevIo& io) noexcept {
   IoType type = io.type_;
   if (CarriesData(type)) {
-    if (alignment_mask_ != 0 && Misaligned(io) && !Bounce(io)) {
+    // Bounced: buffers the device cannot take, and iovecs that would make a child of a split
+    // end inside a block (a block over more segments than the module takes).
+    if (((alignment_mask_ != 0 && Misaligned(io)) || (may_split_ && UnsplittableSegments(io))) &&
+        !Bounce(io)) {
       return CompleteInLayer(io, BdevIoStatus::kFailed);
     }
     if (may_split_ && NeedsSplit(io)) return StartSplit(io);

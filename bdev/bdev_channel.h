@@ -80,6 +80,7 @@ class BdevChannel : public ChannelContext {
 
   // Bounce buffers (bdev_io_splitter.cc).
   bool Misaligned(const BdevIo& io) const noexcept;
+  bool UnsplittableSegments(const BdevIo& io) const noexcept;
   bool Bounce(BdevIo& io) noexcept;
   void Unbounce(BdevIo& io) noexcept;
 

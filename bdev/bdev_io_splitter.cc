@@ -183,6 +183,16 @@ bool BdevChannel::Misaligned(const BdevIo& io) const noexcept {
   return (bits & alignment_mask_) != 0;
 }
 
+bool BdevChannel::UnsplittableSegments(const BdevIo& io) const noexcept {
+  uint32_t max_segments = bdev_.max_segments();
+  if (max_segments == 0 || static_cast<uint32_t>(io.iovcnt_) <= max_segments) return false;
+  // Segments of whole blocks can always be cut between segments; otherwise a block may span
+  // more segments than a child can carry, so one contiguous bounce buffer is the safe form.
+  uint64_t bits = 0;
+  for (int i = 0; i < io.iovcnt_; ++i) bits |= io.iovs_[i].iov_len;
+  return (bits & (bdev_.block_size() - 1)) != 0;
+}
+
 bool BdevChannel::Bounce(BdevIo& io) noexcept {
   uint64_t bytes = io.num_blocks_ << block_shift_;
   void* buffer = rte_malloc("bdev_bounce", bytes, std::max<uint64_t>(alignment_mask_ + 1, 64));
