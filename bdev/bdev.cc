@@ -1,5 +1,6 @@
 #include "pollux/bdev/bdev.h"
 
+#include <cctype>
 #include <memory>
 
 #include "bdev_state.h"
@@ -37,6 +38,25 @@ Bdev::Bdev(BdevModule& module, BdevProperties properties)
     : properties_(std::move(properties)), module_(&module) {}
 
 Bdev::~Bdev() = default;
+
+bool Bdev::HasName(std::string_view name) const {
+  if (properties_.name == name) return true;
+  for (const std::string& alias : properties_.aliases) {
+    if (alias == name) return true;
+  }
+  return false;
+}
+
+bool IsValidUuid(std::string_view text) {
+  if (text.size() != 36) return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? text[i] != '-' : !std::isxdigit(static_cast<unsigned char>(text[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
 
 const BdevModule* Bdev::claimed_by() const {
   if (state_ == nullptr) return nullptr;

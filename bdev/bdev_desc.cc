@@ -3,12 +3,47 @@
 #include "bdev_channel.h"
 #include "bdev_registry.h"
 #include "bdev_state.h"
+#include "pollux/env/log.h"
+#include "pollux/reactor/thread.h"
 
 namespace pollux {
 
 absl::StatusOr<std::unique_ptr<BdevDesc>> BdevDesc::Open(std::string_view name, bool writable,
                                                          BdevEventCallback event_cb) {
   return BdevRegistry::Get().Open(name, writable, std::move(event_cb));
+}
+
+absl::StatusOr<std::unique_ptr<BdevDesc>> BdevDesc::OpenAndClaim(std::string_view name,
+                                                                 BdevModule& module,
+                                                                 BdevEventCallback event_cb) {
+  auto desc = Open(name, /*writable=*/true, std::move(event_cb));
+  if (!desc.ok()) return desc.status();
+  if (absl::Status claimed = (*desc)->Claim(module); !claimed.ok()) return claimed;
+  return desc;
+}
+
+void CloseBdevDesc(std::unique_ptr<BdevDesc> desc, absl::AnyInvocable<void()> done) {
+  uint64_t owner = desc->thread_id();
+  Thread* current = Thread::Current();
+  if (current != nullptr && current->id() == owner) {
+    desc.reset();
+    return done();
+  }
+  // Shared between the message and this function: if the message cannot be queued (the
+  // thread is gone), the closure is destroyed unrun and the state is still ours.
+  struct Close {
+    std::unique_ptr<BdevDesc> desc;
+    absl::AnyInvocable<void()> done;
+  };
+  auto close = std::make_shared<Close>(Close{std::move(desc), std::move(done)});
+  auto run = [close] {
+    close->desc.reset();
+    close->done();
+  };
+  if (RunOnThread(owner, run)) return;
+  PX_LOG(kWarning, "bdev", "the thread that opened %s is gone: closing it on this one",
+         close->desc->bdev().name());
+  run();
 }
 
 BdevDesc::~BdevDesc() { BdevRegistry::Get().Close(*this); }

@@ -24,15 +24,10 @@ std::string GenerateUuid() {
                          high & 0xffff, low >> 48, low & 0xffffffffffffULL);
 }
 
-bool ValidUuid(std::string& uuid) {
-  if (uuid.size() != 36) return false;
-  for (size_t i = 0; i < uuid.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? uuid[i] != '-' : !std::isxdigit(static_cast<unsigned char>(uuid[i]))) {
-      return false;
-    }
-    uuid[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(uuid[i])));
-  }
+// Checks the form and keeps the UUID in lower case, as it is printed.
+bool NormalizeUuid(std::string& uuid) {
+  if (!IsValidUuid(uuid)) return false;
+  for (char& c : uuid) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return true;
 }
 
@@ -66,7 +61,7 @@ absl::Status BdevRegistry::Validate(BdevProperties& p) {
   }
   if (p.uuid.empty()) {
     p.uuid = GenerateUuid();
-  } else if (!ValidUuid(p.uuid)) {
+  } else if (!NormalizeUuid(p.uuid)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "bdev %s: uuid \"%s\" is not of the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", p.name,
         p.uuid));

@@ -66,6 +66,8 @@ class Bdev {
   uint32_t max_segments() const { return properties_.max_segments; }
   const BdevProperties& properties() const { return properties_; }
   BdevModule& module() const { return *module_; }
+  // Whether `name` is this bdev's name or one of its aliases.
+  bool HasName(std::string_view name) const;
 
   // Whether callers may submit `type`: the module's own types plus what the layer emulates
   // (WRITE_ZEROES through writes; FLUSH on a device without write cache is a no-op).
@@ -110,6 +112,9 @@ class Bdev {
   uint32_t module_supported_mask_ = 0;  // what reaches the module (the rest is emulated)
   std::unique_ptr<BdevState> state_;  // the layer's bookkeeping (bdev_state.h)
 };
+
+// Whether `text` is a UUID in RFC 4122 text form (8-4-4-4-12 hexadecimal digits).
+bool IsValidUuid(std::string_view text);
 
 // ---- The registry ----
 

@@ -38,6 +38,11 @@ class BdevDesc {
   // or `writable` is asked of a bdev a module holds a write claim on. Call on a Thread.
   static absl::StatusOr<std::unique_ptr<BdevDesc>> Open(std::string_view name, bool writable,
                                                         BdevEventCallback event_cb);
+  // Opens `name` writable and takes `module`'s write claim on it: what a virtual bdev does with
+  // its base. Fails with the reason of whichever step failed (nothing stays open).
+  static absl::StatusOr<std::unique_ptr<BdevDesc>> OpenAndClaim(std::string_view name,
+                                                                BdevModule& module,
+                                                                BdevEventCallback event_cb);
   // Closes. On the opening thread. The caller's I/O must have completed and its channel
   // references must be gone (or go on this thread).
   ~BdevDesc();
@@ -96,5 +101,10 @@ class BdevDesc {
   BdevEventCallback event_cb_;
   uint64_t thread_id_;
 };
+
+// Closes `desc` on the thread that opened it (now, when that is the calling thread), then runs
+// `done` there: for a virtual bdev's Destruct, which may run on any thread. If that thread is
+// gone (only at shutdown), closes on the calling thread.
+void CloseBdevDesc(std::unique_ptr<BdevDesc> desc, absl::AnyInvocable<void()> done);
 
 }  // namespace pollux
