@@ -313,8 +313,10 @@ void DeleteBdev(std::string_view name, const BdevModule* module,
   Bdev* bdev = FindBdev(name);
   if (bdev == nullptr) return done(absl::NotFoundError(absl::StrFormat("bdev %s not found", name)));
   if (module != nullptr && &bdev->module() != module) {
-    return done(absl::InvalidArgumentError(absl::StrFormat(
-        "bdev %s belongs to module %s, not %s", name, bdev->module().name(), module->name())));
+    // NotFound, as SPDK's -ENODEV: there is no such bdev of this module.
+    return done(absl::NotFoundError(absl::StrFormat(
+        "bdev %s is not a %s bdev (it belongs to module %s)", name, module->name(),
+        bdev->module().name())));
   }
   if (const BdevModule* claimer = bdev->claimed_by(); claimer != nullptr) {
     return done(absl::FailedPreconditionError(absl::StrFormat(

@@ -138,7 +138,7 @@ TEST_F(BdevLifecycleTest, DeleteRefusesClaimedAndForeignBdevs) {
     });
   });
   ASSERT_TRUE(WaitUntil([&] { return done.load(); }));
-  EXPECT_EQ(foreign.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(foreign.code(), absl::StatusCode::kNotFound);
   RunOn(app_thread(), [&] { desc.reset(); });
   EXPECT_TRUE(Delete("Base").ok());
 }
