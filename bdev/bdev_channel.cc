@@ -82,6 +82,7 @@ void BdevChannel::Submit(const WaitingRequest& request) noexcept {
   }
   io->type_ = request.type;
   io->kind_ = BdevIo::Kind::kUser;
+  io->forward_depth_ = 0;
   io->bounced_ = false;
   io->bdev_ = &bdev_;
   io->channel_ = this;
@@ -133,21 +134,71 @@ void BdevChannel::Dispatch(BdevIo& io) noexcept {
 }
 
 void BdevChannel::Finish(BdevIo& io) noexcept {
+  if (io.forward_depth_ != 0) [[unlikely]] return FinishForwarded(io);
   if (io.kind_ == BdevIo::Kind::kChild) return ChildDone(io);
   if (io.bounced_) [[unlikely]] Unbounce(io);
+  Count(io, thread_.Now() - io.submit_tsc_);
   BdevIoStatus status = io.status_;
-  if (status == BdevIoStatus::kSuccess) [[likely]] {
-    uint64_t ticks = thread_.Now() - io.submit_tsc_;
-    stats_.of(io.type_).Add(io.num_blocks_ << block_shift_, ticks);
-    stats_.latency.Add(ticks);
-  } else {
-    ++stats_.failed_ops;
-  }
   BdevIoCallback cb = io.cb_;
   void* cb_arg = io.cb_arg_;
   // Freed before the callback: a callback that submits again reuses this very object.
   thread_.Put(&io);
   cb(cb_arg, status);
+}
+
+void BdevChannel::FinishForwarded(BdevIo& io) noexcept {
+  uint64_t ticks = thread_.Now() - io.submit_tsc_;
+  // Every level below the origin saw a real I/O (a child of a split included).
+  Count(io, ticks);
+  while (io.forward_depth_ > 1) io.forwarded_from_[--io.forward_depth_]->Count(io, ticks);
+  io.forward_depth_ = 0;
+  BdevChannel& origin = *io.forwarded_from_[0];
+  io.bdev_ = &origin.bdev_;
+  io.channel_ = &origin;
+  io.module_channel_ = origin.module_channel_.get();
+  origin.Finish(io);
+}
+
+namespace {
+
+// The completion of a forward that could not reuse the I/O (see Forward).
+void ForwardedCopyDone(void* cb_arg, BdevIoStatus status) {
+  static_cast<BdevIo*>(cb_arg)->Complete(status);
+}
+
+}  // namespace
+
+void BdevChannel::Forward(BdevIo& io, bool writable) noexcept {
+  IoType type = io.type_;
+  BdevIoStatus status = BdevIoStatus::kSuccess;
+  uint64_t end = io.offset_blocks_ + io.num_blocks_;
+  if (!bdev_.Supports(type)) {
+    status = BdevIoStatus::kNotSupported;
+  } else if (IsWrite(type) && !writable) {
+    status = BdevIoStatus::kInvalid;
+  } else if (end < io.offset_blocks_ || end > bdev_.block_count()) {
+    status = BdevIoStatus::kOutOfRange;
+  }
+  if (status != BdevIoStatus::kSuccess) [[unlikely]] return io.Complete(status);
+  // In place unless the base needs a second bounce (the I/O's bounce state is taken) or the
+  // chain is too deep: then as an ordinary request whose completion completes `io`.
+  bool bounce = CarriesData(type) && ((alignment_mask_ != 0 && Misaligned(io)) ||
+                                      (may_split_ && UnsplittableSegments(io)));
+  if ((bounce && io.bounced_) || io.forward_depth_ == BdevIo::kMaxForwardDepth) [[unlikely]] {
+    bool data = CarriesData(type);
+    return Submit(WaitingRequest{this, type, writable, data ? io.iovs_ : nullptr,
+                                 data ? io.iovcnt_ : 0, nullptr, io.offset_blocks_,
+                                 io.num_blocks_, &ForwardedCopyDone, &io});
+  }
+  BdevChannel& upper = *io.channel_;
+  --upper.in_flight_;
+  io.forwarded_from_[io.forward_depth_++] = &upper;
+  io.bdev_ = &bdev_;
+  io.channel_ = this;
+  io.module_channel_ = module_channel_.get();
+  thread_.EnterSubmit();
+  Dispatch(io);
+  thread_.LeaveSubmit();
 }
 
 void BdevChannel::QueueNoMemory(BdevIo& io) noexcept {

@@ -43,6 +43,9 @@ class BdevChannel : public ChannelContext {
   // its bounce buffer, counted, freed, and its callback runs.
   void Finish(BdevIo& io) noexcept;
 
+  // A virtual bdev above passes `io` down to this channel's bdev (BdevDesc::Forward).
+  void Forward(BdevIo& io, bool writable) noexcept;
+
   // Resubmits the I/O the module refused with kNoMemory (from the thread's poller).
   void RetryNoMemory() noexcept;
   // Cuts and submits the next children of a split parent.
@@ -68,6 +71,17 @@ class BdevChannel : public ChannelContext {
     }
   }
   BdevIoStatus Check(const BdevIo& io, bool writable, bool caller_iovs) const noexcept;
+  // Counts a completed I/O in this channel's statistics.
+  void Count(const BdevIo& io, uint64_t ticks) noexcept {
+    if (io.status_ == BdevIoStatus::kSuccess) [[likely]] {
+      stats_.of(io.type_).Add(io.num_blocks_ << block_shift_, ticks);
+      stats_.latency.Add(ticks);
+    } else {
+      ++stats_.failed_ops;
+    }
+  }
+  // Counts a forwarded I/O at every level below its origin, then finishes it at the origin.
+  void FinishForwarded(BdevIo& io) noexcept;
   void Dispatch(BdevIo& io) noexcept;
   void QueueNoMemory(BdevIo& io) noexcept;
   void AbortNoMemory() noexcept;

@@ -68,6 +68,10 @@ void BdevDesc::Submit(IoChannel& channel, IoType type, iovec* iov, int iovcnt, v
                                      offset_blocks, num_blocks, cb, cb_arg});
 }
 
+void BdevDesc::Forward(IoChannel& channel, BdevIo& io) noexcept {
+  channel.context<BdevChannel>().Forward(io, writable_);
+}
+
 void BdevDesc::Read(IoChannel& channel, void* buf, uint64_t offset_blocks, uint64_t num_blocks,
                     BdevIoCallback cb, void* cb_arg) noexcept {
   Submit(channel, IoType::kRead, nullptr, 0, buf, offset_blocks, num_blocks, cb, cb_arg);

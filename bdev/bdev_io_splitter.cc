@@ -83,6 +83,7 @@ bool BdevChannel::BuildChild(BdevIo& parent, BdevIo& child) noexcept {
   if (bdev_.max_transfer_blocks() != 0) limit = std::min<uint64_t>(limit, bdev_.max_transfer_blocks());
 
   child.kind_ = BdevIo::Kind::kChild;
+  child.forward_depth_ = 0;
   child.parent_ = &parent;
   child.bounced_ = false;
   child.bdev_ = &bdev_;
@@ -172,7 +173,7 @@ void BdevChannel::ChildDone(BdevIo& child) noexcept {
   }
   thread_.Put(&child);
   --parent.children_in_flight_;
-  ContinueSplit(parent);
+  parent.channel_->ContinueSplit(parent);
 }
 
 bool BdevChannel::Misaligned(const BdevIo& io) const noexcept {

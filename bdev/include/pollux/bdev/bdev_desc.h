@@ -81,6 +81,15 @@ class BdevDesc {
              void* cb_arg) noexcept;
   void Reset(IoChannel& channel, BdevIoCallback cb, void* cb_arg) noexcept;
 
+  // Hands `io` itself (an I/O a virtual bdev received in its Submit) down to this
+  // descriptor's bdev, on `channel`, the calling thread's channel of it: no second BdevIo and
+  // no second set of request checks, and the base's completion completes `io` directly (the
+  // virtual bdev does not see it; its statistics and the base's both count it). For virtual
+  // bdevs that pass I/O through unchanged. The layer still checks the type, the range and this
+  // descriptor's mode against the base, and splits or bounces for the base if it needs more
+  // than the virtual bdev asked for.
+  void Forward(IoChannel& channel, BdevIo& io) noexcept;
+
   // The statistics of one channel (the calling thread's I/O on this bdev). On that thread.
   static const BdevIoStats& ChannelStats(IoChannel& channel);
 

@@ -114,6 +114,11 @@ class alignas(64) BdevIo {
   void* cb_arg_ = nullptr;
   uint64_t submit_tsc_ = 0;
   BdevIo* next_ = nullptr;  // intrusive link: deferred completions, retry queue, cache
+  // Channels this I/O was forwarded from (BdevDesc::Forward), outermost first: its completion
+  // is counted at each of them on the way back up.
+  uint8_t forward_depth_ = 0;
+  static constexpr int kMaxForwardDepth = 4;
+  BdevChannel* forwarded_from_[kMaxForwardDepth]{};
 
   // ---- Cold fields: splitting, emulation, bouncing ----
   iovec single_iov_{};           // the iovec of single-buffer requests and bounce buffers

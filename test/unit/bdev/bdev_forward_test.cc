@@ -1,0 +1,170 @@
+// BdevDesc::Forward: a virtual bdev handing its I/O down to its base in place.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "bdev_test_env.h"
+#include "test_bdev.h"
+
+namespace pollux::testing {
+namespace {
+
+constexpr uint32_t kBlock = 512;
+
+struct BaseChannel final : ChannelContext {
+  IoChannelRef base;
+};
+
+// The smallest virtual bdev: every I/O forwarded to the base.
+class ForwardingBdev final : public Bdev {
+ public:
+  ForwardingBdev(BdevProperties properties, std::unique_ptr<BdevDesc> base)
+      : Bdev(TestBdevModule::Get(), std::move(properties)), base_(std::move(base)) {}
+  void Submit(BdevIo& io) noexcept override {
+    base_->Forward(*io.module_channel<BaseChannel>().base, io);
+  }
+  bool IoTypeSupported(IoType type) const override { return base_->bdev().Supports(type); }
+  std::unique_ptr<ChannelContext> CreateChannel() override {
+    auto channel = std::make_unique<BaseChannel>();
+    channel->base = base_->GetIoChannel();
+    return channel;
+  }
+  void Destruct(absl::AnyInvocable<void()> done) override {
+    CloseBdevDesc(std::move(base_), std::move(done));
+  }
+
+ private:
+  std::unique_ptr<BdevDesc> base_;
+};
+
+class BdevForwardTest : public BdevTest {
+ protected:
+  // A base TestBdev "B" with `base` properties and a forwarding bdev "F" over it.
+  TestBdev* Make(BdevProperties base, BdevProperties upper = {}) {
+    base.name = "B";
+    if (base.block_count == 0) base.block_count = 512;
+    return CallOn(app_thread(), [&]() -> TestBdev* {
+      TestBdev* b = RegisterTestBdev(base);
+      if (b == nullptr) return nullptr;
+      auto desc = BdevDesc::OpenAndClaim("B", TestBdevModule::Get(), nullptr);
+      if (!desc.ok()) return nullptr;
+      upper.name = "F";
+      if (upper.block_count == 0) upper.block_count = b->block_count();
+      auto f = RegisterBdev(std::make_unique<ForwardingBdev>(upper, std::move(*desc)));
+      return f.ok() ? b : nullptr;
+    });
+  }
+  uint64_t Ops(const std::string& name, IoType type) {
+    auto stats = CallRpc("bdev_get_iostat", {{"name", name}});
+    EXPECT_TRUE(stats.ok());
+    const char* field = type == IoType::kRead ? "num_read_ops" : "num_write_ops";
+    return (*stats)["bdevs"][0][field].get<uint64_t>();
+  }
+};
+
+TEST_F(BdevForwardTest, DataAndStatisticsAtBothLevels) {
+  TestBdev* base = Make({});
+  ASSERT_NE(base, nullptr);
+  {
+    IoClient client(app_thread(), "F");
+    std::vector<char> data(8 * kBlock, 0x3c);
+    EXPECT_EQ(client.Write(data.data(), 40, 8), BdevIoStatus::kSuccess);
+    std::vector<char> back(8 * kBlock);
+    EXPECT_EQ(client.Read(back.data(), 40, 8), BdevIoStatus::kSuccess);
+    EXPECT_EQ(back, data);
+    EXPECT_EQ(std::memcmp(base->data().data() + 40 * kBlock, data.data(), data.size()), 0);
+    EXPECT_EQ(client.Stats().of(IoType::kRead).ops, 1u);
+  }
+  EXPECT_EQ(Ops("F", IoType::kRead), 1u);
+  EXPECT_EQ(Ops("B", IoType::kRead), 1u);
+  EXPECT_EQ(Ops("B", IoType::kWrite), 1u);
+}
+
+TEST_F(BdevForwardTest, BaseSplitsWhatTheUpperDidNot) {
+  TestBdev* base = Make({.max_transfer_blocks = 4});
+  ASSERT_NE(base, nullptr);
+  IoClient client(app_thread(), "F");
+  std::vector<char> data(30 * kBlock);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13);
+  EXPECT_EQ(client.Write(data.data(), 3, 30), BdevIoStatus::kSuccess);
+  for (const SeenIo& io : base->seen()) EXPECT_LE(io.num_blocks, 4u);
+  EXPECT_EQ(base->seen().size(), 8u);
+  std::vector<char> back(30 * kBlock);
+  EXPECT_EQ(client.Read(back.data(), 3, 30), BdevIoStatus::kSuccess);
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(BdevForwardTest, UpperChildrenAreForwarded) {
+  TestBdev* base = Make({}, {.max_transfer_blocks = 8});
+  ASSERT_NE(base, nullptr);
+  IoClient client(app_thread(), "F");
+  std::vector<char> data(20 * kBlock, 0x11);
+  EXPECT_EQ(client.Write(data.data(), 0, 20), BdevIoStatus::kSuccess);
+  EXPECT_EQ(base->seen().size(), 3u);  // 8 + 8 + 4
+  EXPECT_EQ(client.Stats().of(IoType::kWrite).ops, 1u);
+}
+
+TEST_F(BdevForwardTest, BaseBouncesForItsAlignment) {
+  TestBdev* base = Make({.required_alignment = 512});
+  ASSERT_NE(base, nullptr);
+  IoClient client(app_thread(), "F");
+  std::vector<char> storage(4 * kBlock + 3);
+  char* odd = storage.data() + 3;
+  for (int i = 0; i < 4 * static_cast<int>(kBlock); ++i) odd[i] = static_cast<char>(i);
+  EXPECT_EQ(client.Write(odd, 0, 4), BdevIoStatus::kSuccess);
+  std::vector<char> expect(odd, odd + 4 * kBlock);
+  std::memset(odd, 0, 4 * kBlock);
+  EXPECT_EQ(client.Read(odd, 0, 4), BdevIoStatus::kSuccess);
+  EXPECT_EQ(std::memcmp(odd, expect.data(), expect.size()), 0);
+  for (const SeenIo& io : base->seen()) EXPECT_TRUE(io.aligned);
+}
+
+TEST_F(BdevForwardTest, RangeIsCheckedAgainstTheBase) {
+  TestBdev* base = Make({.block_count = 64}, {.block_count = 128});  // upper claims more
+  ASSERT_NE(base, nullptr);
+  IoClient client(app_thread(), "F");
+  std::vector<char> buf(kBlock);
+  EXPECT_EQ(client.Read(buf.data(), 100, 1), BdevIoStatus::kOutOfRange);
+  EXPECT_EQ(client.Read(buf.data(), 10, 1), BdevIoStatus::kSuccess);
+  EXPECT_EQ(base->seen().size(), 1u);
+}
+
+TEST_F(BdevForwardTest, FailuresAndRetriesAtTheBase) {
+  TestBdev* base = Make({});
+  ASSERT_NE(base, nullptr);
+  IoClient client(app_thread(), "F");
+  std::vector<char> buf(kBlock);
+  base->fail_next = 1;
+  EXPECT_EQ(client.Read(buf.data(), 0, 1), BdevIoStatus::kFailed);
+  base->fail_status = BdevIoStatus::kNoMemory;
+  base->fail_next = 3;
+  EXPECT_EQ(client.Read(buf.data(), 0, 1), BdevIoStatus::kSuccess);
+  EXPECT_EQ(client.Stats().failed_ops, 1u);
+}
+
+TEST_F(BdevForwardTest, RemovingTheBaseWithIoInFlight) {
+  TestBdev* base = Make({});
+  ASSERT_NE(base, nullptr);
+  auto client = std::make_unique<IoClient>(app_thread(), "F");
+  base->hold = true;
+  std::atomic<int> completed{0};
+  std::vector<char> buf(4 * kBlock);
+  RunOn(app_thread(), [&] {
+    for (int i = 0; i < 4; ++i) {
+      client->desc().Read(client->channel(), buf.data() + i * kBlock, i, 1,
+                          [](void* arg, BdevIoStatus) { ++*static_cast<std::atomic<int>*>(arg); },
+                          &completed);
+    }
+  });
+  ASSERT_TRUE(WaitUntil([&] { return base->held_count() == 4; }));
+  EXPECT_EQ(CallOn(app_thread(), [&] { return base->Release(); }), 4u);
+  ASSERT_TRUE(WaitUntil([&] { return completed.load() == 4; }));
+  client.reset();
+  EXPECT_TRUE(Delete("F").ok());
+  EXPECT_TRUE(Delete("B").ok());
+}
+
+}  // namespace
+}  // namespace pollux::testing
