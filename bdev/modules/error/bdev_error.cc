@@ -1,0 +1,447 @@
+// The error bdev: passthru plus an injection table consulted on every submission.
+//
+// Per thread, the bdev has its own IoDevice channel (ErrorChannel) holding the base channel,
+// the I/Os that "pending" holds and the count of I/Os at the base (for queue_depth). It is an
+// IoDevice of its own, besides the layer's channel, so that ForEachChannel can reach every
+// thread's held I/Os: to resume them (clear), to abort them (reset, removal).
+#include "pollux/bdev_error/bdev_error.h"
+
+#include <algorithm>
+#include <atomic>
+#include <limits>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "pollux/bdev/bdev_desc.h"
+#include "pollux/env/log.h"
+
+namespace pollux {
+namespace {
+
+// Per-I/O scratch space (ErrorModule::io_context_size): what the injection decided, and the
+// link of the held list.
+struct ErrorIo {
+  BdevIo* next = nullptr;
+  ErrorInjectionType error = ErrorInjectionType::kNone;
+  uint8_t corrupt_value = 0;
+  uint64_t corrupt_offset = 0;
+};
+
+ErrorIo& Context(BdevIo& io) { return io.module_context<ErrorIo>(); }
+
+class ErrorBdev;
+
+// One thread's state of an error bdev (its IoDevice channel).
+struct ErrorChannel final : ChannelContext {
+  ErrorBdev* bdev = nullptr;
+  IoChannelRef base;            // this thread's channel of the base
+  uint64_t at_base = 0;         // I/Os submitted to the base and not back yet
+  BdevIo* held_head = nullptr;  // FIFO of I/Os held by kPending
+  BdevIo* held_tail = nullptr;
+
+  void Hold(BdevIo& io) {
+    Context(io).next = nullptr;
+    (held_tail != nullptr ? Context(*held_tail).next : held_head) = &io;
+    held_tail = &io;
+  }
+  BdevIo* TakeHeld() {
+    BdevIo* io = held_head;
+    if (io != nullptr) {
+      held_head = Context(*io).next;
+      if (held_head == nullptr) held_tail = nullptr;
+    }
+    return io;
+  }
+  ~ErrorChannel() override {
+    // Users wait for their I/O before letting their channel go, so nothing can be held here.
+    if (held_head != nullptr) PX_LOG(kError, "error", "channel destroyed with held I/Os");
+  }
+};
+
+// What the layer's channel of the bdev (Bdev::CreateChannel) holds: a reference to this
+// thread's ErrorChannel, found without a lookup on every I/O.
+struct ErrorChannelRef final : ChannelContext {
+  IoChannelRef ref;
+  ErrorChannel* channel = nullptr;
+};
+
+ErrorChannel& Channel(BdevIo& io) { return *io.module_channel<ErrorChannelRef>().channel; }
+
+// One I/O type's injection, written by the app thread and read by every I/O thread.
+// `remaining` is published last (release) and read first (acquire), so a thread that sees a
+// count sees the fields written before it.
+struct Injection {
+  static constexpr uint64_t kAlways = std::numeric_limits<uint64_t>::max();
+  std::atomic<uint64_t> remaining{0};
+  std::atomic<ErrorInjectionType> type{ErrorInjectionType::kNone};
+  std::atomic<uint64_t> queue_depth{0};
+  std::atomic<uint64_t> corrupt_offset{0};
+  std::atomic<uint8_t> corrupt_value{0};
+};
+
+// XORs the byte `offset` of the request's data with `value` (nothing when past the end).
+void Corrupt(BdevIo& io, uint64_t offset, uint8_t value) {
+  for (int i = 0; i < io.iovcnt(); ++i) {
+    const iovec& iov = io.iovs()[i];
+    if (offset < iov.iov_len) {
+      static_cast<uint8_t*>(iov.iov_base)[offset] ^= value;
+      return;
+    }
+    offset -= iov.iov_len;
+  }
+}
+
+class ErrorBdev final : public Bdev, private IoDevice {
+ public:
+  ErrorBdev(BdevProperties properties, std::string base_name)
+      : Bdev(ErrorModule::Get(), properties),
+        IoDevice("error bdev " + properties.name),
+        base_name_(std::move(base_name)) {
+    RegisterIoDevice();
+  }
+
+  absl::Status OpenBase(const std::string& base_name) {
+    absl::StatusOr<std::unique_ptr<BdevDesc>> desc = BdevDesc::OpenAndClaim(
+        base_name, ErrorModule::Get(), [this](BdevEvent event, Bdev&) { OnBaseEvent(event); });
+    if (!desc.ok()) return desc.status();
+    base_ = std::move(*desc);
+    return absl::OkStatus();
+  }
+
+  // A read-only descriptor on ourselves, for its remove event: the layer tells a bdev's
+  // descriptors, not the bdev, that it is being removed, and held I/Os must be aborted then or
+  // their callers would wait for them forever (and the removal for the callers).
+  void WatchRemoval() {
+    absl::StatusOr<std::unique_ptr<BdevDesc>> desc =
+        BdevDesc::Open(name(), /*writable=*/false, [this](BdevEvent, Bdev&) { OnRemoving(); });
+    if (desc.ok()) {
+      self_ = std::move(*desc);
+    } else {
+      PX_LOG(kWarning, "error", "%s: held I/Os will not be aborted on removal: %s", name(),
+             desc.status().message());
+    }
+  }
+
+  void Submit(BdevIo& io) noexcept override {
+    ErrorChannel& channel = Channel(io);
+    ErrorIo& context = Context(io);
+    context.error = TakeInjection(io.type(), channel, context);
+    switch (context.error) {
+      case ErrorInjectionType::kFailure:
+        return io.Complete(BdevIoStatus::kFailed);
+      case ErrorInjectionType::kNoMemory:
+        return io.Complete(BdevIoStatus::kNoMemory);
+      case ErrorInjectionType::kPending:
+        // After the removal walk started, holding would be forever: abort instead. The walk
+        // reaches this thread through a message, so from then on this load sees true.
+        if (removing_.load(std::memory_order_relaxed)) return io.Complete(BdevIoStatus::kAborted);
+        return channel.Hold(io);
+      case ErrorInjectionType::kCorruptData:
+        if (io.type() == IoType::kWrite) Corrupt(io, context.corrupt_offset, context.corrupt_value);
+        break;
+      case ErrorInjectionType::kNone:
+        break;
+    }
+    if (io.type() == IoType::kReset) return Reset(io);
+    Forward(io, channel);
+  }
+
+  bool IoTypeSupported(IoType type) const override { return base_->bdev().Supports(type); }
+
+  std::unique_ptr<ChannelContext> CreateChannel() override {
+    auto context = std::make_unique<ErrorChannelRef>();
+    context->ref = GetIoChannel(static_cast<IoDevice&>(*this));
+    context->channel = &context->ref->context<ErrorChannel>();
+    return context;
+  }
+
+  void DumpInfo(rpc::Json& driver_specific) const override {
+    driver_specific["error_disk"] = {{"base_bdev", base_name_}};
+  }
+
+  // After every descriptor and layer channel is gone: wait for our own channels (they hold the
+  // base's), then close the base on its thread.
+  void Destruct(absl::AnyInvocable<void()> done) override {
+    UnregisterIoDevice([this, done = std::move(done)]() mutable {
+      CloseBdevDesc(std::move(base_), std::move(done));
+    });
+  }
+
+  // ---- Injection control, on the app thread ----
+
+  void Arm(IoType io_type, const ErrorInjection& injection) {
+    Injection& slot = injections_[static_cast<int>(io_type)];
+    // Disarm first, so that no I/O thread pairs the old count with the new fields.
+    slot.remaining.store(0, std::memory_order_relaxed);
+    slot.type.store(injection.type, std::memory_order_relaxed);
+    slot.queue_depth.store(injection.queue_depth, std::memory_order_relaxed);
+    slot.corrupt_offset.store(injection.corrupt_offset, std::memory_order_relaxed);
+    slot.corrupt_value.store(injection.corrupt_value, std::memory_order_relaxed);
+    slot.remaining.store(injection.always ? Injection::kAlways : injection.count,
+                         std::memory_order_release);
+  }
+
+  // Disarms (every injection, or only kPending ones) and lets every thread's held I/Os go to
+  // the base.
+  void Release(bool pending_only, absl::AnyInvocable<void(absl::Status)> done) {
+    for (Injection& slot : injections_) {
+      if (!pending_only ||
+          slot.type.load(std::memory_order_relaxed) == ErrorInjectionType::kPending) {
+        slot.remaining.store(0, std::memory_order_relaxed);
+      }
+    }
+    ForEachChannel(
+        static_cast<IoDevice&>(*this),
+        [](IoChannel& io_channel) {
+          ErrorChannel& channel = io_channel.context<ErrorChannel>();
+          while (BdevIo* io = channel.TakeHeld()) Forward(*io, channel);
+        },
+        std::move(done));
+  }
+
+ private:
+  // Decides the fate of one I/O: usually a single relaxed-cost load that finds nothing armed.
+  ErrorInjectionType TakeInjection(IoType io_type, const ErrorChannel& channel, ErrorIo& context) {
+    Injection& slot = injections_[static_cast<int>(io_type)];
+    uint64_t left = slot.remaining.load(std::memory_order_acquire);
+    if (left == 0) return ErrorInjectionType::kNone;
+    if (channel.at_base < slot.queue_depth.load(std::memory_order_relaxed)) {
+      return ErrorInjectionType::kNone;
+    }
+    // Several threads may race for the last counts: each decrement is one compare-and-swap,
+    // and a thread that loses simply retries with the value it found.
+    while (left != Injection::kAlways) {
+      if (left == 0) return ErrorInjectionType::kNone;
+      if (slot.remaining.compare_exchange_weak(left, left - 1, std::memory_order_acquire)) break;
+    }
+    context.corrupt_offset = slot.corrupt_offset.load(std::memory_order_relaxed);
+    context.corrupt_value = slot.corrupt_value.load(std::memory_order_relaxed);
+    return slot.type.load(std::memory_order_relaxed);
+  }
+
+  static void Forward(BdevIo& io, ErrorChannel& channel) {
+    BdevDesc& base = *channel.bdev->base_;
+    IoChannel& base_channel = *channel.base;
+    ++channel.at_base;
+    switch (io.type()) {
+      case IoType::kRead:
+        return base.Readv(base_channel, io.iovs(), io.iovcnt(), io.offset_blocks(), io.num_blocks(),
+                          &BaseDone, &io);
+      case IoType::kWrite:
+        return base.Writev(base_channel, io.iovs(), io.iovcnt(), io.offset_blocks(),
+                           io.num_blocks(), &BaseDone, &io);
+      case IoType::kFlush:
+        return base.Flush(base_channel, io.offset_blocks(), io.num_blocks(), &BaseDone, &io);
+      case IoType::kUnmap:
+        return base.Unmap(base_channel, io.offset_blocks(), io.num_blocks(), &BaseDone, &io);
+      case IoType::kWriteZeroes:
+        return base.WriteZeroes(base_channel, io.offset_blocks(), io.num_blocks(), &BaseDone, &io);
+      case IoType::kReset:
+        return base.Reset(base_channel, &BaseDone, &io);
+    }
+    --channel.at_base;
+    io.Complete(BdevIoStatus::kNotSupported);
+  }
+
+  // On the submitting thread, as every base completion.
+  static void BaseDone(void* cb_arg, BdevIoStatus status) {
+    BdevIo& io = *static_cast<BdevIo*>(cb_arg);
+    --Channel(io).at_base;
+    const ErrorIo& context = Context(io);
+    if (status == BdevIoStatus::kSuccess && io.type() == IoType::kRead &&
+        context.error == ErrorInjectionType::kCorruptData) {
+      Corrupt(io, context.corrupt_offset, context.corrupt_value);
+    }
+    io.Complete(status);
+  }
+
+  // SPDK's error bdev: a reset aborts every held I/O, on every thread; then the base resets.
+  void Reset(BdevIo& io) {
+    AbortHeld([&io](absl::Status) { Forward(io, Channel(io)); });
+  }
+
+  void AbortHeld(absl::AnyInvocable<void(absl::Status)> done) {
+    ForEachChannel(
+        static_cast<IoDevice&>(*this),
+        [](IoChannel& io_channel) {
+          ErrorChannel& channel = io_channel.context<ErrorChannel>();
+          while (BdevIo* io = channel.TakeHeld()) io->Complete(BdevIoStatus::kAborted);
+        },
+        std::move(done));
+  }
+
+  std::unique_ptr<ChannelContext> CreateChannelContext() override {
+    auto channel = std::make_unique<ErrorChannel>();
+    channel->bdev = this;
+    channel->base = base_->GetIoChannel();
+    return channel;
+  }
+
+  // On the app thread: the base goes, so do we (see passthru).
+  void OnBaseEvent(BdevEvent event) {
+    if (event != BdevEvent::kRemove) return;
+    PX_LOG(kNotice, "error", "base bdev %s is being removed: removing %s", base_name_, name());
+    UnregisterBdev(*this, [](absl::Status) {});
+  }
+
+  // On the app thread, when our own removal starts (by any path: RPC, base removal, shutdown).
+  void OnRemoving() {
+    removing_.store(true, std::memory_order_relaxed);
+    // Our own descriptor closes last, so that the bdev outlives the walk.
+    AbortHeld([this](absl::Status) { self_.reset(); });
+  }
+
+  std::unique_ptr<BdevDesc> base_;
+  std::unique_ptr<BdevDesc> self_;
+  std::string base_name_;
+  std::atomic<bool> removing_{false};
+  Injection injections_[kIoTypeCount];
+};
+
+absl::StatusOr<Bdev*> Attach(const ErrorBdevOptions& options, Bdev& base) {
+  BdevProperties properties = base.properties();
+  properties.name = ErrorBdevName(options.base_name);
+  properties.aliases.clear();
+  properties.uuid = options.uuid;
+  properties.product_name = "Error Injection Disk";
+  auto bdev = std::make_unique<ErrorBdev>(std::move(properties), base.name());
+  if (absl::Status s = bdev->OpenBase(options.base_name); !s.ok()) {
+    return absl::Status(
+        s.code(), absl::StrFormat("cannot attach %s to %s: %s", ErrorBdevName(options.base_name),
+                                  options.base_name, s.message()));
+  }
+  ErrorBdev* raw = bdev.get();
+  absl::StatusOr<Bdev*> registered = RegisterBdev(std::move(bdev));
+  if (registered.ok()) raw->WatchRemoval();
+  return registered;
+}
+
+// The error bdev `name`, or an error that says why there is none.
+absl::StatusOr<ErrorBdev*> FindErrorBdev(std::string_view name) {
+  Bdev* bdev = FindBdev(name);
+  if (bdev == nullptr) return absl::NotFoundError(absl::StrFormat("bdev %s not found", name));
+  if (&bdev->module() != &ErrorModule::Get()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bdev %s is not an error bdev (its module is %s)", name, bdev->module().name()));
+  }
+  return static_cast<ErrorBdev*>(bdev);
+}
+
+}  // namespace
+
+POLLUX_BDEV_MODULE(ErrorModule);
+
+std::string ErrorBdevName(std::string_view base_name) {
+  return absl::StrFormat("EE_%s", base_name);
+}
+
+size_t ErrorModule::io_context_size() const { return sizeof(ErrorIo); }
+
+const ErrorBdevOptions* ErrorModule::FindConfig(std::string_view name) const {
+  for (const ErrorBdevOptions& config : configs_) {
+    if (ErrorBdevName(config.base_name) == name) return &config;
+  }
+  return nullptr;
+}
+
+bool ErrorModule::RemoveConfig(std::string_view name) {
+  auto it = std::find_if(configs_.begin(), configs_.end(), [name](const ErrorBdevOptions& c) {
+    return ErrorBdevName(c.base_name) == name;
+  });
+  if (it == configs_.end()) return false;
+  configs_.erase(it);
+  return true;
+}
+
+void ErrorModule::Examine(Bdev& bdev) {
+  std::vector<ErrorBdevOptions> waiting;
+  for (const ErrorBdevOptions& config : configs_) {
+    if (bdev.HasName(config.base_name) && FindBdev(ErrorBdevName(config.base_name)) == nullptr) {
+      waiting.push_back(config);
+    }
+  }
+  for (const ErrorBdevOptions& config : waiting) {
+    absl::StatusOr<Bdev*> attached = Attach(config, bdev);
+    if (!attached.ok()) {
+      PX_LOG(kError, "error", "examine %s: %s", bdev.name(), attached.status().message());
+    }
+  }
+}
+
+void ErrorModule::WriteConfig(rpc::Json& config) const {
+  for (const ErrorBdevOptions& entry : configs_) {
+    rpc::Json params = {{"base_name", entry.base_name}};
+    const Bdev* bdev = FindBdev(ErrorBdevName(entry.base_name));
+    std::string uuid = bdev != nullptr && &bdev->module() == this ? bdev->uuid() : entry.uuid;
+    if (!uuid.empty()) params["uuid"] = uuid;
+    config.push_back({{"method", "bdev_error_create"}, {"params", std::move(params)}});
+  }
+}
+
+absl::StatusOr<Bdev*> CreateErrorBdev(const ErrorBdevOptions& options) {
+  if (options.base_name.empty()) {
+    return absl::InvalidArgumentError("the base bdev name must not be empty");
+  }
+  if (!options.uuid.empty() && !IsValidUuid(options.uuid)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("uuid \"%s\" is not a UUID (8-4-4-4-12 hexadecimal digits)", options.uuid));
+  }
+  std::string name = ErrorBdevName(options.base_name);
+  ErrorModule& module = ErrorModule::Get();
+  if (module.FindConfig(name) != nullptr || FindBdev(name) != nullptr) {
+    return absl::AlreadyExistsError(absl::StrFormat("bdev %s already exists", name));
+  }
+  module.configs_.push_back(options);
+  Bdev* base = FindBdev(options.base_name);
+  if (base == nullptr) return nullptr;
+  absl::StatusOr<Bdev*> bdev = Attach(options, *base);
+  if (!bdev.ok()) module.RemoveConfig(name);
+  return bdev;
+}
+
+void DeleteErrorBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
+  ErrorModule& module = ErrorModule::Get();
+  if (FindBdev(name) == nullptr && module.RemoveConfig(name)) return done(absl::OkStatus());
+  DeleteBdev(name, &module,
+             [name = std::string(name), done = std::move(done)](absl::Status status) mutable {
+               if (status.ok()) ErrorModule::Get().RemoveConfig(name);
+               done(status);
+             });
+}
+
+absl::Status InjectError(std::string_view name, std::optional<IoType> io_type,
+                         const ErrorInjection& injection) {
+  if (injection.type == ErrorInjectionType::kNone) {
+    return absl::InvalidArgumentError("no error type given");
+  }
+  if (injection.type == ErrorInjectionType::kCorruptData && injection.corrupt_value == 0) {
+    return absl::InvalidArgumentError("corrupt_value must not be 0 (it is XORed into the data)");
+  }
+  absl::StatusOr<ErrorBdev*> bdev = FindErrorBdev(name);
+  if (!bdev.ok()) return bdev.status();
+  if (io_type) {
+    (*bdev)->Arm(*io_type, injection);
+  } else {
+    // SPDK's "all": the data types; a reset is hit only when named.
+    for (int type = 0; type < kIoTypeCount; ++type) {
+      auto each = static_cast<IoType>(type);
+      if (each != IoType::kReset) (*bdev)->Arm(each, injection);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ClearErrors(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
+  absl::StatusOr<ErrorBdev*> bdev = FindErrorBdev(name);
+  if (!bdev.ok()) return done(bdev.status());
+  (*bdev)->Release(/*pending_only=*/false, std::move(done));
+}
+
+void ResumePendingErrors(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
+  absl::StatusOr<ErrorBdev*> bdev = FindErrorBdev(name);
+  if (!bdev.ok()) return done(bdev.status());
+  (*bdev)->Release(/*pending_only=*/true, std::move(done));
+}
+
+}  // namespace pollux

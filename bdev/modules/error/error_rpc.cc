@@ -1,0 +1,161 @@
+// RPC methods of the error module (SPDK's names and parameters): bdev_error_create,
+// bdev_error_delete, bdev_error_inject_error, bdev_error_resume_pending. Handlers run on the
+// app thread.
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "pollux/bdev_error/bdev_error.h"
+#include "pollux/env/log.h"
+#include "pollux/rpc/method_registry.h"
+
+namespace pollux {
+namespace {
+
+using rpc::Json;
+using rpc::ParamReader;
+using rpc::RpcResponder;
+
+void ReplyError(RpcResponder& responder, const char* method, const absl::Status& status) {
+  responder.Reply(absl::Status(status.code(), absl::StrFormat("%s: %s", method, status.message())));
+}
+
+absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
+
+// {"base_name", "uuid"?} -> true. The bdev is "EE_<base_name>"; a missing base is not an
+// error: the bdev appears when the base does.
+void BdevErrorCreate(const Json& params, RpcResponder responder) {
+  constexpr const char* kMethod = "bdev_error_create";
+  ParamReader reader(params);
+  ErrorBdevOptions options;
+  options.base_name = reader.String("base_name");
+  options.uuid = reader.OptionalString("uuid").value_or("");
+  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
+  absl::StatusOr<Bdev*> bdev = CreateErrorBdev(options);
+  if (!bdev.ok()) return ReplyError(responder, kMethod, bdev.status());
+  if (*bdev == nullptr) {
+    PX_LOG(kNotice, "error", "%s: base bdev %s not found; %s will be created when it appears",
+           kMethod, options.base_name, ErrorBdevName(options.base_name));
+  }
+  responder.Result(true);
+}
+POLLUX_RPC_METHOD("bdev_error_create", BdevErrorCreate);
+
+void BdevErrorDelete(const Json& params, RpcResponder responder) {
+  constexpr const char* kMethod = "bdev_error_delete";
+  ParamReader reader(params);
+  std::string name = reader.String("name");
+  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
+  DeleteErrorBdev(name, [responder = std::move(responder)](absl::Status status) mutable {
+    if (!status.ok()) return ReplyError(responder, kMethod, status);
+    responder.Result(true);
+  });
+}
+POLLUX_RPC_METHOD("bdev_error_delete", BdevErrorDelete);
+
+// "read" ... "reset" -> that type; "all" -> nullopt (every type but reset).
+absl::StatusOr<std::optional<IoType>> ParseIoType(const std::string& name) {
+  if (name == "all") return std::optional<IoType>();
+  for (int type = 0; type < kIoTypeCount; ++type) {
+    auto each = static_cast<IoType>(type);
+    if (name == IoTypeName(each)) return std::optional(each);
+  }
+  return Invalid(absl::StrFormat(
+      "io_type \"%s\" is not one of read, write, flush, unmap, write_zeroes, reset, all, clear",
+      name));
+}
+
+absl::StatusOr<ErrorInjectionType> ParseErrorType(const std::string& name) {
+  if (name == "failure") return ErrorInjectionType::kFailure;
+  if (name == "pending") return ErrorInjectionType::kPending;
+  if (name == "corrupt_data") return ErrorInjectionType::kCorruptData;
+  if (name == "nomem") return ErrorInjectionType::kNoMemory;
+  if (name == "nvme") {
+    return Invalid("error_type \"nvme\" is not supported: pollux bdevs have no NVMe status codes");
+  }
+  return Invalid(absl::StrFormat(
+      "error_type \"%s\" is not one of failure, pending, corrupt_data, nomem", name));
+}
+
+// {"name", "io_type", "error_type", "num"? (1), "always"?, "queue_depth"?, "corrupt_offset"?,
+// "corrupt_value"?} -> true. io_type "clear" disarms everything and lets held I/Os go;
+// "always" (a pollux extension) hits every I/O of the type until cleared.
+void BdevErrorInjectError(const Json& params, RpcResponder responder) {
+  constexpr const char* kMethod = "bdev_error_inject_error";
+  ParamReader reader(params);
+  std::string name = reader.String("name");
+  std::string io_type_name = reader.String("io_type");
+  std::optional<std::string> error_type_name = reader.OptionalString("error_type");
+  std::optional<uint64_t> num = reader.OptionalUint("num");
+  std::optional<bool> always = reader.OptionalBool("always");
+  std::optional<uint64_t> queue_depth = reader.OptionalUint("queue_depth");
+  std::optional<uint64_t> corrupt_offset = reader.OptionalUint("corrupt_offset");
+  std::optional<uint64_t> corrupt_value = reader.OptionalUint("corrupt_value");
+  // SPDK's NVMe status injection: accepted when absent or 0 only.
+  std::optional<uint64_t> nvme_sct = reader.OptionalUint("nvme_sct");
+  std::optional<uint64_t> nvme_sc = reader.OptionalUint("nvme_sc");
+  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
+
+  if (io_type_name == "clear") {
+    // The error type is irrelevant to a clear (SPDK requires one; we accept one).
+    return ClearErrors(name, [responder = std::move(responder)](absl::Status status) mutable {
+      if (!status.ok()) return ReplyError(responder, kMethod, status);
+      responder.Result(true);
+    });
+  }
+  absl::StatusOr<std::optional<IoType>> io_type = ParseIoType(io_type_name);
+  if (!io_type.ok()) return ReplyError(responder, kMethod, io_type.status());
+  if (!error_type_name) {
+    return ReplyError(responder, kMethod, Invalid("missing parameter \"error_type\""));
+  }
+  absl::StatusOr<ErrorInjectionType> error_type = ParseErrorType(*error_type_name);
+  if (!error_type.ok()) return ReplyError(responder, kMethod, error_type.status());
+  if (nvme_sct.value_or(0) != 0 || nvme_sc.value_or(0) != 0) {
+    return ReplyError(
+        responder, kMethod,
+        Invalid("nvme_sct and nvme_sc are not supported (only with error_type nvme)"));
+  }
+  if (num && *num > std::numeric_limits<uint32_t>::max()) {
+    return ReplyError(responder, kMethod,
+                      Invalid(absl::StrFormat("num %u does not fit 32 bits", *num)));
+  }
+  if (num && always.value_or(false)) {
+    return ReplyError(responder, kMethod,
+                      Invalid("num and always exclude each other (always hits every I/O)"));
+  }
+  if (corrupt_value.value_or(0) > 255) {
+    return ReplyError(
+        responder, kMethod,
+        Invalid(absl::StrFormat("corrupt_value %u is not a byte (0 to 255)", *corrupt_value)));
+  }
+  ErrorInjection injection;
+  injection.type = *error_type;
+  injection.count = static_cast<uint32_t>(num.value_or(1));
+  injection.always = always.value_or(false);
+  injection.queue_depth = queue_depth.value_or(0);
+  injection.corrupt_offset = corrupt_offset.value_or(0);
+  injection.corrupt_value = static_cast<uint8_t>(corrupt_value.value_or(0));
+  if (absl::Status s = InjectError(name, *io_type, injection); !s.ok()) {
+    return ReplyError(responder, kMethod, s);
+  }
+  responder.Result(true);
+}
+POLLUX_RPC_METHOD("bdev_error_inject_error", BdevErrorInjectError);
+
+// {"name"} -> true: disarms the "pending" injections and lets the held I/Os go to the base.
+void BdevErrorResumePending(const Json& params, RpcResponder responder) {
+  constexpr const char* kMethod = "bdev_error_resume_pending";
+  ParamReader reader(params);
+  std::string name = reader.String("name");
+  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
+  ResumePendingErrors(name, [responder = std::move(responder)](absl::Status status) mutable {
+    if (!status.ok()) return ReplyError(responder, kMethod, status);
+    responder.Result(true);
+  });
+}
+POLLUX_RPC_METHOD("bdev_error_resume_pending", BdevErrorResumePending);
+
+}  // namespace
+}  // namespace pollux

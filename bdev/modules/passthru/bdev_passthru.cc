@@ -1,0 +1,190 @@
+// The passthru bdev: each I/O goes to the base bdev as it came, and completes with the base's
+// status. This file is the worked example of docs/bdev-module-guide.md; read it top to bottom:
+// the per-thread channel, Submit and its completion, the claim, hot remove, examine, config.
+#include "pollux/bdev_passthru/bdev_passthru.h"
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "pollux/bdev/bdev_desc.h"
+#include "pollux/env/log.h"
+
+namespace pollux {
+namespace {
+
+// Per-thread state of a passthru bdev: this thread's channel of the base. The layer creates one
+// on each thread that does I/O on the passthru bdev (CreateChannel, on that thread) and
+// destroys it there, so Submit finds it without a lock.
+struct PassthruChannel final : ChannelContext {
+  IoChannelRef base;  // empty only if the base was already going away
+};
+
+class PassthruBdev final : public Bdev {
+ public:
+  PassthruBdev(BdevProperties properties, std::string base_name)
+      : Bdev(PassthruModule::Get(), std::move(properties)), base_name_(std::move(base_name)) {}
+
+  // Opens the base writable and takes this module's write claim on it: from now on nobody else
+  // writes to the base behind our back, and its own module cannot delete it (DeleteBdev refuses
+  // claimed bdevs). On the app thread, which therefore owns the descriptor.
+  absl::Status OpenBase(const std::string& base_name) {
+    absl::StatusOr<std::unique_ptr<BdevDesc>> desc = BdevDesc::OpenAndClaim(
+        base_name, PassthruModule::Get(), [this](BdevEvent event, Bdev&) { OnBaseEvent(event); });
+    if (!desc.ok()) return desc.status();
+    base_ = std::move(*desc);
+    return absl::OkStatus();
+  }
+
+  // The hot path: the I/O itself goes down to the base (BdevDesc::Forward): no second
+  // BdevIo, no second set of request checks, no completion callback of ours; the base's
+  // completion completes it, counted in both bdevs' statistics. A virtual bdev that must see
+  // or change the result (the error and delay modules) submits its own I/O to the base
+  // instead (Readv, Writev, ...) with a callback that completes this one.
+  void Submit(BdevIo& io) noexcept override {
+    IoChannel* channel = io.module_channel<PassthruChannel>().base.get();
+    if (channel == nullptr) return io.Complete(BdevIoStatus::kAborted);
+    base_->Forward(*channel, io);
+  }
+
+  // Whatever the base does (natively or emulated by the layer), passthru does.
+  bool IoTypeSupported(IoType type) const override { return base_->bdev().Supports(type); }
+
+  std::unique_ptr<ChannelContext> CreateChannel() override {
+    auto channel = std::make_unique<PassthruChannel>();
+    channel->base = base_->GetIoChannel();
+    return channel;
+  }
+
+  void DumpInfo(rpc::Json& driver_specific) const override {
+    driver_specific["passthru"] = {{"name", name()}, {"base_bdev_name", base_name_}};
+  }
+
+  // Runs once our last descriptor and channel are gone (so no I/O of ours is at the base), on
+  // whichever thread that happened. CloseBdevDesc closes the base descriptor on the thread that
+  // opened it (the app thread), which lets a removal of the base complete.
+  void Destruct(absl::AnyInvocable<void()> done) override {
+    CloseBdevDesc(std::move(base_), std::move(done));
+  }
+
+ private:
+  // On the app thread, where the base descriptor was opened. When the base goes, so do we:
+  // our users get remove events and close; then Destruct closes the base descriptor.
+  void OnBaseEvent(BdevEvent event) {
+    if (event != BdevEvent::kRemove) return;
+    PX_LOG(kNotice, "passthru", "base bdev %s is being removed: removing %s", base_name_, name());
+    // An error here only means that we are being removed already (a delete raced the base).
+    UnregisterBdev(*this, [](absl::Status) {});
+  }
+
+  std::unique_ptr<BdevDesc> base_;
+  std::string base_name_;  // the base's own name (the config may have named an alias)
+};
+
+// Builds the passthru bdev of `options` over `base` and registers it. On the app thread, with
+// `base` just looked up (FindBdev's pointer is valid until this thread moves on).
+absl::StatusOr<Bdev*> Attach(const PassthruBdevOptions& options, Bdev& base) {
+  // The base's geometry, alignment, transfer limits, boundary and write cache, our identity:
+  // the layer then splits and bounces for us exactly as the base needs.
+  BdevProperties properties = base.properties();
+  properties.name = options.name;
+  properties.aliases.clear();
+  properties.uuid = options.uuid;
+  properties.product_name = "passthru";
+  auto bdev = std::make_unique<PassthruBdev>(std::move(properties), base.name());
+  if (absl::Status s = bdev->OpenBase(options.base_bdev_name); !s.ok()) {
+    return absl::Status(s.code(), absl::StrFormat("cannot attach %s to %s: %s", options.name,
+                                                  options.base_bdev_name, s.message()));
+  }
+  // RegisterBdev lets every module examine the new bdev: a passthru configured over this one
+  // attaches now. On failure it destroys the bdev, which closes the base descriptor here.
+  return RegisterBdev(std::move(bdev));
+}
+
+}  // namespace
+
+POLLUX_BDEV_MODULE(PassthruModule);
+
+const PassthruBdevOptions* PassthruModule::FindConfig(std::string_view name) const {
+  for (const PassthruBdevOptions& config : configs_) {
+    if (config.name == name) return &config;
+  }
+  return nullptr;
+}
+
+bool PassthruModule::RemoveConfig(std::string_view name) {
+  auto it = std::find_if(configs_.begin(), configs_.end(),
+                         [name](const PassthruBdevOptions& c) { return c.name == name; });
+  if (it == configs_.end()) return false;
+  configs_.erase(it);
+  return true;
+}
+
+void PassthruModule::Examine(Bdev& bdev) {
+  // Copied first: attaching registers a bdev, which runs Examine again (a passthru over a
+  // passthru), and an error must not leave us iterating a list that changed.
+  std::vector<PassthruBdevOptions> waiting;
+  for (const PassthruBdevOptions& config : configs_) {
+    if (bdev.HasName(config.base_bdev_name) && FindBdev(config.name) == nullptr) {
+      waiting.push_back(config);
+    }
+  }
+  for (const PassthruBdevOptions& config : waiting) {
+    absl::StatusOr<Bdev*> attached = Attach(config, bdev);
+    if (!attached.ok()) {
+      PX_LOG(kError, "passthru", "examine %s: %s", bdev.name(), attached.status().message());
+    }
+  }
+}
+
+void PassthruModule::WriteConfig(rpc::Json& config) const {
+  for (const PassthruBdevOptions& entry : configs_) {
+    rpc::Json params = {{"base_bdev_name", entry.base_bdev_name}, {"name", entry.name}};
+    // The UUID the bdev got, so that a replay recreates the same one; else the one asked for.
+    const Bdev* bdev = FindBdev(entry.name);
+    std::string uuid = bdev != nullptr && &bdev->module() == this ? bdev->uuid() : entry.uuid;
+    if (!uuid.empty()) params["uuid"] = uuid;
+    config.push_back({{"method", "bdev_passthru_create"}, {"params", std::move(params)}});
+  }
+}
+
+absl::StatusOr<Bdev*> CreatePassthruBdev(const PassthruBdevOptions& options) {
+  if (options.name.empty()) return absl::InvalidArgumentError("the bdev name must not be empty");
+  if (options.base_bdev_name.empty()) {
+    return absl::InvalidArgumentError("the base bdev name must not be empty");
+  }
+  if (options.name == options.base_bdev_name) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bdev %s cannot be its own base", options.name));
+  }
+  if (!options.uuid.empty() && !IsValidUuid(options.uuid)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("uuid \"%s\" is not a UUID (8-4-4-4-12 hexadecimal digits)", options.uuid));
+  }
+  PassthruModule& module = PassthruModule::Get();
+  if (module.FindConfig(options.name) != nullptr || FindBdev(options.name) != nullptr) {
+    return absl::AlreadyExistsError(absl::StrFormat("bdev %s already exists", options.name));
+  }
+  // Recorded before attaching, so that examine finds it when the base registers later.
+  module.configs_.push_back(options);
+  Bdev* base = FindBdev(options.base_bdev_name);
+  if (base == nullptr) return nullptr;
+  absl::StatusOr<Bdev*> bdev = Attach(options, *base);
+  if (!bdev.ok()) module.RemoveConfig(options.name);  // a failed create leaves nothing behind
+  return bdev;
+}
+
+void DeletePassthruBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
+  PassthruModule& module = PassthruModule::Get();
+  // Still waiting for its base: there is no bdev, only the configuration to forget.
+  if (FindBdev(name) == nullptr && module.RemoveConfig(name)) return done(absl::OkStatus());
+  DeleteBdev(name, &module,
+             [name = std::string(name), done = std::move(done)](absl::Status status) mutable {
+               // Forgotten only once gone: a refused delete (claimed, say) changes nothing.
+               if (status.ok()) PassthruModule::Get().RemoveConfig(name);
+               done(status);
+             });
+}
+
+}  // namespace pollux

@@ -1,0 +1,58 @@
+// RPC methods of the passthru module: bdev_passthru_create and bdev_passthru_delete (SPDK's
+// names and parameters). Config replay calls them too; save_config writes bdev_passthru_create
+// back (PassthruModule::WriteConfig). Handlers run on the app thread.
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "pollux/bdev_passthru/bdev_passthru.h"
+#include "pollux/env/log.h"
+#include "pollux/rpc/method_registry.h"
+
+namespace pollux {
+namespace {
+
+using rpc::Json;
+using rpc::ParamReader;
+using rpc::RpcResponder;
+
+// Answers with `status`, its message prefixed by the method so that a config replay that
+// fails says which call did.
+void ReplyError(RpcResponder& responder, const char* method, const absl::Status& status) {
+  responder.Reply(absl::Status(status.code(), absl::StrFormat("%s: %s", method, status.message())));
+}
+
+// {"base_bdev_name", "name", "uuid"?} -> the name. A missing base is not an error: the bdev
+// appears when the base does (as in SPDK).
+void BdevPassthruCreate(const Json& params, RpcResponder responder) {
+  constexpr const char* kMethod = "bdev_passthru_create";
+  ParamReader reader(params);
+  PassthruBdevOptions options;
+  options.base_bdev_name = reader.String("base_bdev_name");
+  options.name = reader.String("name");
+  options.uuid = reader.OptionalString("uuid").value_or("");
+  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
+  absl::StatusOr<Bdev*> bdev = CreatePassthruBdev(options);
+  if (!bdev.ok()) return ReplyError(responder, kMethod, bdev.status());
+  if (*bdev == nullptr) {
+    PX_LOG(kNotice, "passthru", "%s: base bdev %s not found; %s will be created when it appears",
+           kMethod, options.base_bdev_name, options.name);
+  }
+  responder.Result(options.name);
+}
+POLLUX_RPC_METHOD("bdev_passthru_create", BdevPassthruCreate);
+
+// {"name"} -> true once the bdev is gone.
+void BdevPassthruDelete(const Json& params, RpcResponder responder) {
+  constexpr const char* kMethod = "bdev_passthru_delete";
+  ParamReader reader(params);
+  std::string name = reader.String("name");
+  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
+  DeletePassthruBdev(name, [responder = std::move(responder)](absl::Status status) mutable {
+    if (!status.ok()) return ReplyError(responder, kMethod, status);
+    responder.Result(true);
+  });
+}
+POLLUX_RPC_METHOD("bdev_passthru_delete", BdevPassthruDelete);
+
+}  // namespace
+}  // namespace pollux
