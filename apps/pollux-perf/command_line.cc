@@ -1,0 +1,305 @@
+#include "command_line.h"
+
+#include <getopt.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_format.h"
+#include "pollux/env/cpu_list.h"
+#include "pollux/env/log.h"
+
+namespace pollux::perf {
+namespace {
+
+constexpr char kUsage[] =
+    R"(Usage: pollux-perf -c CONFIG -q DEPTH -o IO_SIZE -w WORKLOAD -t SECONDS [OPTIONS]
+
+Measures block devices: replays CONFIG (which creates the bdevs), then runs one job per
+target bdev per core, each keeping DEPTH I/Os in flight for SECONDS, and prints IOPS, MiB/s
+and latency (average, min, max, p50, p99, p99.9) per job and in total. SIGINT stops early
+and still reports.
+
+Required:
+  -c, --config FILE        JSON config creating the bdevs (SPDK's format, as pollux-tgt's)
+  -q, --queue-depth N      I/Os in flight per job (1 to 65536)
+  -o, --io-size SIZE       bytes per I/O, a multiple of the block size: 4096, 4k, 128K, 1M
+  -w, --workload NAME      read, write, randread, randwrite, rw, randrw or verify
+  -t, --time SECONDS       how long to run (1 to 1000000)
+
+Options:
+  -M, --rw-mix PERCENT     share of reads in rw and randrw (0 to 100, default 50)
+  -b, --bdev NAME[,NAME]   target bdevs (repeatable); default: every bdev not claimed by a
+                           virtual bdev
+  -m, --cpus LIST          cores to run on, one job per target per core: a list ("0-1",
+                           "0,2") or a hex mask ("0x3"); default: every allowed core
+      --json               print the results as one JSON document on stdout (and nothing else)
+      --mode MODE          poll (default) or interrupt; overrides the config file
+  -r, --rpc-socket PATH    also serve JSON-RPC on PATH (default: no RPC server)
+  -L, --log-level LEVEL    error, warning, notice, info or debug (default notice)
+  -s, --mem-size MB        DPDK memory in MiB (default 512)
+      --hugepages          back DPDK memory with hugepages (default --no-huge)
+  -h, --help               print this help and exit
+  -v, --version            print the version and exit
+
+Workloads: sequential ones walk each job's share of the device in IO_SIZE steps, wrapping at
+its end; random ones pick IO_SIZE-aligned offsets in that share. With several cores on one
+bdev, the device is cut into one contiguous share per core. verify writes a pattern derived
+from each block's number and a per-job seed, reads it back and compares; a mismatch or an
+I/O error stops the job, is printed, and makes the exit code 1.
+
+Exit codes: 0 success; 1 runtime failure (config, bdev, I/O error, miscompare); 2 usage.
+)";
+
+bool ParseUint(std::string_view text, uint64_t* value) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  return !text.empty() && ec == std::errc() && ptr == text.data() + text.size();
+}
+
+// Parses an integer option in [min, max] or explains what was expected.
+absl::StatusOr<uint64_t> ParseBounded(const char* option, const char* what, const char* text,
+                                      uint64_t min, uint64_t max) {
+  uint64_t value;
+  if (!ParseUint(text, &value) || value < min || value > max) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: expected %s from %u to %u, got \"%s\"", option, what, min, max, text));
+  }
+  return value;
+}
+
+void AddBdevNames(std::string_view list, std::vector<std::string>* names) {
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string_view::npos) comma = list.size();
+    std::string name(list.substr(start, comma - start));
+    if (!name.empty() && std::find(names->begin(), names->end(), name) == names->end()) {
+      names->push_back(std::move(name));
+    }
+    start = comma + 1;
+  }
+}
+
+}  // namespace
+
+std::string_view WorkloadName(Workload workload) {
+  switch (workload) {
+    case Workload::kRead:
+      return "read";
+    case Workload::kWrite:
+      return "write";
+    case Workload::kRandRead:
+      return "randread";
+    case Workload::kRandWrite:
+      return "randwrite";
+    case Workload::kRw:
+      return "rw";
+    case Workload::kRandRw:
+      return "randrw";
+    case Workload::kVerify:
+      return "verify";
+  }
+  return "?";
+}
+
+absl::StatusOr<Workload> ParseWorkload(std::string_view name) {
+  for (Workload w : {Workload::kRead, Workload::kWrite, Workload::kRandRead, Workload::kRandWrite,
+                     Workload::kRw, Workload::kRandRw, Workload::kVerify}) {
+    if (name == WorkloadName(w)) return w;
+  }
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "-w: unknown workload \"%s\" (expected read, write, randread, randwrite, rw, randrw or "
+      "verify)",
+      std::string(name)));
+}
+
+bool IsRandom(Workload workload) {
+  return workload == Workload::kRandRead || workload == Workload::kRandWrite ||
+         workload == Workload::kRandRw;
+}
+
+bool Writes(Workload workload) {
+  return workload != Workload::kRead && workload != Workload::kRandRead;
+}
+
+absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
+  auto bad = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("-o: expected a size in bytes such as 4096, 4k, 128K or 1M, got \"%s\"",
+                        std::string(text)));
+  };
+  if (text.empty()) return bad();
+  uint64_t shift = 0;
+  switch (text.back()) {
+    case 'k':
+    case 'K':
+      shift = 10;
+      break;
+    case 'm':
+    case 'M':
+      shift = 20;
+      break;
+    case 'g':
+    case 'G':
+      shift = 30;
+      break;
+    default:
+      break;
+  }
+  std::string_view digits = shift != 0 ? text.substr(0, text.size() - 1) : text;
+  uint64_t value;
+  if (!ParseUint(digits, &value) || value == 0) return bad();
+  if (value > (std::numeric_limits<uint64_t>::max() >> shift)) return bad();
+  return value << shift;
+}
+
+ParsedCommandLine ParseCommandLine(int argc, char** argv) {
+  enum { kJson = 256, kMode, kHugepages };
+  static const option kOptions[] = {
+      {"config", required_argument, nullptr, 'c'},
+      {"queue-depth", required_argument, nullptr, 'q'},
+      {"io-size", required_argument, nullptr, 'o'},
+      {"workload", required_argument, nullptr, 'w'},
+      {"rw-mix", required_argument, nullptr, 'M'},
+      {"time", required_argument, nullptr, 't'},
+      {"bdev", required_argument, nullptr, 'b'},
+      {"cpus", required_argument, nullptr, 'm'},
+      {"json", no_argument, nullptr, kJson},
+      {"mode", required_argument, nullptr, kMode},
+      {"rpc-socket", required_argument, nullptr, 'r'},
+      {"log-level", required_argument, nullptr, 'L'},
+      {"mem-size", required_argument, nullptr, 's'},
+      {"hugepages", no_argument, nullptr, kHugepages},
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'v'},
+      {nullptr, 0, nullptr, 0},
+  };
+  ParsedCommandLine parsed;
+  PerfOptions& o = parsed.options;
+  o.app.name = "pollux-perf";
+  o.app.rpc_socket.clear();  // a benchmark serves no RPC unless asked to
+  // A benchmark spins: waking a sleeping core costs more than the I/O being measured.
+  o.app.mode = ReactorMode::kPoll;
+  o.app.mode_from_command_line = true;
+  bool mix_given = false;
+  bool workload_given = false;
+
+  auto fail = [&](const std::string& message) {
+    std::fprintf(stderr, "pollux-perf: %s\nTry 'pollux-perf --help'.\n", message.c_str());
+    parsed.exit_now = true;
+    parsed.exit_code = 2;
+    return parsed;
+  };
+
+  opterr = 0;
+  optind = 1;
+  int opt;
+  while ((opt = getopt_long(argc, argv, ":c:q:o:w:M:t:b:m:r:L:s:hv", kOptions, nullptr)) != -1) {
+    switch (opt) {
+      case 'c':
+        o.app.config_path = optarg;
+        break;
+      case 'q': {
+        auto v = ParseBounded("-q", "a queue depth", optarg, 1, 65536);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.queue_depth = static_cast<uint32_t>(*v);
+        break;
+      }
+      case 'o': {
+        auto v = ParseSize(optarg);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.io_size = *v;
+        o.io_size_text = optarg;
+        break;
+      }
+      case 'w': {
+        auto w = ParseWorkload(optarg);
+        if (!w.ok()) return fail(std::string(w.status().message()));
+        o.workload = *w;
+        workload_given = true;
+        break;
+      }
+      case 'M': {
+        auto v = ParseBounded("-M", "a read percentage", optarg, 0, 100);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.read_percent = static_cast<uint32_t>(*v);
+        mix_given = true;
+        break;
+      }
+      case 't': {
+        auto v = ParseBounded("-t", "seconds", optarg, 1, 1000000);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.time_s = *v;
+        break;
+      }
+      case 'b':
+        AddBdevNames(optarg, &o.bdev_names);
+        break;
+      case 'm': {
+        auto cpus = ParseCpuList(optarg);
+        if (!cpus.ok()) return fail(std::string(cpus.status().message()));
+        if (auto s = CheckCpusAllowed(*cpus); !s.ok()) return fail(std::string(s.message()));
+        o.app.eal.cpus = *cpus;
+        break;
+      }
+      case kJson:
+        o.json = true;
+        break;
+      case kMode: {
+        auto mode = ParseReactorMode(optarg);
+        if (!mode.ok()) return fail(std::string(mode.status().message()));
+        o.app.mode = *mode;
+        break;
+      }
+      case 'r':
+        o.app.rpc_socket = optarg;
+        break;
+      case 'L': {
+        auto level = ParseLogLevel(optarg);
+        if (!level.ok()) return fail(std::string(level.status().message()));
+        SetLogLevel(*level);
+        o.app.eal.quiet = *level < LogLevel::kInfo;
+        break;
+      }
+      case 's': {
+        auto v = ParseBounded("-s", "MiB", optarg, 16, 1u << 20);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.app.eal.memory_mb = *v;
+        break;
+      }
+      case kHugepages:
+        o.app.eal.hugepages = true;
+        break;
+      case 'h':
+        std::fputs(kUsage, stdout);
+        parsed.exit_now = true;
+        return parsed;
+      case 'v':
+        std::printf("pollux-perf %s\n", PolluxVersion());
+        parsed.exit_now = true;
+        return parsed;
+      case ':':
+        return fail(absl::StrFormat("option %s needs a value", argv[optind - 1]));
+      default:
+        return fail(absl::StrFormat("unknown option %s", argv[optind - 1]));
+    }
+  }
+  if (optind < argc) return fail(absl::StrFormat("unexpected argument \"%s\"", argv[optind]));
+  // Required options, in the order of the usage line.
+  if (o.app.config_path.empty())
+    return fail("-c CONFIG is required: it creates the bdevs to measure");
+  if (o.queue_depth == 0) return fail("-q DEPTH is required");
+  if (o.io_size == 0) return fail("-o IO_SIZE is required");
+  if (!workload_given) return fail("-w WORKLOAD is required");
+  if (o.time_s == 0) return fail("-t SECONDS is required");
+  if (mix_given && o.workload != Workload::kRw && o.workload != Workload::kRandRw) {
+    return fail(absl::StrFormat("-M applies to rw and randrw only, not to %s",
+                                std::string(WorkloadName(o.workload))));
+  }
+  return parsed;
+}
+
+}  // namespace pollux::perf

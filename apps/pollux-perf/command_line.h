@@ -1,0 +1,55 @@
+// pollux-perf's command line: what to run (workload, depth, I/O size, time, targets) and the
+// app options (cores, memory, mode). Parsing only: nothing here touches DPDK or the reactors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "pollux/app/app.h"
+
+namespace pollux::perf {
+
+enum class Workload : uint8_t {
+  kRead,   // sequential reads
+  kWrite,  // sequential writes
+  kRandRead,
+  kRandWrite,
+  kRw,  // sequential, reads and writes mixed by read_percent
+  kRandRw,
+  kVerify,  // sequential write, read back, compare
+};
+
+std::string_view WorkloadName(Workload workload);
+absl::StatusOr<Workload> ParseWorkload(std::string_view name);
+bool IsRandom(Workload workload);
+// Whether the workload writes (its descriptors must be writable).
+bool Writes(Workload workload);
+
+struct PerfOptions {
+  AppOptions app;
+  uint32_t queue_depth = 0;  // I/Os in flight per job
+  uint64_t io_size = 0;      // bytes per I/O
+  std::string io_size_text;  // as typed ("4k"), for error messages
+  Workload workload = Workload::kRandRead;
+  uint32_t read_percent = 50;  // rw and randrw only
+  uint64_t time_s = 0;
+  std::vector<std::string> bdev_names;  // empty: every unclaimed bdev
+  bool json = false;
+};
+
+// "4096", "4k", "128K", "1M", "1G" (binary units). Fails on zero, garbage or overflow.
+absl::StatusOr<uint64_t> ParseSize(std::string_view text);
+
+struct ParsedCommandLine {
+  PerfOptions options;
+  bool exit_now = false;  // --help, --version or a usage error
+  int exit_code = 0;      // 2 for a usage error
+};
+
+// Parses argv. Usage errors are printed to stderr ("pollux-perf: <what>"), help to stdout.
+ParsedCommandLine ParseCommandLine(int argc, char** argv);
+
+}  // namespace pollux::perf

@@ -1,0 +1,331 @@
+#include "perf_job.h"
+
+#include <rte_cycles.h>
+#include <rte_malloc.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "perf_worker.h"
+#include "pollux/env/log.h"
+#include "pollux/reactor/thread.h"
+#include "verify_pattern.h"
+
+namespace pollux::perf {
+namespace {
+
+// Errors printed per job; the rest are only counted (a dying device fails every I/O).
+constexpr uint64_t kMaxErrorsPrinted = 10;
+// Written over the first word of each block before a verify read, so that a read that
+// "succeeds" without delivering data cannot pass on what the buffer held before.
+constexpr uint64_t kPoison = 0xDEADBEEFDEADBEEFULL;
+
+uint64_t SumOps(const BdevIoStats& stats) {
+  uint64_t ops = 0;
+  for (const IoTypeStats& t : stats.by_type) ops += t.ops;
+  return ops;
+}
+
+uint64_t SumBytes(const BdevIoStats& stats) {
+  uint64_t bytes = 0;
+  for (const IoTypeStats& t : stats.by_type) bytes += t.bytes;
+  return bytes;
+}
+
+// floor(r * n / 2^64): a uniform index below n from a uniform 64-bit r, without a division.
+inline uint64_t ScaleRandom(uint64_t r, uint64_t n) {
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(r) * n) >> 64);
+}
+
+}  // namespace
+
+Job::Job(Worker& worker, const PerfOptions& options, JobSpec spec, JobRecord& record)
+    : worker_(worker), options_(options), spec_(std::move(spec)), record_(record) {
+  start_block_ = spec_.start_block;
+  slots_ = spec_.slots;
+  io_blocks_ = spec_.io_blocks;
+  rng_ = spec_.seed | 1;  // xorshift's state must never be zero
+  next_block_ = spec_.start_block;
+  end_block_ = spec_.start_block + spec_.slots * spec_.io_blocks;
+  // Precomputed so that the per-I/O choice is a compare: 100 % gives 2^32, above any value.
+  read_threshold_ = (static_cast<uint64_t>(options_.read_percent) << 32) / 100;
+  record_.result.bdev = spec_.bdev;
+  record_.result.cpu = worker.cpu();
+}
+
+Job::~Job() {
+  // A job that never finished (the reactors stopped under it) still holds a descriptor, a
+  // channel reference and DPDK memory that cannot be released safely from here: leave them.
+  if (state_ != State::kDone) {
+    (void)desc_owner_.release();
+    (void)new IoChannelRef(std::move(channel_ref_));
+  }
+}
+
+absl::Status Job::Open() {
+  const bool writable = Writes(options_.workload);
+  auto desc =
+      BdevDesc::Open(spec_.bdev, writable, [this](BdevEvent event, Bdev&) { OnBdevEvent(event); });
+  if (!desc.ok()) {
+    return absl::Status(desc.status().code(),
+                        absl::StrFormat("open bdev %s%s: %s", spec_.bdev,
+                                        writable ? " for writing" : "", desc.status().message()));
+  }
+  desc_owner_ = std::move(*desc);
+  desc_ = desc_owner_.get();
+  const Bdev& bdev = desc_->bdev();
+  if (bdev.block_size() != spec_.block_size || bdev.block_count() < end_block_) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("bdev %s changed between planning and start", spec_.bdev));
+  }
+  channel_ref_ = desc_->GetIoChannel();
+  if (!channel_ref_) {
+    return absl::UnavailableError(absl::StrFormat("bdev %s is being removed", spec_.bdev));
+  }
+  channel_ = channel_ref_.get();
+
+  // One buffer per in-flight I/O (two for verify: written and read back), all in one DPDK
+  // allocation made now, so the run allocates nothing.
+  const bool verify = options_.workload == Workload::kVerify;
+  const uint64_t io_bytes = static_cast<uint64_t>(spec_.io_blocks) * spec_.block_size;
+  const uint64_t align = spec_.buffer_alignment;
+  const uint64_t stride = (io_bytes + align - 1) / align * align;
+  const uint64_t total = stride * options_.queue_depth * (verify ? 2 : 1);
+  buffers_ = rte_zmalloc("pollux_perf", total, align);
+  if (buffers_ == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "allocate %u bytes of DPDK memory for the buffers of bdev %s on core %d: out of memory "
+        "(DPDK memory is %u MiB; raise it with -s, or lower -q or -o)",
+        total, spec_.bdev, worker_.cpu(), options_.app.eal.memory_mb));
+  }
+  tasks_.resize(options_.queue_depth);
+  auto* base = static_cast<char*>(buffers_);
+  for (uint32_t i = 0; i < options_.queue_depth; ++i) {
+    Task& t = tasks_[i];
+    t.job = this;
+    t.buf = base + stride * i;
+    t.read_buf = verify ? base + stride * (options_.queue_depth + i) : nullptr;
+    t.offset_blocks = 0;
+    t.write = false;
+  }
+  state_ = State::kOpen;
+  return absl::OkStatus();
+}
+
+// ---- The per-I/O path ----
+
+template <bool kRandom, Job::Mix kMix>
+void Job::OnIoDone(void* arg, BdevIoStatus status) noexcept {
+  Task& task = *static_cast<Task*>(arg);
+  Job& job = *task.job;
+  if (status != BdevIoStatus::kSuccess) [[unlikely]]
+    job.OnIoError(task, status);
+  if (job.stopping_) [[unlikely]]
+    return job.TaskDrained();
+  job.SubmitNext<kRandom, kMix>(task);
+}
+
+template <bool kRandom, Job::Mix kMix>
+void Job::SubmitNext(Task& task) noexcept {
+  uint64_t offset;
+  if constexpr (kRandom) {
+    offset = start_block_ + ScaleRandom(NextRandom(), slots_) * io_blocks_;
+  } else {
+    offset = NextSequential();
+  }
+  bool read;
+  if constexpr (kMix == Mix::kRead) {
+    read = true;
+  } else if constexpr (kMix == Mix::kWrite) {
+    read = false;
+  } else {
+    read = (NextRandom() >> 32) < read_threshold_;
+  }
+  task.offset_blocks = offset;
+  task.write = !read;
+  if (read) {
+    desc_->Read(*channel_, task.buf, offset, io_blocks_, &OnIoDone<kRandom, kMix>, &task);
+  } else {
+    desc_->Write(*channel_, task.buf, offset, io_blocks_, &OnIoDone<kRandom, kMix>, &task);
+  }
+}
+
+template <bool kRandom, Job::Mix kMix>
+void Job::StartTasks() noexcept {
+  for (Task& task : tasks_) SubmitNext<kRandom, kMix>(task);
+}
+
+// ---- verify: write, read back, compare, next block ----
+
+void Job::SubmitVerifyWrite(Task& task) noexcept {
+  const uint64_t offset = NextSequential();
+  FillPattern(task.buf, offset, spec_.io_blocks, spec_.block_size, spec_.seed);
+  task.offset_blocks = offset;
+  task.write = true;
+  desc_->Write(*channel_, task.buf, offset, spec_.io_blocks, &OnVerifyWriteDone, &task);
+}
+
+void Job::OnVerifyWriteDone(void* arg, BdevIoStatus status) noexcept {
+  Task& task = *static_cast<Task*>(arg);
+  Job& job = *task.job;
+  if (status != BdevIoStatus::kSuccess) job.OnIoError(task, status);
+  if (job.stopping_) return job.TaskDrained();
+  char* read_buf = static_cast<char*>(task.read_buf);
+  for (uint32_t b = 0; b < job.spec_.io_blocks; ++b) {
+    std::memcpy(read_buf + static_cast<size_t>(b) * job.spec_.block_size, &kPoison,
+                sizeof(kPoison));
+  }
+  task.write = false;
+  job.desc_->Read(*job.channel_, task.read_buf, task.offset_blocks, job.spec_.io_blocks,
+                  &OnVerifyReadDone, &task);
+}
+
+void Job::OnVerifyReadDone(void* arg, BdevIoStatus status) noexcept {
+  Task& task = *static_cast<Task*>(arg);
+  Job& job = *task.job;
+  if (status != BdevIoStatus::kSuccess) {
+    job.OnIoError(task, status);
+  } else {
+    job.CheckReadBack(task);
+  }
+  if (job.stopping_) return job.TaskDrained();
+  job.SubmitVerifyWrite(task);
+}
+
+// ---- Control path ----
+
+void Job::Start(uint64_t start_tsc) {
+  if (state_ != State::kOpen) return;
+  state_ = State::kRunning;
+  start_tsc_ = start_tsc;
+  record_.result.ran = true;
+  switch (options_.workload) {
+    case Workload::kRead:
+      return StartTasks<false, Mix::kRead>();
+    case Workload::kWrite:
+      return StartTasks<false, Mix::kWrite>();
+    case Workload::kRandRead:
+      return StartTasks<true, Mix::kRead>();
+    case Workload::kRandWrite:
+      return StartTasks<true, Mix::kWrite>();
+    case Workload::kRw:
+      return StartTasks<false, Mix::kMixed>();
+    case Workload::kRandRw:
+      return StartTasks<true, Mix::kMixed>();
+    case Workload::kVerify:
+      for (Task& task : tasks_) SubmitVerifyWrite(task);
+      return;
+  }
+}
+
+void Job::Stop(bool early) {
+  switch (state_) {
+    case State::kNew:
+    case State::kOpen:
+      record_.result.stopped_early = early;
+      state_ = State::kStopping;
+      ScheduleFinish();
+      return;
+    case State::kRunning:
+      break;
+    case State::kStopping:
+    case State::kDone:
+      return;
+  }
+  // The figures are those of the run up to now: I/O completing while draining is not counted
+  // (its latency is real, but the runtime would have to include the drain).
+  JobResult& r = record_.result;
+  r.run_ticks = rte_rdtsc() - start_tsc_;
+  r.stats = BdevDesc::ChannelStats(*channel_);
+  r.stopped_early = early;
+  PublishProgress();
+  state_ = State::kStopping;
+  stopping_ = true;
+  // Every task is in flight while the job runs (each completion resubmits at once); a Stop
+  // from inside a completion callback is balanced by that callback's own TaskDrained.
+  in_flight_ = options_.queue_depth;
+}
+
+void Job::PublishProgress() {
+  if (state_ != State::kRunning) return;
+  const BdevIoStats& stats = BdevDesc::ChannelStats(*channel_);
+  record_.progress_ops.store(SumOps(stats), std::memory_order_relaxed);
+  record_.progress_bytes.store(SumBytes(stats), std::memory_order_relaxed);
+}
+
+void Job::OnIoError(const Task& task, BdevIoStatus status) {
+  // I/O the layer aborts because the bdev is going away (a shutdown, a delete) is the
+  // expected end of a job stopped early, not a device failure.
+  if (status == BdevIoStatus::kAborted && record_.result.stopped_early) return;
+  ++io_errors_;
+  if (io_errors_ <= kMaxErrorsPrinted) {
+    PX_LOG(kError, "perf", "I/O error on bdev %s (core %d): %s of %u blocks at block %u: %s%s",
+           spec_.bdev, worker_.cpu(), task.write ? "write" : "read", spec_.io_blocks,
+           task.offset_blocks, BdevIoStatusName(status),
+           io_errors_ == kMaxErrorsPrinted ? " (further errors on this job only counted)" : "");
+  }
+  Stop(false);
+}
+
+void Job::CheckReadBack(const Task& task) {
+  auto mismatch = CheckPattern(task.read_buf, task.offset_blocks, spec_.io_blocks, spec_.block_size,
+                               spec_.seed);
+  if (!mismatch) return;
+  ++miscompares_;
+  if (miscompares_ <= kMaxErrorsPrinted) {
+    const uint64_t bdev_byte = mismatch->block * spec_.block_size + mismatch->byte_in_block;
+    PX_LOG(kError, "perf",
+           "verify failed on bdev %s (core %d): block %u, byte %u (byte %u of the bdev): "
+           "expected 0x%02x, got 0x%02x (8-byte word at byte %u of the block: expected "
+           "0x%016x, got 0x%016x); %u of the %u words of this %u-block read differ",
+           spec_.bdev, worker_.cpu(), mismatch->block, mismatch->byte_in_block, bdev_byte,
+           mismatch->expected_byte, mismatch->got_byte, mismatch->word_in_block, mismatch->expected,
+           mismatch->got, mismatch->bad_words,
+           static_cast<uint64_t>(spec_.io_blocks) * spec_.block_size / sizeof(uint64_t),
+           spec_.io_blocks);
+  }
+  Stop(false);
+}
+
+void Job::TaskDrained() {
+  if (--in_flight_ == 0) ScheduleFinish();
+}
+
+void Job::OnBdevEvent(BdevEvent event) {
+  if (event == BdevEvent::kRemove) Stop(true);
+}
+
+void Job::ScheduleFinish() {
+  // Finish closes the descriptor and puts the channel: not from inside the descriptor's own
+  // event callback or an I/O completion callback. A one-shot poller runs it on this thread
+  // right after (a poller, not a message, so that a full message ring cannot lose it).
+  finish_poller_ = Thread::Current()->RegisterPoller("perf_job_finish", [this] {
+    finish_poller_->Unregister();
+    finish_poller_ = nullptr;
+    Finish();
+    return PollResult::kBusy;
+  });
+}
+
+void Job::Finish() {
+  JobResult& r = record_.result;
+  r.io_errors = io_errors_;
+  r.miscompares = miscompares_;
+  // Report before closing: the app thread cannot finish the bdev subsystem (and exit) while
+  // this descriptor is open, so it is alive to receive the report.
+  worker_.NotifyJobDone();
+  channel_ = nullptr;
+  channel_ref_.reset();
+  desc_ = nullptr;
+  desc_owner_.reset();
+  if (buffers_ != nullptr) {
+    rte_free(buffers_);
+    buffers_ = nullptr;
+  }
+  tasks_.clear();
+  state_ = State::kDone;
+  worker_.OnJobFinished();
+}
+
+}  // namespace pollux::perf

@@ -1,0 +1,149 @@
+// One job: one bdev driven from one core, DEPTH I/Os kept in flight, each completion
+// submitting the next I/O from inside its callback.
+//
+// Threads: everything here runs on the job's worker Thread (perf_worker.h), except the
+// atomics of JobRecord, which the progress printer reads from another thread.
+//
+// Life cycle: kNew -> Open() -> kOpen -> Start() -> kRunning -> Stop() -> kStopping (in-flight
+// I/O drains) -> Finish -> kDone. Stop() also ends a job that never started (kNew, kOpen), so
+// every job reaches kDone and reports exactly once.
+//
+// The per-I/O path is a handful of instructions: no clock read (the bdev layer's channel
+// statistics time every I/O already), no division (random offsets by multiply-high, sequential
+// ones by increment), no allocation (one buffer per in-flight I/O, allocated at Open), and
+// no branch on the workload (a callback instantiated per workload).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "command_line.h"
+#include "pollux/bdev/bdev_desc.h"
+#include "report.h"
+
+namespace pollux::perf {
+
+class Worker;
+
+// What the coordinator decided for one job.
+struct JobSpec {
+  std::string bdev;
+  uint32_t block_size = 0;   // as seen when planning; checked again at Open
+  uint64_t start_block = 0;  // the job's share of the device: [start_block,
+  uint64_t slots = 0;        //   start_block + slots * io_blocks)
+  uint32_t io_blocks = 0;
+  uint32_t buffer_alignment = 4096;
+  uint64_t seed = 1;  // random offsets and the verify pattern
+};
+
+// A job's result plus what the progress printer reads while it runs.
+struct JobRecord {
+  JobResult result;                       // written by the job, read once the run is over
+  std::atomic<uint64_t> progress_ops{0};  // published every 100 ms by the worker
+  std::atomic<uint64_t> progress_bytes{0};
+};
+
+// Cache-line aligned: jobs of different cores never share a line.
+class alignas(64) Job {
+ public:
+  Job(Worker& worker, const PerfOptions& options, JobSpec spec, JobRecord& record);
+  ~Job();
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  // Opens the bdev, gets this thread's channel and allocates the buffers.
+  absl::Status Open();
+  // Submits DEPTH I/Os. `start_tsc` is the run's common start.
+  void Start(uint64_t start_tsc);
+  // Stops submitting and takes the figures; the job finishes once its I/O has drained.
+  // `early`: stopped by the bdev's removal, not by the timer.
+  void Stop(bool early);
+  // Stores the channel's running totals for the progress line.
+  void PublishProgress();
+
+  bool running() const { return state_ == State::kRunning; }
+  bool done() const { return state_ == State::kDone; }
+  const JobSpec& spec() const { return spec_; }
+
+ private:
+  enum class State : uint8_t { kNew, kOpen, kRunning, kStopping, kDone };
+  enum class Mix : uint8_t { kRead, kWrite, kMixed };
+
+  // One in-flight I/O and its buffers.
+  struct Task {
+    Job* job;
+    void* buf;       // data written or read
+    void* read_buf;  // verify: where the read-back lands
+    uint64_t offset_blocks;
+    bool write;
+  };
+
+  template <bool kRandom, Mix kMix>
+  static void OnIoDone(void* arg, BdevIoStatus status) noexcept;
+  template <bool kRandom, Mix kMix>
+  void SubmitNext(Task& task) noexcept;
+  template <bool kRandom, Mix kMix>
+  void StartTasks() noexcept;
+
+  static void OnVerifyWriteDone(void* arg, BdevIoStatus status) noexcept;
+  static void OnVerifyReadDone(void* arg, BdevIoStatus status) noexcept;
+  void SubmitVerifyWrite(Task& task) noexcept;
+
+  uint64_t NextRandom() noexcept {
+    // xorshift64*: three shifts and a multiply; statistically good enough for offsets.
+    uint64_t x = rng_;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_ = x;
+    return x * 0x2545F4914F6CDD1DULL;
+  }
+  uint64_t NextSequential() noexcept {
+    uint64_t offset = next_block_;
+    next_block_ += io_blocks_;
+    if (next_block_ >= end_block_) next_block_ = start_block_;
+    return offset;
+  }
+
+  void OnIoError(const Task& task, BdevIoStatus status);
+  // Compares a verify read with the pattern; a mismatch is reported and stops the job.
+  void CheckReadBack(const Task& task);
+  void TaskDrained();
+  void ScheduleFinish();
+  void Finish();
+  void OnBdevEvent(BdevEvent event);
+
+  // ---- Hot fields (the first cache line; spec_ holds the same, colder) ----
+  BdevDesc* desc_ = nullptr;
+  IoChannel* channel_ = nullptr;
+  uint64_t start_block_;
+  uint64_t slots_;
+  uint32_t io_blocks_;
+  uint64_t rng_;
+  uint64_t next_block_;
+  uint64_t end_block_;
+  uint64_t read_threshold_;  // rw mixes: a read when the top 32 random bits are below this
+  bool stopping_ = false;
+  uint32_t in_flight_ = 0;  // counted only while draining: a running job always has DEPTH
+
+  // ---- Cold fields ----
+  State state_ = State::kNew;
+  Worker& worker_;
+  const PerfOptions& options_;
+  JobSpec spec_;
+  JobRecord& record_;
+  std::unique_ptr<BdevDesc> desc_owner_;
+  IoChannelRef channel_ref_;
+  void* buffers_ = nullptr;  // one rte_malloc'd block cut into the tasks' buffers
+  std::vector<Task> tasks_;
+  Poller* finish_poller_ = nullptr;
+  uint64_t start_tsc_ = 0;
+  uint64_t io_errors_ = 0;
+  uint64_t miscompares_ = 0;
+};
+
+}  // namespace pollux::perf

@@ -1,0 +1,221 @@
+#include "perf_run.h"
+
+#include <rte_cycles.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "pollux/app/app.h"
+#include "pollux/bdev/bdev.h"
+#include "pollux/bdev/bdev_module.h"
+#include "pollux/env/cpu_list.h"
+#include "pollux/env/log.h"
+#include "pollux/reactor/reactor.h"
+#include "verify_pattern.h"
+
+namespace pollux::perf {
+namespace {
+
+// Buffers are page aligned at least: DMA-capable modules want it, and it costs nothing.
+constexpr uint32_t kMinBufferAlignment = 4096;
+
+std::string BdevNames(const std::vector<Bdev*>& bdevs) {
+  std::vector<std::string> names;
+  for (const Bdev* b : bdevs) names.push_back(b->name());
+  return names.empty() ? "none" : absl::StrJoin(names, ", ");
+}
+
+}  // namespace
+
+PerfRun::PerfRun(const PerfOptions& options) : options_(options) {}
+
+PerfRun::~PerfRun() = default;
+
+absl::Status PerfRun::Plan() {
+  ReactorRuntime* runtime = ReactorRuntime::Get();
+  tsc_hz_ = runtime->tsc_hz();
+  std::vector<int> cpus;
+  for (const auto& reactor : runtime->reactors()) cpus.push_back(reactor->cpu());
+
+  // ---- Targets ----
+  const std::vector<Bdev*> all = ListBdevs();
+  std::vector<Bdev*> targets;
+  if (options_.bdev_names.empty()) {
+    for (Bdev* b : all) {
+      if (b->claimed_by() == nullptr) targets.push_back(b);
+    }
+    if (all.empty()) {
+      return absl::NotFoundError(absl::StrFormat(
+          "the config %s creates no bdev: nothing to measure", options_.app.config_path));
+    }
+    if (targets.empty()) {
+      return absl::NotFoundError(absl::StrFormat(
+          "every bdev of the config is claimed by a virtual bdev (%s): name one with -b",
+          BdevNames(all)));
+    }
+  } else {
+    for (const std::string& name : options_.bdev_names) {
+      Bdev* b = FindBdev(name);
+      if (b == nullptr) {
+        return absl::NotFoundError(
+            absl::StrFormat("-b %s: no such bdev (the config created: %s)", name, BdevNames(all)));
+      }
+      if (std::find(targets.begin(), targets.end(), b) == targets.end()) targets.push_back(b);
+    }
+  }
+
+  // ---- Checks against each target, and one job per target per core ----
+  std::vector<std::vector<JobSpec>> specs_by_core(cpus.size());
+  for (Bdev* b : targets) {
+    const uint64_t bs = b->block_size();
+    if (options_.io_size % bs != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("-o %s: not a multiple of the block size of bdev %s (%u bytes)",
+                          options_.io_size_text, b->name(), bs));
+    }
+    if (options_.io_size > b->size_bytes()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("-o %s: %u bytes, larger than bdev %s (%u bytes)", options_.io_size_text,
+                          options_.io_size, b->name(), b->size_bytes()));
+    }
+    const uint64_t io_blocks = options_.io_size / bs;
+    if (io_blocks > std::numeric_limits<uint32_t>::max()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "-o %s: too many blocks per I/O for bdev %s", options_.io_size_text, b->name()));
+    }
+    if (Writes(options_.workload) && b->claimed_by() != nullptr) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "bdev %s is claimed by module %s (a virtual bdev sits on it): %s would write under "
+          "it; measure the bdev on top, or use a read workload",
+          b->name(), b->claimed_by()->name(), WorkloadName(options_.workload)));
+    }
+    const bool reads =
+        options_.workload != Workload::kWrite && options_.workload != Workload::kRandWrite;
+    for (IoType type : {IoType::kRead, IoType::kWrite}) {
+      const bool needed = type == IoType::kRead ? reads : Writes(options_.workload);
+      if (needed && !b->Supports(type)) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("bdev %s does not support %s, which workload %s needs", b->name(),
+                            IoTypeName(type), WorkloadName(options_.workload)));
+      }
+    }
+    // Each core gets a contiguous share of the device (as bdevperf does with several cores on
+    // one bdev), so sequential jobs do not walk over one another and verify jobs never check
+    // blocks another job writes.
+    const uint64_t slots = b->block_count() / io_blocks;
+    const uint64_t per_core = slots / cpus.size();
+    if (per_core == 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "bdev %s holds %u I/Os of %u bytes, fewer than the %u cores sharing it: use fewer "
+          "cores (--cpus) or a smaller -o",
+          b->name(), slots, options_.io_size, cpus.size()));
+    }
+    for (size_t i = 0; i < cpus.size(); ++i) {
+      JobSpec spec;
+      spec.bdev = b->name();
+      spec.block_size = b->block_size();
+      spec.io_blocks = static_cast<uint32_t>(io_blocks);
+      spec.start_block = i * per_core * io_blocks;
+      spec.slots = i + 1 == cpus.size() ? slots - i * per_core : per_core;
+      spec.buffer_alignment = std::max(kMinBufferAlignment, b->required_alignment());
+      // A new seed per run and per job: a verify read cannot pass on data left by an earlier
+      // run or by another job.
+      spec.seed = MixBits(rte_rdtsc() + records_.size() * 0x9E3779B97F4A7C15ULL);
+      specs_by_core[i].push_back(std::move(spec));
+      records_.push_back(std::make_unique<JobRecord>());
+    }
+  }
+
+  // Records are in target-major order (all cores of the first bdev, then the next): the
+  // report lists a bdev's jobs together.
+  for (size_t i = 0; i < cpus.size(); ++i) {
+    auto worker = std::make_unique<Worker>(*this, options_, cpus[i], /*prints_progress=*/i == 0);
+    for (size_t t = 0; t < specs_by_core[i].size(); ++t) {
+      worker->AddJob(std::move(specs_by_core[i][t]), *records_[t * cpus.size() + i]);
+    }
+    workers_.push_back(std::move(worker));
+  }
+  PX_LOG(kNotice, "perf", "%s, queue depth %u, %u-byte I/O, %u s, on %s: %u jobs on core(s) %s",
+         WorkloadName(options_.workload), options_.queue_depth, options_.io_size, options_.time_s,
+         BdevNames(targets), records_.size(), FormatCpuList(cpus));
+  return absl::OkStatus();
+}
+
+void PerfRun::Start() {
+  if (absl::Status s = Plan(); !s.ok()) return RequestAppShutdown(std::move(s));
+  for (auto& worker : workers_) {
+    if (absl::Status s = worker->CreateThread(); !s.ok()) {
+      failure_ = std::move(s);
+      break;
+    }
+    ++workers_started_;
+    jobs_expected_ += worker->job_count();
+  }
+  if (workers_started_ == 0) return RequestAppShutdown(failure_);
+  for (size_t i = 0; i < workers_started_; ++i) {
+    if (failure_.ok()) {
+      workers_[i]->PostPrepare();
+    } else {
+      workers_[i]->PostAbort();  // their jobs report without running; then we shut down
+    }
+  }
+}
+
+void PerfRun::OnWorkerPrepared() {
+  if (++workers_prepared_ < workers_started_) return;
+  for (size_t i = 0; i < workers_started_ && failure_.ok(); ++i) {
+    failure_ = workers_[i]->prepare_status();
+  }
+  // All jobs start together, only once every job could open its bdev and get its buffers.
+  for (size_t i = 0; i < workers_started_; ++i) {
+    if (failure_.ok()) {
+      workers_[i]->PostGo();
+    } else {
+      workers_[i]->PostAbort();
+    }
+  }
+}
+
+void PerfRun::OnJobDone() {
+  if (++jobs_done_ < jobs_expected_) return;
+  for (size_t i = 0; i < workers_started_; ++i) workers_[i]->PostRelease();
+  RequestAppShutdown(failure_);
+}
+
+void PerfRun::PrintProgress(uint64_t now_tsc) {
+  uint64_t ops = 0, bytes = 0;
+  for (const auto& record : records_) {
+    ops += record->progress_ops.load(std::memory_order_relaxed);
+    bytes += record->progress_bytes.load(std::memory_order_relaxed);
+  }
+  if (progress_start_tsc_ == 0) {
+    progress_start_tsc_ = progress_last_tsc_ = now_tsc;
+    progress_last_ops_ = ops;
+    progress_last_bytes_ = bytes;
+    return;
+  }
+  const double seconds = static_cast<double>(now_tsc - progress_last_tsc_) / tsc_hz_;
+  if (seconds <= 0) return;
+  const double elapsed = static_cast<double>(now_tsc - progress_start_tsc_) / tsc_hz_;
+  std::string line =
+      absl::StrFormat("pollux-perf: [%6.1f s] %14.2f IOPS %12.2f MiB/s\n", elapsed,
+                      static_cast<double>(ops - progress_last_ops_) / seconds,
+                      static_cast<double>(bytes - progress_last_bytes_) / seconds / (1 << 20));
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  progress_last_tsc_ = now_tsc;
+  progress_last_ops_ = ops;
+  progress_last_bytes_ = bytes;
+}
+
+RunSummary PerfRun::Summary() const {
+  RunSummary summary;
+  summary.options = &options_;
+  summary.tsc_hz = tsc_hz_;
+  for (const auto& record : records_) summary.jobs.push_back(record->result);
+  return summary;
+}
+
+}  // namespace pollux::perf

@@ -1,0 +1,71 @@
+// The coordinator of a pollux-perf run: picks the target bdevs, checks the options against
+// them, plans one job per target per core, starts the workers, and shuts the app down once
+// every job has reported.
+//
+// Threads: Start, OnWorkerPrepared and OnJobDone run on the app thread; PrintProgress on the
+// first worker's Thread; Summary on the control thread after RunApp has returned.
+//
+// Stopping: each worker's timer stops its jobs after -t seconds. On SIGINT or SIGTERM, RunApp
+// finishes the bdev subsystem, which unregisters every bdev: the remove event on each job's
+// descriptor stops the job the same way, so the figures up to that moment are still reported.
+// Jobs report to the coordinator before they close their descriptors, and the bdev subsystem
+// (hence the app thread) cannot finish before they close: the app thread is always alive to
+// receive their reports.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "command_line.h"
+#include "perf_job.h"
+#include "perf_worker.h"
+#include "report.h"
+
+namespace pollux::perf {
+
+class PerfRun {
+ public:
+  explicit PerfRun(const PerfOptions& options);
+  ~PerfRun();
+  PerfRun(const PerfRun&) = delete;
+  PerfRun& operator=(const PerfRun&) = delete;
+
+  // RunApp's on_started: plans and starts the run, or shuts the app down with the error.
+  void Start();
+
+  // From the workers, on the app thread.
+  void OnWorkerPrepared();
+  void OnJobDone();
+
+  // Prints the total IOPS and MiB/s since the previous call to stderr. On the first worker.
+  void PrintProgress(uint64_t now_tsc);
+
+  // After RunApp returned: every job's figures.
+  RunSummary Summary() const;
+
+  uint64_t tsc_hz() const { return tsc_hz_; }
+
+ private:
+  absl::Status Plan();
+  void Fail(absl::Status status);
+
+  const PerfOptions& options_;
+  uint64_t tsc_hz_ = 0;
+  std::vector<std::unique_ptr<JobRecord>> records_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  size_t workers_started_ = 0;  // workers whose Thread exists
+  size_t workers_prepared_ = 0;
+  size_t jobs_expected_ = 0;  // jobs of the started workers
+  size_t jobs_done_ = 0;
+  absl::Status failure_;  // a start-up failure: RunApp's result
+
+  // Progress (first worker's Thread only).
+  uint64_t progress_last_tsc_ = 0;
+  uint64_t progress_last_ops_ = 0;
+  uint64_t progress_last_bytes_ = 0;
+  uint64_t progress_start_tsc_ = 0;
+};
+
+}  // namespace pollux::perf

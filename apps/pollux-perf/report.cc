@@ -1,0 +1,193 @@
+#include "report.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/str_format.h"
+
+namespace pollux::perf {
+namespace {
+
+// The figures of one line of the report (a job, or the total).
+struct Figures {
+  double runtime_s = 0;
+  uint64_t ops = 0;
+  uint64_t bytes = 0;
+  uint64_t read_ops = 0;
+  uint64_t write_ops = 0;
+  uint64_t io_errors = 0;
+  uint64_t miscompares = 0;
+  double iops = 0;
+  double mib_per_s = 0;
+  double fail_per_s = 0;
+  double avg_us = 0, min_us = 0, max_us = 0, p50_us = 0, p99_us = 0, p999_us = 0;
+};
+
+class FigureBuilder {
+ public:
+  explicit FigureBuilder(uint64_t tsc_hz) : tsc_hz_(static_cast<double>(tsc_hz)) {}
+
+  // Adds a job; its rates add to the total's (jobs run side by side).
+  void Add(const JobResult& job) {
+    const double runtime = job.run_ticks / tsc_hz_;
+    uint64_t ops = 0, bytes = 0;
+    for (const IoTypeStats& t : job.stats.by_type) {
+      ops += t.ops;
+      bytes += t.bytes;
+      latency_ticks_ += t.latency_ticks;
+      if (t.ops != 0) {
+        min_ticks_ = std::min(min_ticks_, t.min_latency_ticks);
+        max_ticks_ = std::max(max_ticks_, t.max_latency_ticks);
+      }
+    }
+    f_.ops += ops;
+    f_.bytes += bytes;
+    f_.read_ops += job.stats.of(IoType::kRead).ops;
+    f_.write_ops += job.stats.of(IoType::kWrite).ops;
+    f_.io_errors += job.io_errors;
+    f_.miscompares += job.miscompares;
+    f_.runtime_s = std::max(f_.runtime_s, runtime);
+    if (runtime > 0) {
+      f_.iops += ops / runtime;
+      f_.mib_per_s += bytes / runtime / (1 << 20);
+      f_.fail_per_s += job.io_errors / runtime;
+    }
+    histogram_.Merge(job.stats.latency);
+  }
+
+  Figures Build() const {
+    Figures f = f_;
+    const double us_per_tick = 1e6 / tsc_hz_;
+    if (f.ops != 0) {
+      f.avg_us = static_cast<double>(latency_ticks_) / f.ops * us_per_tick;
+      f.min_us = min_ticks_ * us_per_tick;
+      f.max_us = max_ticks_ * us_per_tick;
+      f.p50_us = histogram_.Percentile(50) * us_per_tick;
+      f.p99_us = histogram_.Percentile(99) * us_per_tick;
+      f.p999_us = histogram_.Percentile(99.9) * us_per_tick;
+    }
+    return f;
+  }
+
+ private:
+  double tsc_hz_;
+  Figures f_;
+  uint64_t latency_ticks_ = 0;
+  uint64_t min_ticks_ = std::numeric_limits<uint64_t>::max();
+  uint64_t max_ticks_ = 0;
+  LatencyHistogram histogram_;
+};
+
+Figures JobFigures(const JobResult& job, uint64_t tsc_hz) {
+  FigureBuilder builder(tsc_hz);
+  builder.Add(job);
+  return builder.Build();
+}
+
+Figures TotalFigures(const RunSummary& summary) {
+  FigureBuilder builder(summary.tsc_hz);
+  for (const JobResult& job : summary.jobs) {
+    if (job.ran) builder.Add(job);
+  }
+  return builder.Build();
+}
+
+std::string FigureColumns(const Figures& f) {
+  return absl::StrFormat("%14.2f %11.2f %9.2f %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f", f.iops,
+                         f.mib_per_s, f.fail_per_s, f.avg_us, f.min_us, f.max_us, f.p50_us,
+                         f.p99_us, f.p999_us);
+}
+
+rpc::Json FiguresJson(const Figures& f) {
+  return {
+      {"runtime_s", f.runtime_s},
+      {"ops", f.ops},
+      {"bytes", f.bytes},
+      {"read_ops", f.read_ops},
+      {"write_ops", f.write_ops},
+      {"iops", f.iops},
+      {"mib_per_s", f.mib_per_s},
+      {"io_errors", f.io_errors},
+      {"fail_per_s", f.fail_per_s},
+      {"miscompares", f.miscompares},
+      {"latency_us",
+       {{"avg", f.avg_us},
+        {"min", f.min_us},
+        {"max", f.max_us},
+        {"p50", f.p50_us},
+        {"p99", f.p99_us},
+        {"p99_9", f.p999_us}}},
+  };
+}
+
+}  // namespace
+
+bool AnyJobFailed(const RunSummary& summary) {
+  for (const JobResult& job : summary.jobs) {
+    if (job.io_errors != 0 || job.miscompares != 0) return true;
+  }
+  return false;
+}
+
+std::string FormatTable(const RunSummary& summary) {
+  const PerfOptions& o = *summary.options;
+  std::string out = absl::StrFormat("pollux-perf: %s, queue depth %u, %u-byte I/O, %u s",
+                                    WorkloadName(o.workload), o.queue_depth, o.io_size, o.time_s);
+  if (o.workload == Workload::kRw || o.workload == Workload::kRandRw) {
+    absl::StrAppendFormat(&out, ", %u%% reads", o.read_percent);
+  }
+  out += "\n\n";
+  const std::string rule(150, '=');
+  absl::StrAppendFormat(&out, "%-24s %4s %10s %14s %11s %9s %s\n", "", "", "", "", "", "",
+                        "|------------------------- Latency (us) ---------------------|");
+  absl::StrAppendFormat(&out, "%-24s %4s %10s %14s %11s %9s %10s %10s %10s %10s %10s %10s\n",
+                        "Job (bdev)", "Core", "runtime(s)", "IOPS", "MiB/s", "Fail/s", "Average",
+                        "min", "max", "p50", "p99", "p99.9");
+  for (const JobResult& job : summary.jobs) {
+    if (!job.ran) {
+      absl::StrAppendFormat(&out, "%-24s %4d %10s   (did not run: its bdev went away first)\n",
+                            job.bdev, job.cpu, "-");
+      continue;
+    }
+    const Figures f = JobFigures(job, summary.tsc_hz);
+    absl::StrAppendFormat(&out, "%-24s %4d %10.2f %s%s\n", job.bdev, job.cpu, f.runtime_s,
+                          FigureColumns(f), job.stopped_early ? "  (stopped early)" : "");
+  }
+  out += rule + "\n";
+  const Figures total = TotalFigures(summary);
+  absl::StrAppendFormat(&out, "%-24s %4s %10s %s\n", "Total", "", "", FigureColumns(total));
+  if (total.io_errors != 0 || total.miscompares != 0) {
+    absl::StrAppendFormat(&out, "\nFAILED: %u I/O error(s), %u verify miscompare(s)\n",
+                          total.io_errors, total.miscompares);
+  }
+  return out;
+}
+
+rpc::Json ResultsJson(const RunSummary& summary) {
+  const PerfOptions& o = *summary.options;
+  rpc::Json jobs = rpc::Json::array();
+  for (const JobResult& job : summary.jobs) {
+    rpc::Json j = FiguresJson(JobFigures(job, summary.tsc_hz));
+    j["bdev"] = job.bdev;
+    j["core"] = job.cpu;
+    j["ran"] = job.ran;
+    j["stopped_early"] = job.stopped_early;
+    jobs.push_back(std::move(j));
+  }
+  rpc::Json result = {
+      {"workload", std::string(WorkloadName(o.workload))},
+      {"queue_depth", o.queue_depth},
+      {"io_size", o.io_size},
+      {"time_s", o.time_s},
+      {"tsc_hz", summary.tsc_hz},
+      {"jobs", std::move(jobs)},
+      {"total", FiguresJson(TotalFigures(summary))},
+      {"status", AnyJobFailed(summary) ? "failed" : "ok"},
+  };
+  if (o.workload == Workload::kRw || o.workload == Workload::kRandRw) {
+    result["read_percent"] = o.read_percent;
+  }
+  return result;
+}
+
+}  // namespace pollux::perf

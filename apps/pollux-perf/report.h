@@ -1,0 +1,41 @@
+// What pollux-perf prints: a table like bdevperf's, or one JSON document, built from the
+// figures each job handed back. Runs on the control thread after RunApp has returned.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "command_line.h"
+#include "pollux/bdev/bdev_stats.h"
+#include "pollux/rpc/json_rpc.h"
+
+namespace pollux::perf {
+
+// One job's outcome: written on the job's thread when it stops, read after the run.
+struct JobResult {
+  std::string bdev;
+  int cpu = -1;
+  bool ran = false;            // it submitted I/O (false: stopped before the start)
+  bool stopped_early = false;  // its bdev went away (shutdown by signal, or deleted by RPC)
+  uint64_t run_ticks = 0;      // TSC ticks from the start to the stop
+  BdevIoStats stats;           // the job's channel statistics at its stop
+  uint64_t io_errors = 0;      // failed completions, those while draining included
+  uint64_t miscompares = 0;    // verify: buffers that did not read back as written
+};
+
+struct RunSummary {
+  const PerfOptions* options = nullptr;
+  uint64_t tsc_hz = 0;
+  std::vector<JobResult> jobs;
+};
+
+// Whether any job failed an I/O or a comparison.
+bool AnyJobFailed(const RunSummary& summary);
+
+// The table: one line per job and a total line.
+std::string FormatTable(const RunSummary& summary);
+// The same figures as JSON.
+rpc::Json ResultsJson(const RunSummary& summary);
+
+}  // namespace pollux::perf

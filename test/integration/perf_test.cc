@@ -1,0 +1,403 @@
+// pollux-perf as a real process: JSON and table output, every workload, verify passing and
+// failing on corrupted data, I/O errors, SIGINT, and every bad input with its exit code.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <ostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "process.h"
+
+namespace pollux::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string PerfPath() { return POLLUX_PERF_PATH; }
+
+// 1 GiB null bdev: I/O never touches memory.
+constexpr char kNullConfig[] = R"({"subsystems": [{"subsystem": "bdev", "config": [
+  {"method": "bdev_null_create",
+   "params": {"name": "Null0", "num_blocks": 2097152, "block_size": 512}}]}]})";
+
+// 32 MiB malloc bdev.
+constexpr char kMallocConfig[] = R"({"subsystems": [{"subsystem": "bdev", "config": [
+  {"method": "bdev_malloc_create",
+   "params": {"name": "Malloc0", "num_blocks": 65536, "block_size": 512}}]}]})";
+
+// A passthru over a malloc: the malloc is claimed.
+constexpr char kPassthruConfig[] = R"({"subsystems": [{"subsystem": "bdev", "config": [
+  {"method": "bdev_malloc_create",
+   "params": {"name": "Malloc0", "num_blocks": 65536, "block_size": 512}},
+  {"method": "bdev_passthru_create", "params": {"base_bdev_name": "Malloc0", "name": "PT0"}}]}]})";
+
+// The error module over a malloc, with the first write corrupted (byte 100 XOR 0xff).
+constexpr char kCorruptConfig[] = R"({"subsystems": [{"subsystem": "bdev", "config": [
+  {"method": "bdev_malloc_create",
+   "params": {"name": "Malloc0", "num_blocks": 16384, "block_size": 512}},
+  {"method": "bdev_error_create", "params": {"base_name": "Malloc0"}},
+  {"method": "bdev_error_inject_error",
+   "params": {"name": "EE_Malloc0", "io_type": "write", "error_type": "corrupt_data", "num": 1,
+              "corrupt_offset": 100, "corrupt_value": 255}}]}]})";
+
+// The error module over a malloc, failing three reads.
+constexpr char kFailingReadsConfig[] = R"({"subsystems": [{"subsystem": "bdev", "config": [
+  {"method": "bdev_malloc_create",
+   "params": {"name": "Malloc0", "num_blocks": 16384, "block_size": 512}},
+  {"method": "bdev_error_create", "params": {"base_name": "Malloc0"}},
+  {"method": "bdev_error_inject_error",
+   "params": {"name": "EE_Malloc0", "io_type": "read", "error_type": "failure", "num": 3}}]}]})";
+
+class PerfTest : public ::testing::Test {
+ protected:
+  // Runs pollux-perf with `args` and the config text given.
+  RunResult Perf(const std::string& config, std::vector<std::string> args) {
+    std::vector<std::string> argv = {PerfPath(), "-c", dir_.Write("config.json", config)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProgram(argv, std::chrono::seconds(60));
+  }
+  // The whole of stdout must be one JSON document.
+  static json ParseJson(const RunResult& r) {
+    try {
+      return json::parse(r.out);
+    } catch (const json::exception& e) {
+      ADD_FAILURE() << "stdout is not one JSON document: " << e.what() << "\nstdout:\n"
+                    << r.out << "\nstderr:\n"
+                    << r.err;
+      return json();
+    }
+  }
+  TempDir dir_;
+};
+
+void ExpectLatencyFields(const json& figures) {
+  ASSERT_TRUE(figures.contains("latency_us")) << figures.dump();
+  for (const char* key : {"avg", "min", "max", "p50", "p99", "p99_9"}) {
+    EXPECT_TRUE(figures["latency_us"].contains(key)) << key;
+    EXPECT_GE(figures["latency_us"][key].get<double>(), 0.0) << key;
+  }
+  for (const char* key : {"iops", "mib_per_s", "ops", "bytes", "runtime_s", "io_errors",
+                          "fail_per_s", "miscompares", "read_ops", "write_ops"}) {
+    EXPECT_TRUE(figures.contains(key)) << key;
+  }
+}
+
+TEST_F(PerfTest, NullRandReadJson) {
+  RunResult r = Perf(kNullConfig, {"-q", "32", "-o", "4k", "-w", "randread", "-t", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json result = ParseJson(r);
+  EXPECT_EQ(result["workload"], "randread");
+  EXPECT_EQ(result["queue_depth"], 32);
+  EXPECT_EQ(result["io_size"], 4096);
+  EXPECT_EQ(result["time_s"], 1);
+  EXPECT_EQ(result["status"], "ok");
+  EXPECT_GT(result["tsc_hz"].get<uint64_t>(), 0u);
+  ASSERT_TRUE(result["jobs"].is_array());
+  ASSERT_GE(result["jobs"].size(), 1u);
+  for (const json& job : result["jobs"]) {
+    EXPECT_EQ(job["bdev"], "Null0");
+    EXPECT_TRUE(job["ran"].get<bool>());
+    EXPECT_FALSE(job["stopped_early"].get<bool>());
+    EXPECT_GT(job["iops"].get<double>(), 0.0);
+    EXPECT_EQ(job["write_ops"], 0);
+    EXPECT_EQ(job["bytes"].get<uint64_t>(), job["ops"].get<uint64_t>() * 4096);
+    ExpectLatencyFields(job);
+    // Ordered percentiles, between min and max (the histogram is exact to 1/16).
+    const json& lat = job["latency_us"];
+    EXPECT_LE(lat["p50"].get<double>(), lat["p99"].get<double>());
+    EXPECT_LE(lat["p99"].get<double>(), lat["p99_9"].get<double>());
+    EXPECT_LE(lat["min"].get<double>(), lat["avg"].get<double>());
+    EXPECT_LE(lat["avg"].get<double>(), lat["max"].get<double>());
+  }
+  ExpectLatencyFields(result["total"]);
+  EXPECT_GT(result["total"]["iops"].get<double>(), 0.0);
+  EXPECT_EQ(result["total"]["io_errors"], 0);
+}
+
+TEST_F(PerfTest, TableListsEveryJobAndTheTotal) {
+  RunResult r =
+      Perf(kNullConfig, {"-q", "4", "-o", "4096", "-w", "read", "-t", "1", "--cpus", "0-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("IOPS"));
+  EXPECT_THAT(r.out, HasSubstr("MiB/s"));
+  EXPECT_THAT(r.out, HasSubstr("p99.9"));
+  EXPECT_THAT(r.out, HasSubstr("Total"));
+  // One job per bdev per core.
+  size_t jobs = 0;
+  for (size_t pos = r.out.find("\nNull0 "); pos != std::string::npos;
+       pos = r.out.find("\nNull0 ", pos + 1)) {
+    ++jobs;
+  }
+  EXPECT_EQ(jobs, 2u) << r.out;
+}
+
+TEST_F(PerfTest, EveryWorkloadRunsOnMalloc) {
+  for (const char* workload : {"read", "write", "randread", "randwrite", "rw", "randrw"}) {
+    RunResult r = Perf(kMallocConfig,
+                       {"-q", "8", "-o", "8k", "-w", workload, "-t", "1", "--cpus", "0", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << workload << ": " << r.err;
+    json result = ParseJson(r);
+    const json& total = result["total"];
+    EXPECT_GT(total["ops"].get<uint64_t>(), 0u) << workload;
+    const std::string w = workload;
+    if (w == "read" || w == "randread") {
+      EXPECT_EQ(total["write_ops"], 0) << w;
+    }
+    if (w == "write" || w == "randwrite") {
+      EXPECT_EQ(total["read_ops"], 0) << w;
+    }
+    if (w == "rw" || w == "randrw") {
+      EXPECT_GT(total["read_ops"].get<uint64_t>(), 0u) << w;
+      EXPECT_GT(total["write_ops"].get<uint64_t>(), 0u) << w;
+      EXPECT_EQ(result["read_percent"], 50);
+    }
+  }
+}
+
+TEST_F(PerfTest, RwMixFollowsReadPercent) {
+  RunResult r = Perf(kNullConfig, {"-q", "16", "-o", "4k", "-w", "randrw", "-M", "0", "-t", "1",
+                                   "--cpus", "0", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json total = ParseJson(r)["total"];
+  EXPECT_EQ(total["read_ops"], 0);
+  EXPECT_GT(total["write_ops"].get<uint64_t>(), 0u);
+
+  r = Perf(kNullConfig,
+           {"-q", "16", "-o", "4k", "-w", "rw", "-M", "100", "-t", "1", "--cpus", "0", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  total = ParseJson(r)["total"];
+  EXPECT_GT(total["read_ops"].get<uint64_t>(), 0u);
+  EXPECT_EQ(total["write_ops"], 0);
+}
+
+TEST_F(PerfTest, VerifyPassesOnMalloc) {
+  RunResult r = Perf(kMallocConfig, {"-q", "16", "-o", "4k", "-w", "verify", "-t", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json result = ParseJson(r);
+  EXPECT_EQ(result["status"], "ok");
+  EXPECT_EQ(result["total"]["miscompares"], 0);
+  EXPECT_GT(result["total"]["read_ops"].get<uint64_t>(), 0u);
+  EXPECT_GT(result["total"]["write_ops"].get<uint64_t>(), 0u);
+  EXPECT_THAT(r.err, Not(HasSubstr("verify failed")));
+}
+
+TEST_F(PerfTest, VerifyPassesThroughPassthru) {
+  RunResult r =
+      Perf(kPassthruConfig, {"-q", "8", "-o", "16k", "-w", "verify", "-t", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json result = ParseJson(r);
+  // The claimed base is not a default target: only the passthru is measured.
+  for (const json& job : result["jobs"]) EXPECT_EQ(job["bdev"], "PT0");
+  EXPECT_EQ(result["total"]["miscompares"], 0);
+}
+
+TEST_F(PerfTest, VerifyFailsLoudlyOnCorruptedData) {
+  RunResult r = Perf(kCorruptConfig,
+                     {"-q", "8", "-o", "4k", "-w", "verify", "-t", "1", "--cpus", "0", "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  // Which bdev, where, what was expected and what came back.
+  EXPECT_THAT(r.err, HasSubstr("verify failed on bdev EE_Malloc0"));
+  EXPECT_THAT(r.err, HasSubstr("byte 100"));
+  EXPECT_THAT(r.err, HasSubstr("expected 0x"));
+  EXPECT_THAT(r.err, HasSubstr("got 0x"));
+  json result = ParseJson(r);
+  EXPECT_EQ(result["status"], "failed");
+  EXPECT_GE(result["total"]["miscompares"].get<uint64_t>(), 1u);
+}
+
+TEST_F(PerfTest, IoErrorsAreCountedPrintedAndFailTheRun) {
+  RunResult r = Perf(kFailingReadsConfig,
+                     {"-q", "8", "-o", "4k", "-w", "randread", "-t", "1", "--cpus", "0"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("I/O error on bdev EE_Malloc0"));
+  EXPECT_THAT(r.out, HasSubstr("FAILED: 3 I/O error(s)"));
+}
+
+TEST_F(PerfTest, ReadsOfAClaimedBdevNamedWithB) {
+  RunResult r = Perf(kPassthruConfig, {"-q", "4", "-o", "4k", "-w", "randread", "-t", "1", "--cpus",
+                                       "0", "-b", "Malloc0,PT0", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json jobs = ParseJson(r)["jobs"];
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0]["bdev"], "Malloc0");
+  EXPECT_EQ(jobs[1]["bdev"], "PT0");
+}
+
+TEST_F(PerfTest, LongRunsPrintProgressEverySecond) {
+  RunResult r = Perf(kNullConfig,
+                     {"-q", "8", "-o", "4k", "-w", "randread", "-t", "3", "--cpus", "0", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("IOPS"));
+  EXPECT_THAT(r.err, HasSubstr("MiB/s"));
+  ParseJson(r);  // progress lines stay off stdout
+}
+
+// A process we can signal, its output in files.
+class Process {
+ public:
+  explicit Process(const std::vector<std::string>& argv) {
+    out_ = dir_.File("out");
+    err_ = dir_.File("err");
+    pid_ = fork();
+    if (pid_ == 0) {
+      int out = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int err = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(out, 1);
+      dup2(err, 2);
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Process() {
+    if (!exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Waits up to `timeout` for the exit code (-1: killed or timed out).
+  int Wait(std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+  void Signal(int signo) { kill(pid_, signo); }
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  std::string Out() const { return Read(out_); }
+  std::string Err() const { return Read(err_); }
+
+ private:
+  TempDir dir_;
+  std::string out_, err_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
+
+TEST_F(PerfTest, SigintStopsEarlyAndStillReports) {
+  Process perf({PerfPath(), "-c", dir_.Write("config.json", kNullConfig), "-q", "8", "-o", "4k",
+                "-w", "randread", "-t", "600", "--json"});
+  // Wait until the jobs run (the coordinator logs the plan just before starting them).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (perf.Err().find("jobs on core") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  perf.Signal(SIGINT);
+  ASSERT_EQ(perf.Wait(std::chrono::seconds(30)), 0) << perf.Err();
+  json result = json::parse(perf.Out());
+  for (const json& job : result["jobs"]) {
+    EXPECT_TRUE(job["ran"].get<bool>());
+    EXPECT_TRUE(job["stopped_early"].get<bool>());
+    EXPECT_LT(job["runtime_s"].get<double>(), 60.0);
+    EXPECT_GT(job["ops"].get<uint64_t>(), 0u);
+  }
+}
+
+struct BadInput {
+  const char* name;
+  const char* config;  // nullptr: no -c at all
+  std::vector<std::string> args;
+  int exit_code;
+  const char* message;
+};
+
+// gtest prints the parameter in test listings: its name, not its bytes.
+void PrintTo(const BadInput& input, std::ostream* os) { *os << input.name; }
+
+class PerfBadInputTest : public PerfTest, public ::testing::WithParamInterface<BadInput> {};
+
+TEST_P(PerfBadInputTest, ClearErrorAndExitCode) {
+  const BadInput& input = GetParam();
+  RunResult r;
+  if (input.config == nullptr) {
+    std::vector<std::string> argv = {PerfPath()};
+    argv.insert(argv.end(), input.args.begin(), input.args.end());
+    r = RunProgram(argv, std::chrono::seconds(60));
+  } else {
+    r = Perf(input.config, input.args);
+  }
+  EXPECT_EQ(r.exit_code, input.exit_code) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(input.message));
+  EXPECT_EQ(r.out, "");  // no half report
+}
+
+const std::vector<std::string> Args(std::vector<std::string> extra) {
+  std::vector<std::string> args = {"-q",       "8",  "-o", "4k",     "-w",
+                                   "randread", "-t", "1",  "--cpus", "0"};
+  // Later options override earlier ones.
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+constexpr char kEmptyConfig[] = R"({"subsystems": [{"subsystem": "bdev", "config": []}]})";
+
+// A 64 KiB bdev: two 32 KiB I/Os.
+constexpr char kTinyConfig[] = R"({"subsystems": [{"subsystem": "bdev", "config": [
+  {"method": "bdev_malloc_create",
+   "params": {"name": "Tiny", "num_blocks": 16, "block_size": 4096}}]}]})";
+
+INSTANTIATE_TEST_SUITE_P(
+    Perf, PerfBadInputTest,
+    ::testing::Values(
+        BadInput{"UnknownWorkload", kNullConfig, Args({"-w", "randomread"}), 2,
+                 "unknown workload \"randomread\""},
+        BadInput{"BadSize", kNullConfig, Args({"-o", "4q"}), 2, "-o: expected a size"},
+        BadInput{"ZeroSize", kNullConfig, Args({"-o", "0"}), 2, "-o: expected a size"},
+        BadInput{"ZeroDepth", kNullConfig, Args({"-q", "0"}), 2, "-q: expected a queue depth"},
+        BadInput{"ZeroTime", kNullConfig, Args({"-t", "0"}), 2, "-t: expected seconds"},
+        BadInput{"MixAbove100", kNullConfig, Args({"-w", "rw", "-M", "101"}), 2,
+                 "-M: expected a read percentage"},
+        BadInput{"MixWithoutMixedWorkload", kNullConfig, Args({"-M", "30"}), 2,
+                 "-M applies to rw and randrw only"},
+        BadInput{"NoConfig", nullptr, Args({}), 2, "-c CONFIG is required"},
+        BadInput{"NoWorkload",
+                 nullptr,
+                 {"-c", "x.json", "-q", "1", "-o", "4k", "-t", "1"},
+                 2,
+                 "-w WORKLOAD is required"},
+        BadInput{"UnknownOption", kNullConfig, Args({"--frobnicate"}), 2, "unknown option"},
+        BadInput{"BadCores", kNullConfig, Args({"--cpus", "4096"}), 2, "4096"},
+        BadInput{"MissingConfigFile", nullptr, Args({"-c", "/nonexistent/perf.json"}), 1,
+                 "/nonexistent/perf.json"},
+        BadInput{"ConfigWithoutBdev", kEmptyConfig, Args({}), 1, "creates no bdev"},
+        BadInput{"MissingBdev", kNullConfig, Args({"-b", "Null9"}), 1,
+                 "-b Null9: no such bdev (the config created: Null0)"},
+        BadInput{"SizeNotMultipleOfBlock", kNullConfig, Args({"-o", "1000"}), 1,
+                 "-o 1000: not a multiple of the block size of bdev Null0 (512 bytes)"},
+        BadInput{"SizeLargerThanDevice", kTinyConfig, Args({"-o", "1M"}), 1,
+                 "larger than bdev Tiny (65536 bytes)"},
+        BadInput{"DeviceSmallerThanCores", kTinyConfig, Args({"-o", "64k", "--cpus", "0-1"}), 1,
+                 "fewer than the 2 cores"},
+        BadInput{"WriteUnderAVirtualBdev", kPassthruConfig,
+                 Args({"-w", "randwrite", "-b", "Malloc0"}), 1, "bdev Malloc0 is claimed"}),
+    [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace pollux::testing
