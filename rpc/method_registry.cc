@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl_string_view.h"
 #include "pollux/env/log.h"
 
@@ -163,4 +164,8 @@ MethodRegistrar::MethodRegistrar(const char* name, void (*handler)(const Json&, 
 }
 
 }  // namespace internal
+void ReplyError(RpcResponder& responder, std::string_view method, const absl::Status& status) {
+  responder.Reply(absl::Status(status.code(), absl::StrFormat("%s: %s", method, status.message())));
+}
+
 }  // namespace pollux::rpc

@@ -14,11 +14,8 @@ namespace {
 
 using rpc::Json;
 using rpc::ParamReader;
+using rpc::ReplyError;
 using rpc::RpcResponder;
-
-void ReplyError(RpcResponder& responder, const char* method, const absl::Status& status) {
-  responder.Reply(absl::Status(status.code(), absl::StrFormat("%s: %s", method, status.message())));
-}
 
 // {"base_bdev_name", "name", "avg_read_latency", "p99_read_latency", "avg_write_latency",
 // "p99_write_latency", "uuid"?} -> the name. A missing base is not an error: the bdev appears

@@ -16,11 +16,8 @@ namespace {
 
 using rpc::Json;
 using rpc::ParamReader;
+using rpc::ReplyError;
 using rpc::RpcResponder;
-
-void ReplyError(RpcResponder& responder, const char* method, const absl::Status& status) {
-  responder.Reply(absl::Status(status.code(), absl::StrFormat("%s: %s", method, status.message())));
-}
 
 absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
 

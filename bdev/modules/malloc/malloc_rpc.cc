@@ -16,13 +16,8 @@ namespace {
 
 using rpc::Json;
 using rpc::ParamReader;
+using rpc::ReplyError;
 using rpc::RpcResponder;
-
-// Answers with `status`, its message prefixed by the method so that a config replay that
-// fails says which call did.
-void ReplyError(RpcResponder& responder, const char* method, const absl::Status& status) {
-  responder.Reply(absl::Status(status.code(), absl::StrFormat("%s: %s", method, status.message())));
-}
 
 // SPDK's bdev_malloc_create also takes per-block metadata and protection information, and
 // SPDK's save_config writes them. Accept them at their "off" values so that SPDK configs

@@ -13,13 +13,8 @@ namespace {
 
 using rpc::Json;
 using rpc::ParamReader;
+using rpc::ReplyError;
 using rpc::RpcResponder;
-
-// Answers with `status`, its message prefixed by the method so that a config replay that
-// fails says which call did.
-void ReplyError(RpcResponder& responder, const char* method, const absl::Status& status) {
-  responder.Reply(absl::Status(status.code(), absl::StrFormat("%s: %s", method, status.message())));
-}
 
 // {"base_bdev_name", "name", "uuid"?} -> the name. A missing base is not an error: the bdev
 // appears when the base does (as in SPDK).

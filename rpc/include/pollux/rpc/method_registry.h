@@ -42,6 +42,10 @@ class RpcResponder {
 
 using RpcHandler = absl::AnyInvocable<void(const Json& params, RpcResponder responder)>;
 
+// Answers with `status` (an error), its message prefixed by the method, so that a config
+// replay that fails says which call did: "bdev_malloc_create: block_size 1000 is not ...".
+void ReplyError(RpcResponder& responder, std::string_view method, const absl::Status& status);
+
 class MethodRegistry {
  public:
   // The process-wide registry that POLLUX_RPC_METHOD fills.
