@@ -182,7 +182,13 @@ PollResult Thread::Poll(uint64_t now_tsc) noexcept {
 
   if (pollers_changed_) ReapUnregisteredPollers();
   if (!removed_fd_handlers_.empty()) removed_fd_handlers_.clear();
-  if (!channels_to_reap_.empty()) ReapChannels();
+  if (!channels_to_reap_.empty()) {
+    ReapChannels();
+    // Destroying a channel can release another one (a context holding a channel) or
+    // unregister pollers: work for the next iteration, which must come before any sleep, or
+    // the thread would keep them (and an exiting thread would never go) until a wake-up.
+    if (!channels_to_reap_.empty() || pollers_changed_) busy = 1;
+  }
   current_ = previous;
   return busy ? PollResult::kBusy : PollResult::kIdle;
 }
