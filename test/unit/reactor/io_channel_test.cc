@@ -374,6 +374,59 @@ TEST_P(IoChannelTest, ForEachChannelWithoutChannelsRunsDone) {
   ExitThread(d);
 }
 
+// A device whose per-thread context holds a channel of the next device and a poller: what a
+// virtual bdev's channel holding its base's channel looks like.
+class ChainedDevice : public IoDevice {
+ public:
+  explicit ChainedDevice(IoDevice* next) : IoDevice("chained"), next_(next) {}
+
+ protected:
+  struct Context : ChannelContext {
+    IoChannelRef next;
+    PollerHandle poller;
+  };
+  std::unique_ptr<ChannelContext> CreateChannelContext() override {
+    auto context = std::make_unique<Context>();
+    if (next_ != nullptr) context->next = GetIoChannel(*next_);
+    // A paused timed poller, as a module that holds nothing right now has.
+    PollerOptions options;
+    options.period = std::chrono::milliseconds(10);
+    context->poller = PollerHandle(Thread::Current()->RegisterPoller(
+        "chained", [] { return PollResult::kIdle; }, std::move(options)));
+    context->poller->Pause();
+    return context;
+  }
+
+ private:
+  IoDevice* next_;
+};
+
+// Releasing the outermost channel releases the next one when its context goes, and so on: each
+// step happens after a poll. The thread must get through all of them and exit, also when the
+// reactor would rather sleep between steps (a reap that frees more is work).
+TEST_P(IoChannelTest, NestedChannelsAreAllReleasedBeforeTheThreadExits) {
+  constexpr int kDepth = 8;
+  std::vector<std::unique_ptr<ChainedDevice>> chain;
+  IoDevice* next = &device_;
+  for (int i = 0; i < kDepth; ++i) {
+    chain.push_back(std::make_unique<ChainedDevice>(next));
+    chain.back()->RegisterIoDevice();
+    next = chain.back().get();
+  }
+  Thread* thread = CreateThread("nested");
+  auto ref = std::make_shared<IoChannelRef>();
+  RunOn(thread, [&] { *ref = GetIoChannel(*chain.back()); });
+  EXPECT_EQ(CallOn(thread, [&] { return thread->io_channel_count(); }), kDepth + 1u);
+  Put(thread, ref);
+  ExitThread(thread);  // fails the test if the thread keeps any channel
+  EXPECT_EQ(log_.destroyed_count(), 1u);
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    std::atomic<bool> done{false};
+    (*it)->UnregisterIoDevice([&done] { done = true; });
+    EXPECT_TRUE(done.load());
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, IoChannelTest,
                          ::testing::Values(ReactorMode::kPoll, ReactorMode::kInterrupt),
                          [](const auto& info) { return std::string(ReactorModeName(info.param)); });
