@@ -60,8 +60,9 @@ Options:
       --mode MODE          reactor mode: poll or interrupt (default poll)
       --spin-window-us N   spin window in interrupt mode (default 100)
       --diagnose           also run raw variants that isolate Mailbox::Send's costs: MP
-                           enqueue + its fence; RTS enqueue (Mailbox's producer mode) with
-                           and without the fence; single-producer enqueue
+                           enqueue (Mailbox's ring for senders on reactors) with a full
+                           fence; RTS enqueue (its ring for other threads) with and without
+                           the fence; single-producer enqueue
       --only CASE          run one measurement and print its figure per round (for perf):
                            raw_single_single, raw_single_burst, raw_burst_burst,
                            raw_single_fence_burst, raw_rts_single_burst,
@@ -121,7 +122,8 @@ double MessagesPerSecond(const Transfer& t) {
 // A ring built like pollux's Mailbox: plain aligned memory, SC dequeue, 16-byte elements.
 class RawRing {
  public:
-  // flags: RING_F_SC_DEQ (classic MP enqueue), or with RING_F_MP_RTS_ENQ (what Mailbox uses).
+  // flags: RING_F_SC_DEQ (classic MP enqueue: Mailbox's ring for senders on reactors), or with
+  // RING_F_MP_RTS_ENQ (its ring for every other sender).
   RawRing(uint32_t capacity, unsigned flags) {
     ssize_t bytes = rte_ring_get_memsize_elem(sizeof(Message), capacity);
     memory_ = std::aligned_alloc(RTE_CACHE_LINE_SIZE,
@@ -171,10 +173,13 @@ enum class RawVariant {
   kSingleSingle,      // rte_ring_mp_enqueue_elem / rte_ring_sc_dequeue_elem
   kSingleBurst,       // single enqueue / dequeue bursts of 32 (what a reactor does)
   kBurstBurst,        // bursts of 32 both sides
-  kSingleFenceBurst,  // diagnostic: single enqueue + Mailbox::WakeIfArmed's fence and load
-  // Diagnostics with the producer mode Mailbox uses (RTS: relaxed tail sync), generic enqueue.
+  // Diagnostic: single enqueue + a seq_cst fence and the load of `armed_` (Mailbox::WakeIfArmed
+  // off x86; on x86 it needs only a compiler barrier after the enqueue's locked CAS).
+  kSingleFenceBurst,
+  // Diagnostics with RTS producers (relaxed tail sync; Mailbox's ring for senders that are not
+  // reactors), generic enqueue.
   kRtsSingleBurst,
-  kRtsSingleFenceBurst,  // Mailbox::Send's producer path exactly, without the reactor loop
+  kRtsSingleFenceBurst,  // Mailbox::Send's producer path up to issue 2's fix
   // Diagnostic: single-producer enqueue (no CAS), what a per-core-pair ring would cost.
   kSpSingleBurst,
 };
@@ -560,14 +565,14 @@ void Report(const Options& o, const Figures& f) {
       {"SendMessages(32) vs raw burst 32 both sides", "pollux_burst", "raw_burst_burst", 0},
   };
   if (o.diagnose) {
-    // Where SendMessage's cost goes: producer mode (RTS), fence, then the reactor loop.
+    // Where SendMessage's cost goes: producer mode, fence, then the reactor loop.
     pairs.push_back(
         {"(raw MP+fence vs raw MP; burst deq)", "raw_single_fence_burst", "raw_single_burst", 0});
     pairs.push_back(
         {"(raw RTS vs raw MP; burst deq)", "raw_rts_single_burst", "raw_single_burst", 0});
     pairs.push_back({"(raw RTS+fence vs raw RTS; burst deq)", "raw_rts_single_fence_burst",
                      "raw_rts_single_burst", 0});
-    pairs.push_back({"SendMessage vs raw RTS+fence (= its ring ops)", "pollux_single",
+    pairs.push_back({"SendMessage vs raw RTS+fence (its old ring ops)", "pollux_single",
                      "raw_rts_single_fence_burst", 0});
     pairs.push_back(
         {"(raw SP vs raw MP; burst deq)", "raw_sp_single_burst", "raw_single_burst", 0});

@@ -60,13 +60,15 @@ void Reactor::Run() {
   next_fd_check_tsc_ = now + fd_check_period;
 
   while (!stop_.load(std::memory_order_relaxed)) {
-    bool busy = PollOnce(now);
-    now = rte_rdtsc();
+    bool busy = PollOnce(now);  // moves `now` to the end of the pass
     if (busy) last_busy_tsc_ = now;
     if (now >= next_fd_check_tsc_) {
       // Poll mode, or interrupt mode while awake: fd handlers (RPC) are control traffic, so a
       // non-blocking look once per millisecond is enough and costs one syscall per ms.
-      DispatchFdEvents(nullptr, /*block=*/false);
+      bool handled = DispatchFdEvents(nullptr, /*block=*/false);
+      uint64_t after = rte_rdtsc();
+      AddTo(handled ? busy_tsc_ : idle_tsc_, after - now);
+      now = after;
       next_fd_check_tsc_ = now + fd_check_period;
     } else if (!busy && runtime->mode() == ReactorMode::kInterrupt &&
                now - last_busy_tsc_ >= runtime->spin_window_tsc_.load(std::memory_order_relaxed)) {
@@ -80,15 +82,21 @@ void Reactor::Run() {
   current_ = nullptr;
 }
 
-bool Reactor::PollOnce(uint64_t now) {
+bool Reactor::PollOnce(uint64_t& now) {
+  // One rte_rdtsc() per thread per pass (15-20 ns each on the VMs of docs/performance.md, most
+  // of an idle pass): the end of one thread's slice is the start of the next, and the end of
+  // the pass is the caller's next `now`.
+  const uint64_t start = now;
+  uint64_t t0 = start;
   Message messages[kReactorMessageBurst];
   unsigned count = mailbox_->Drain(messages, kReactorMessageBurst);
-  for (unsigned i = 0; i < count; ++i) messages[i].fn(messages[i].arg);
+  if (count != 0) {
+    for (unsigned i = 0; i < count; ++i) messages[i].fn(messages[i].arg);
+    t0 = rte_rdtsc();  // reactor messages are not any thread's time
+  }
   int busy = count != 0;
 
   bool any_exiting = false;
-  uint64_t start = rte_rdtsc();
-  uint64_t t0 = start;
   for (size_t i = 0; i < threads_.size(); ++i) {
     Thread* thread = threads_[i];
     PollResult result = thread->Poll(t0);
@@ -102,19 +110,22 @@ bool Reactor::PollOnce(uint64_t now) {
     any_exiting |= thread->exiting_;
     t0 = t1;
   }
-  (busy ? busy_tsc_ : idle_tsc_).fetch_add(t0 - start + (start - now), std::memory_order_relaxed);
+  if (threads_.empty() && count == 0) t0 = rte_rdtsc();
+  AddTo(busy ? busy_tsc_ : idle_tsc_, t0 - start);
+  now = t0;
   if (any_exiting) ReapExitedThreads();
   return busy != 0;
 }
 
-void Reactor::DispatchFdEvents(const struct timespec* timeout, bool block) {
+bool Reactor::DispatchFdEvents(const struct timespec* timeout, bool block) {
   epoll_event events[kMaxEventsPerWait];
   struct timespec zero = {0, 0};
   int n = epoll_pwait2(epoll_fd_, events, kMaxEventsPerWait, block ? timeout : &zero, nullptr);
   if (n < 0) {
     if (errno != EINTR) PX_LOG(kError, "reactor", "epoll_pwait2: %s", strerror(errno));
-    return;
+    return false;
   }
+  bool handled = false;
   for (int i = 0; i < n; ++i) {
     auto* handler = static_cast<Thread::FdHandler*>(events[i].data.ptr);
     if (handler == nullptr || handler->removed) continue;  // a wake-up fd: its job is done
@@ -123,7 +134,9 @@ void Reactor::DispatchFdEvents(const struct timespec* timeout, bool block) {
     handler->handler();
     Thread::current_ = previous;
     last_busy_tsc_ = rte_rdtsc();
+    handled = true;
   }
+  return handled;
 }
 
 bool Reactor::TrySleep(uint64_t now) {
@@ -160,17 +173,22 @@ bool Reactor::TrySleep(uint64_t now) {
   mailbox_->Arm();
   for (Thread* thread : threads_) thread->mailbox_->Arm();
   sleeping_.store(true, std::memory_order_relaxed);
-  // Pairs with the fence in Mailbox::WakeIfArmed: either a sender sees us armed and writes the
-  // eventfd, or the poll below sees its message. Without it both could miss.
+  // Pairs with Mailbox::WakeIfArmed (whose side of the pair, on x86, is the locked instruction
+  // that ends every enqueue): either a sender sees us armed and writes the eventfd, or the
+  // poll and the check below see its message, or it in flight. Without the fence our loads
+  // could pass our store of `armed_` and both sides could miss.
   std::atomic_thread_fence(std::memory_order_seq_cst);
 
   // Poll once more after arming: messages and events that raced the arming are found here.
+  // A sender between reserving its slot and publishing it may have read `armed_` before we
+  // set it, and its message is not visible yet: stay awake for it too.
   bool busy = PollOnce(now);
+  if (!busy) busy = MessagesPendingAfterArming();
   if (busy) {
     // Work arrived: the spin window starts again, as after any busy iteration.
-    last_busy_tsc_ = rte_rdtsc();
+    last_busy_tsc_ = now;
   } else {
-    uint64_t start = rte_rdtsc();
+    uint64_t start = now;
     uint64_t deadline = UINT64_MAX;
     for (Thread* thread : threads_) deadline = std::min(deadline, thread->NextTimerTsc());
     if (deadline > start) {
@@ -185,10 +203,10 @@ bool Reactor::TrySleep(uint64_t now) {
         timeout.tv_nsec = static_cast<long>((ticks % hz) * 1000000000ull / hz);
         timeout_ptr = &timeout;
       }
-      sleeps_.fetch_add(1, std::memory_order_relaxed);
+      AddTo(sleeps_, 1);
       DispatchFdEvents(timeout_ptr, /*block=*/true);
-      wakeups_.fetch_add(1, std::memory_order_relaxed);
-      sleep_tsc_.fetch_add(rte_rdtsc() - start, std::memory_order_relaxed);
+      AddTo(wakeups_, 1);
+      AddTo(sleep_tsc_, rte_rdtsc() - start);
     }
   }
   sleeping_.store(false, std::memory_order_relaxed);
@@ -196,6 +214,14 @@ bool Reactor::TrySleep(uint64_t now) {
   for (Thread* thread : threads_) thread->mailbox_->Disarm();
   DisarmPollers();
   return true;
+}
+
+bool Reactor::MessagesPendingAfterArming() const {
+  if (mailbox_->MustStayAwakeAfterArming()) return true;
+  for (Thread* thread : threads_) {
+    if (thread->mailbox_->MustStayAwakeAfterArming()) return true;
+  }
+  return false;
 }
 
 bool Reactor::ArmPollers() {
@@ -300,7 +326,8 @@ void Reactor::DestroyAllThreads() {
     bool pending = !mailbox_->Empty();
     for (Thread* thread : threads_) pending |= !thread->mailbox_->Empty();
     if (!pending) break;
-    PollOnce(rte_rdtsc());
+    uint64_t now = rte_rdtsc();
+    PollOnce(now);
   }
   while (!threads_.empty()) {
     Thread* thread = threads_.back();

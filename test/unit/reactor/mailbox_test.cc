@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 #include <rte_pause.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,10 +50,11 @@ void* Encode(uint64_t sender, uint64_t seq) {
 }
 
 // What the receiving Thread saw. Written only by the receiver (one consumer), read by the test
-// thread after `received` says everything arrived.
+// thread after `received` says everything arrived, and by senders that wait for their messages.
 struct Received {
-  explicit Received(size_t senders) : next(senders, 0) {}
-  std::vector<uint64_t> next;  // the sequence number expected next from each sender
+  explicit Received(size_t senders) : next(senders) {}
+  // The sequence number expected next from each sender (= how many of its messages ran).
+  std::vector<std::atomic<uint64_t>> next;
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> out_of_order{0};
   std::string first_error;
@@ -63,17 +67,15 @@ void OnNumbered(void* arg) {
   uint64_t sender = value >> kSequenceBits;
   uint64_t seq = value & ((uint64_t{1} << kSequenceBits) - 1);
   Received& r = *g_received;
-  if (sender >= r.next.size() || seq != r.next[sender]) {
+  if (sender >= r.next.size() || seq != r.next[sender].load(std::memory_order_relaxed)) {
     if (r.out_of_order.fetch_add(1, std::memory_order_relaxed) == 0) {
       r.first_error = "sender " + std::to_string(sender) + ": got " + std::to_string(seq) +
                       ", expected " +
-                      (sender < r.next.size() ? std::to_string(r.next[sender]) : "no sender");
+                      (sender < r.next.size() ? std::to_string(r.next[sender].load()) : "no sender");
     }
-    if (sender < r.next.size()) r.next[sender] = seq + 1;
-  } else {
-    ++r.next[sender];
   }
   r.received.fetch_add(1, std::memory_order_release);
+  if (sender < r.next.size()) r.next[sender].store(seq + 1, std::memory_order_release);
 }
 
 // A sender running on a reactor Thread: an active poller that sends up to `per_poll` messages
@@ -201,7 +203,7 @@ class MailboxTest : public ModeTest {
     if (all) {
       for (size_t s = 0; s < received.next.size(); ++s) {
         uint64_t expected = static_cast<int>(s) < os_senders ? os_per_sender : reactor_per_sender;
-        EXPECT_EQ(received.next[s], expected) << "sender " << s;
+        EXPECT_EQ(received.next[s].load(), expected) << "sender " << s;
       }
     }
     RecordProperty("ring_full_os", std::to_string(os_full.load()));
@@ -233,6 +235,149 @@ TEST_P(MailboxTest, NoLossUnderManyProducers) {
 INSTANTIATE_TEST_SUITE_P(Modes, MailboxTest,
                          ::testing::Values(ReactorMode::kPoll, ReactorMode::kInterrupt),
                          [](const auto& info) { return std::string(ReactorModeName(info.param)); });
+
+// ---- reactor senders and OS-thread senders into one sleeping receiver ----
+
+// Senders on reactors go through the mailbox's MP ring, every other thread through its RTS ring
+// (reactor/mailbox.h); the receiver's reactor drains both and sleeps on one eventfd, and the
+// two rings have different wake-up checks. Here senders of both kinds send short batches (one
+// message or a SendMessages burst), each waiting until its previous batch ran before sending
+// the next, with pauses, so that the receiver's reactor (interrupt mode, no spin window) falls
+// asleep again and again and is woken through either ring, or both at once. A lost wake-up
+// stalls the senders (each OS sender gives up after 10 s); every sender's messages arrive, in
+// order.
+class MailboxInterruptTest : public ReactorTest {
+ protected:
+  ReactorRuntimeOptions RuntimeOptions() const override {
+    ReactorRuntimeOptions options;
+    options.mode = ReactorMode::kInterrupt;
+    options.spin_window = std::chrono::microseconds(0);
+    return options;
+  }
+  void TearDown() override {
+    ReactorTest::TearDown();
+    g_received = nullptr;
+    received_.reset();
+  }
+  std::unique_ptr<Received> received_;
+};
+
+// Sends messages id<<40|seq .. seq+n-1 (n = 1: SendMessage, else SendMessages, retried until
+// all went) and returns n.
+unsigned SendBatch(Thread* to, uint64_t id, uint64_t seq, unsigned n) {
+  if (n == 1) {
+    while (!to->SendMessage(&OnNumbered, Encode(id, seq))) rte_pause();
+    return 1;
+  }
+  Message batch[8];
+  for (unsigned i = 0; i < n; ++i) batch[i] = Message{&OnNumbered, Encode(id, seq + i)};
+  for (unsigned sent = 0; sent < n;) {
+    unsigned k = to->SendMessages(batch + sent, n - sent);
+    if (k == 0) rte_pause();
+    sent += k;
+  }
+  return n;
+}
+
+// A sender on a reactor Thread: a timed poller that sends the next batch once the previous one
+// ran, and unregisters itself when all ran.
+struct PacedReactorSender {
+  Poller* self = nullptr;
+  uint64_t id;
+  uint64_t count;
+  uint64_t seq = 0;
+  uint32_t random;
+};
+
+TEST_F(MailboxInterruptTest, ReactorAndOsSendersIntoASleepingReceiver) {
+  constexpr int kOsSenders = 2;
+  constexpr uint64_t kOsMessages = 15'000;
+  constexpr uint64_t kReactorMessages = 10'000;
+  // Receiver on reactor 1; a reactor sender on each reactor (reactor 1's sends are local).
+  Thread* receiver = CreateThread("receiver", 1);
+  received_ = std::make_unique<Received>(kOsSenders + 2);
+  g_received = received_.get();
+  Received& received = *received_;
+  uint64_t total = kOsSenders * kOsMessages + 2 * kReactorMessages;
+  uint64_t sleeps_before = Info(1).sleeps;
+
+  std::vector<Thread*> sender_threads;
+  for (int r = 0; r < 2; ++r) {
+    Thread* t = CreateThread("paced" + std::to_string(r), r);
+    sender_threads.push_back(t);
+    auto sender = std::make_shared<PacedReactorSender>();
+    sender->id = kOsSenders + r;
+    sender->count = kReactorMessages;
+    sender->random = 17 + r;
+    PollerOptions options;
+    // Reactor 1's sender wakes its reactor rarely, so that the receiver's wake-ups come from
+    // the other senders.
+    options.period = std::chrono::microseconds(r == 0 ? 20 : 500);
+    RunOn(t, [t, receiver, sender, &received, options = std::move(options)]() mutable {
+      sender->self = t->RegisterPoller(
+          "paced_sender",
+          [receiver, sender, &received] {
+            PacedReactorSender& s = *sender;
+            if (received.next[s.id].load(std::memory_order_acquire) != s.seq) {
+              return PollResult::kIdle;  // the previous batch has not run yet
+            }
+            if (s.seq == s.count) {
+              s.self->Unregister();
+              return PollResult::kIdle;
+            }
+            s.random = s.random * 1103515245 + 12345;
+            unsigned n = static_cast<unsigned>(std::min<uint64_t>(1 + (s.random >> 16) % 8,
+                                                                  s.count - s.seq));
+            s.seq += SendBatch(receiver, s.id, s.seq, n);
+            return PollResult::kBusy;
+          },
+          std::move(options));
+    });
+  }
+
+  std::atomic<int> stalled{0};
+  std::vector<std::thread> os_threads;
+  for (int i = 0; i < kOsSenders; ++i) {
+    os_threads.emplace_back([&, i] {
+      std::mt19937 random(i);
+      for (uint64_t seq = 0; seq < kOsMessages && stalled.load() == 0;) {
+        switch (random() % 4) {
+          case 0:  // at once: races the receiver's arming
+            break;
+          case 1:
+            std::this_thread::yield();
+            break;
+          default:  // long enough for the receiver to fall asleep
+            std::this_thread::sleep_for(std::chrono::microseconds(random() % 50));
+            break;
+        }
+        unsigned n = static_cast<unsigned>(std::min<uint64_t>(1 + random() % 8, kOsMessages - seq));
+        seq += SendBatch(receiver, i, seq, n);
+        if (!WaitUntil([&] { return received.next[i].load(std::memory_order_acquire) == seq; },
+                       std::chrono::seconds(10))) {
+          stalled.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : os_threads) t.join();
+  EXPECT_EQ(stalled.load(), 0) << "an OS sender's batch did not run within 10 s: lost wake-up";
+
+  bool all = WaitUntil([&] { return received.received.load(std::memory_order_acquire) == total; },
+                       std::chrono::seconds(30));
+  EXPECT_TRUE(all) << "received " << received.received.load() << " of " << total;
+  EXPECT_EQ(received.out_of_order.load(), 0u) << received.first_error;
+  for (int s = 0; s < kOsSenders + 2; ++s) {
+    EXPECT_EQ(received.next[s].load(), s < kOsSenders ? kOsMessages : kReactorMessages)
+        << "sender " << s;
+  }
+  uint64_t sleeps = Info(1).sleeps - sleeps_before;
+  RecordProperty("receiver_reactor_sleeps", std::to_string(sleeps));
+  EXPECT_GT(sleeps, 0u) << "the receiver's reactor never slept: the test did not test wake-ups";
+  if (!all || stalled.load() != 0) return;  // TearDown stops the runtime anyway
+  for (Thread* t : sender_threads) ExitThread(t);
+  ExitThread(receiver);
+}
 
 class MailboxClosureTest : public ReactorTest {};
 

@@ -76,11 +76,16 @@ class Reactor {
 
   static int LaunchLoop(void* reactor);  // EAL lcore entry
   void Run();
-  bool PollOnce(uint64_t now);
+  // One pass: reactor messages, then every thread. `now` is the TSC at the start of the pass
+  // (the end of the previous one) and, on return, at its end. Returns whether it did work.
+  bool PollOnce(uint64_t& now);
   // Waits for fd events (up to `timeout`, forever if null, when `block`; not at all if not)
-  // and runs the fd handlers among them.
-  void DispatchFdEvents(const struct timespec* timeout, bool block);
+  // and runs the fd handlers among them. Returns whether a handler ran.
+  bool DispatchFdEvents(const struct timespec* timeout, bool block);
   bool TrySleep(uint64_t now);
+  // After arming every mailbox and the fence: whether a mailbox has a message queued or a
+  // sender in flight (Mailbox::MustStayAwakeAfterArming).
+  bool MessagesPendingAfterArming() const;
   bool ArmPollers();
   void DisarmPollers();
   // Epoll registrations. Message and poller wake fds are edge-triggered and only wake the
@@ -115,7 +120,12 @@ class Reactor {
   uint64_t next_fd_check_tsc_ = 0;
   uint64_t next_reason_refresh_tsc_ = 0;
 
-  // Statistics, written by the loop, read relaxed by anyone.
+  // Statistics, written by the loop only, read relaxed by anyone. Updated with a relaxed load
+  // and store (plain moves on x86), not fetch_add: that is a locked instruction, a full
+  // barrier on every iteration, for counters that have a single writer.
+  static void AddTo(std::atomic<uint64_t>& counter, uint64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   std::atomic<uint64_t> busy_tsc_{0};
   std::atomic<uint64_t> idle_tsc_{0};
   std::atomic<uint64_t> sleep_tsc_{0};

@@ -47,7 +47,8 @@ struct ThreadStats {
 struct ThreadOptions {
   // Core to place the thread on; -1: the reactor with the fewest threads.
   int cpu = -1;
-  // Message ring capacity (a power of two).
+  // Message ring capacity (a power of two). The thread has two rings of this size, one for
+  // senders on reactors and one for other threads (reactor/mailbox.h).
   uint32_t ring_size = 65536;
 };
 
@@ -75,7 +76,9 @@ class Thread {
   // ---- Messages: callable from any thread, reactor or plain OS thread ----
 
   // Queues fn(arg) to run on this thread. Lock-free, allocation-free. Messages from one sender
-  // run in the order sent. Returns false when the ring is full: retry later, nothing is queued.
+  // run in the order sent; messages from different senders are not ordered (a sender on a
+  // reactor and a plain OS thread use different rings). Returns false when the ring is full:
+  // retry later, nothing is queued.
   [[nodiscard]] bool SendMessage(MessageFn fn, void* arg) noexcept;
 
   // Queues up to `count` messages in one ring operation (one wake-up check); returns how many.
