@@ -11,9 +11,9 @@
 //   messages through a 256-entry ring took 25 s instead of 0.25 s.
 // - RTS (relaxed tail sync): producers do not wait for each other, but each send costs two
 //   locked CAS; raw RTS single enqueue is about half of raw MP here (docs/performance.md).
-// Reactors are pinned, one per core, and run nothing else, so a reactor preempted in the middle
-// of an enqueue is one that the kernel took off its own core for a moment: the reactors that
-// spin meanwhile spin on their own cores and do not keep it from running again. They use the
+// Reactors are pinned, one per core, so a reactor preempted in the middle of an enqueue waits
+// only for its own core (one scheduler slice at worst): the reactors that spin meanwhile spin on
+// their own cores and do not keep it from running again. They use the
 // MP ring (the data path). Everything else (the control thread, RPC, plain std::threads, which
 // float over the cores and may be preempted by the very senders that would spin on them) uses
 // the RTS ring. A given sender always uses the same ring, also a Thread that moves between
