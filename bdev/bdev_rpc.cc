@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_module.h"
+#include "pollux/bdev/bdev_rpc.h"
 #include "pollux/rpc/method_registry.h"
 #include "pollux/rpc/subsystem.h"
 
@@ -161,4 +162,16 @@ rpc::Subsystem MakeBdevSubsystem() {
 POLLUX_SUBSYSTEM(bdev, MakeBdevSubsystem);
 
 }  // namespace
+
+void HandleBdevDelete(const rpc::Json& params, rpc::RpcResponder responder, const char* method,
+                      BdevDeleteFn delete_fn) {
+  rpc::ParamReader reader(params);
+  std::string name = reader.String("name");
+  if (absl::Status s = reader.Finish(); !s.ok()) return rpc::ReplyError(responder, method, s);
+  delete_fn(name, [responder = std::move(responder), method](absl::Status status) mutable {
+    if (!status.ok()) return rpc::ReplyError(responder, method, status);
+    responder.Result(true);
+  });
+}
+
 }  // namespace pollux

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "pollux/bdev_delay/bdev_delay.h"
 #include "pollux/env/log.h"
+#include "pollux/bdev/bdev_rpc.h"
 #include "pollux/rpc/method_registry.h"
 
 namespace pollux {
@@ -68,14 +69,7 @@ void BdevDelayUpdateLatency(const Json& params, RpcResponder responder) {
 POLLUX_RPC_METHOD("bdev_delay_update_latency", BdevDelayUpdateLatency);
 
 void BdevDelayDelete(const Json& params, RpcResponder responder) {
-  constexpr const char* kMethod = "bdev_delay_delete";
-  ParamReader reader(params);
-  std::string name = reader.String("name");
-  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  DeleteDelayBdev(name, [responder = std::move(responder)](absl::Status status) mutable {
-    if (!status.ok()) return ReplyError(responder, kMethod, status);
-    responder.Result(true);
-  });
+  HandleBdevDelete(params, std::move(responder), "bdev_delay_delete", &DeleteDelayBdev);
 }
 POLLUX_RPC_METHOD("bdev_delay_delete", BdevDelayDelete);
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "pollux/bdev_error/bdev_error.h"
 #include "pollux/env/log.h"
+#include "pollux/bdev/bdev_rpc.h"
 #include "pollux/rpc/method_registry.h"
 
 namespace pollux {
@@ -41,14 +42,7 @@ void BdevErrorCreate(const Json& params, RpcResponder responder) {
 POLLUX_RPC_METHOD("bdev_error_create", BdevErrorCreate);
 
 void BdevErrorDelete(const Json& params, RpcResponder responder) {
-  constexpr const char* kMethod = "bdev_error_delete";
-  ParamReader reader(params);
-  std::string name = reader.String("name");
-  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  DeleteErrorBdev(name, [responder = std::move(responder)](absl::Status status) mutable {
-    if (!status.ok()) return ReplyError(responder, kMethod, status);
-    responder.Result(true);
-  });
+  HandleBdevDelete(params, std::move(responder), "bdev_error_delete", &DeleteErrorBdev);
 }
 POLLUX_RPC_METHOD("bdev_error_delete", BdevErrorDelete);
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_format.h"
 #include "pollux/bdev_malloc/bdev_malloc.h"
+#include "pollux/bdev/bdev_rpc.h"
 #include "pollux/rpc/method_registry.h"
 
 namespace pollux {
@@ -90,14 +91,7 @@ void BdevMallocCreate(const Json& params, RpcResponder responder) {
 POLLUX_RPC_METHOD("bdev_malloc_create", BdevMallocCreate);
 
 void BdevMallocDelete(const Json& params, RpcResponder responder) {
-  constexpr const char* kMethod = "bdev_malloc_delete";
-  ParamReader reader(params);
-  std::string name = reader.String("name");
-  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  DeleteMallocBdev(name, [responder = std::move(responder)](absl::Status status) mutable {
-    if (!status.ok()) return ReplyError(responder, kMethod, status);
-    responder.Result(true);
-  });
+  HandleBdevDelete(params, std::move(responder), "bdev_malloc_delete", &DeleteMallocBdev);
 }
 POLLUX_RPC_METHOD("bdev_malloc_delete", BdevMallocDelete);
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "pollux/bdev_null/bdev_null.h"
+#include "pollux/bdev/bdev_rpc.h"
 #include "pollux/rpc/method_registry.h"
 
 namespace pollux {
@@ -68,14 +69,7 @@ void BdevNullCreate(const Json& params, RpcResponder responder) {
 POLLUX_RPC_METHOD("bdev_null_create", BdevNullCreate);
 
 void BdevNullDelete(const Json& params, RpcResponder responder) {
-  constexpr const char* kMethod = "bdev_null_delete";
-  ParamReader reader(params);
-  std::string name = reader.String("name");
-  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  DeleteNullBdev(name, [responder = std::move(responder)](absl::Status status) mutable {
-    if (!status.ok()) return ReplyError(responder, kMethod, status);
-    responder.Result(true);
-  });
+  HandleBdevDelete(params, std::move(responder), "bdev_null_delete", &DeleteNullBdev);
 }
 POLLUX_RPC_METHOD("bdev_null_delete", BdevNullDelete);
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "pollux/bdev_passthru/bdev_passthru.h"
 #include "pollux/env/log.h"
+#include "pollux/bdev/bdev_rpc.h"
 #include "pollux/rpc/method_registry.h"
 
 namespace pollux {
@@ -38,14 +39,7 @@ POLLUX_RPC_METHOD("bdev_passthru_create", BdevPassthruCreate);
 
 // {"name"} -> true once the bdev is gone.
 void BdevPassthruDelete(const Json& params, RpcResponder responder) {
-  constexpr const char* kMethod = "bdev_passthru_delete";
-  ParamReader reader(params);
-  std::string name = reader.String("name");
-  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  DeletePassthruBdev(name, [responder = std::move(responder)](absl::Status status) mutable {
-    if (!status.ok()) return ReplyError(responder, kMethod, status);
-    responder.Result(true);
-  });
+  HandleBdevDelete(params, std::move(responder), "bdev_passthru_delete", &DeletePassthruBdev);
 }
 POLLUX_RPC_METHOD("bdev_passthru_delete", BdevPassthruDelete);
 
