@@ -7,6 +7,13 @@
 #include "pollux/reactor/thread.h"
 
 namespace pollux {
+namespace {
+
+// Stands for a null iovec array in Readv/Writev: with iovcnt 0 the checks refuse it as a
+// malformed request, where a null pointer would mean the single-buffer form.
+iovec no_iov{};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<BdevDesc>> BdevDesc::Open(std::string_view name, bool writable,
                                                          BdevEventCallback event_cb) {
@@ -79,8 +86,6 @@ void BdevDesc::Read(IoChannel& channel, void* buf, uint64_t offset_blocks, uint6
 
 void BdevDesc::Readv(IoChannel& channel, iovec* iov, int iovcnt, uint64_t offset_blocks,
                      uint64_t num_blocks, BdevIoCallback cb, void* cb_arg) noexcept {
-  // A null iovec array is a malformed request, not the single-buffer form.
-  static iovec no_iov{};
   Submit(channel, IoType::kRead, iov != nullptr ? iov : &no_iov, iov != nullptr ? iovcnt : 0,
          nullptr, offset_blocks, num_blocks, cb, cb_arg);
 }
@@ -92,7 +97,6 @@ void BdevDesc::Write(IoChannel& channel, void* buf, uint64_t offset_blocks, uint
 
 void BdevDesc::Writev(IoChannel& channel, iovec* iov, int iovcnt, uint64_t offset_blocks,
                       uint64_t num_blocks, BdevIoCallback cb, void* cb_arg) noexcept {
-  static iovec no_iov{};
   Submit(channel, IoType::kWrite, iov != nullptr ? iov : &no_iov, iov != nullptr ? iovcnt : 0,
          nullptr, offset_blocks, num_blocks, cb, cb_arg);
 }
