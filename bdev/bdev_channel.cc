@@ -21,8 +21,10 @@ bool ModuleSupports(uint32_t mask, IoType type) { return (mask >> static_cast<in
 
 }  // namespace
 
-void BdevIo::Complete(BdevIoStatus status) noexcept {
+void BdevIo::Complete(BdevIoStatus status, int error_number) noexcept {
   status_ = status;
+  // Only failures touch the cold line.
+  if (status != BdevIoStatus::kSuccess) [[unlikely]] error_number_ = error_number;
   channel_->OnModuleCompletion(*this);
 }
 
@@ -139,11 +141,12 @@ void BdevChannel::Finish(BdevIo& io) noexcept {
   if (io.bounced_) [[unlikely]] Unbounce(io);
   Count(io, thread_.Now() - io.submit_tsc_);
   BdevIoStatus status = io.status_;
+  int error_number = status == BdevIoStatus::kSuccess ? 0 : io.error_number_;
   BdevIoCallback cb = io.cb_;
   void* cb_arg = io.cb_arg_;
   // Freed before the callback: a callback that submits again reuses this very object.
   thread_.Put(&io);
-  cb(cb_arg, status);
+  cb(cb_arg, status, error_number);
 }
 
 void BdevChannel::FinishForwarded(BdevIo& io) noexcept {
@@ -162,8 +165,8 @@ void BdevChannel::FinishForwarded(BdevIo& io) noexcept {
 namespace {
 
 // The completion of a forward that could not reuse the I/O (see Forward).
-void ForwardedCopyDone(void* cb_arg, BdevIoStatus status) {
-  static_cast<BdevIo*>(cb_arg)->Complete(status);
+void ForwardedCopyDone(void* cb_arg, BdevIoStatus status, int error_number) {
+  static_cast<BdevIo*>(cb_arg)->Complete(status, error_number);
 }
 
 }  // namespace

@@ -61,9 +61,11 @@ class BdevChannel : public ChannelContext {
     bdev_.Submit(io);
     thread_.LeaveSubmit();
   }
-  // Ends `io` with `status` from inside the layer (a failed check, an emulated type).
-  void CompleteInLayer(BdevIo& io, BdevIoStatus status) noexcept {
+  // Ends `io` with `status` from inside the layer (a failed check, an emulated type, a split
+  // parent whose children are back).
+  void CompleteInLayer(BdevIo& io, BdevIoStatus status, int error_number = 0) noexcept {
     io.status_ = status;
+    io.error_number_ = error_number;
     if (thread_.in_submit()) {
       thread_.Defer(&io);
     } else {

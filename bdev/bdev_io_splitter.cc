@@ -37,6 +37,7 @@ void BdevChannel::StartSplit(BdevIo& parent) noexcept {
   parent.split_iov_offset_ = 0;
   parent.children_in_flight_ = 0;
   parent.children_status_ = BdevIoStatus::kSuccess;
+  parent.error_number_ = 0;
   parent.waiting_for_io_ = false;
   ContinueSplit(parent);
 }
@@ -68,7 +69,7 @@ void BdevChannel::ContinueSplit(BdevIo& parent) noexcept {
   thread_.LeaveSubmit();
   if (parent.children_in_flight_ == 0 && parent.split_next_block_ >= end &&
       !parent.waiting_for_io_) {
-    CompleteInLayer(parent, parent.children_status_);
+    CompleteInLayer(parent, parent.children_status_, parent.error_number_);
   }
 }
 
@@ -169,6 +170,7 @@ void BdevChannel::ChildDone(BdevIo& child) noexcept {
       parent.children_status_ == BdevIoStatus::kSuccess) {
     // First failure: no more children; the parent fails once those in flight are back.
     parent.children_status_ = child.status_;
+    parent.error_number_ = child.error_number_;
     parent.split_next_block_ = parent.offset_blocks_ + parent.num_blocks_;
   }
   thread_.Put(&child);

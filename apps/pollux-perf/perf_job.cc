@@ -116,11 +116,11 @@ absl::Status Job::Open() {
 // ---- The per-I/O path ----
 
 template <bool kRandom, Job::Mix kMix>
-void Job::OnIoDone(void* arg, BdevIoStatus status) noexcept {
+void Job::OnIoDone(void* arg, BdevIoStatus status, int error_number) noexcept {
   Task& task = *static_cast<Task*>(arg);
   Job& job = *task.job;
   if (status != BdevIoStatus::kSuccess) [[unlikely]]
-    job.OnIoError(task, status);
+    job.OnIoError(task, status, error_number);
   if (job.stopping_) [[unlikely]]
     return job.TaskDrained();
   job.SubmitNext<kRandom, kMix>(task);
@@ -166,10 +166,10 @@ void Job::SubmitVerifyWrite(Task& task) noexcept {
   desc_->Write(*channel_, task.buf, offset, spec_.io_blocks, &OnVerifyWriteDone, &task);
 }
 
-void Job::OnVerifyWriteDone(void* arg, BdevIoStatus status) noexcept {
+void Job::OnVerifyWriteDone(void* arg, BdevIoStatus status, int error_number) noexcept {
   Task& task = *static_cast<Task*>(arg);
   Job& job = *task.job;
-  if (status != BdevIoStatus::kSuccess) job.OnIoError(task, status);
+  if (status != BdevIoStatus::kSuccess) job.OnIoError(task, status, error_number);
   if (job.stopping_) return job.TaskDrained();
   char* read_buf = static_cast<char*>(task.read_buf);
   for (uint32_t b = 0; b < job.spec_.io_blocks; ++b) {
@@ -181,11 +181,11 @@ void Job::OnVerifyWriteDone(void* arg, BdevIoStatus status) noexcept {
                   &OnVerifyReadDone, &task);
 }
 
-void Job::OnVerifyReadDone(void* arg, BdevIoStatus status) noexcept {
+void Job::OnVerifyReadDone(void* arg, BdevIoStatus status, int error_number) noexcept {
   Task& task = *static_cast<Task*>(arg);
   Job& job = *task.job;
   if (status != BdevIoStatus::kSuccess) {
-    job.OnIoError(task, status);
+    job.OnIoError(task, status, error_number);
   } else {
     job.CheckReadBack(task);
   }
@@ -254,15 +254,16 @@ void Job::PublishProgress() {
   record_.progress_bytes.store(SumBytes(stats), std::memory_order_relaxed);
 }
 
-void Job::OnIoError(const Task& task, BdevIoStatus status) {
+void Job::OnIoError(const Task& task, BdevIoStatus status, int error_number) {
   // I/O the layer aborts because the bdev is going away (a shutdown, a delete) is the
   // expected end of a job stopped early, not a device failure.
   if (status == BdevIoStatus::kAborted && record_.result.stopped_early) return;
   ++io_errors_;
   if (io_errors_ <= kMaxErrorsPrinted) {
-    PX_LOG(kError, "perf", "I/O error on bdev %s (core %d): %s of %u blocks at block %u: %s%s",
+    PX_LOG(kError, "perf", "I/O error on bdev %s (core %d): %s of %u blocks at block %u: %s%s%s%s",
            spec_.bdev, worker_.cpu(), task.write ? "write" : "read", spec_.io_blocks,
-           task.offset_blocks, BdevIoStatusName(status),
+           task.offset_blocks, BdevIoStatusName(status), error_number != 0 ? " (" : "",
+           error_number != 0 ? strerror(error_number) : "", error_number != 0 ? ")" : "",
            io_errors_ == kMaxErrorsPrinted ? " (further errors on this job only counted)" : "");
   }
   Stop(false);

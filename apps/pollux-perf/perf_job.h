@@ -83,14 +83,14 @@ class alignas(64) Job {
   };
 
   template <bool kRandom, Mix kMix>
-  static void OnIoDone(void* arg, BdevIoStatus status) noexcept;
+  static void OnIoDone(void* arg, BdevIoStatus status, int error_number) noexcept;
   template <bool kRandom, Mix kMix>
   void SubmitNext(Task& task) noexcept;
   template <bool kRandom, Mix kMix>
   void StartTasks() noexcept;
 
-  static void OnVerifyWriteDone(void* arg, BdevIoStatus status) noexcept;
-  static void OnVerifyReadDone(void* arg, BdevIoStatus status) noexcept;
+  static void OnVerifyWriteDone(void* arg, BdevIoStatus status, int error_number) noexcept;
+  static void OnVerifyReadDone(void* arg, BdevIoStatus status, int error_number) noexcept;
   void SubmitVerifyWrite(Task& task) noexcept;
 
   uint64_t NextRandom() noexcept {
@@ -109,7 +109,7 @@ class alignas(64) Job {
     return offset;
   }
 
-  void OnIoError(const Task& task, BdevIoStatus status);
+  void OnIoError(const Task& task, BdevIoStatus status, int error_number);
   // Compares a verify read with the pattern; a mismatch is reported and stops the job.
   void CheckReadBack(const Task& task);
   void TaskDrained();

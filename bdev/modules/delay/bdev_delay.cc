@@ -33,6 +33,7 @@ struct DelayIo {
   BdevIo* next = nullptr;
   uint64_t deadline_tsc = 0;
   BdevIoStatus status = BdevIoStatus::kSuccess;  // the base's, delivered at the deadline
+  int error_number = 0;
   int8_t latency = kNoDelay;                     // a DelayLatency, or kNoDelay
 };
 
@@ -98,7 +99,7 @@ struct DelayChannel final : ChannelContext {
       while (!list.empty() && Context(*list.head).deadline_tsc <= now) {
         BdevIo* io = list.Pop();
         ++released;
-        io->Complete(Context(*io).status);
+        io->Complete(Context(*io).status, Context(*io).error_number);
       }
     }
     held_count -= released;
@@ -266,15 +267,18 @@ class DelayBdev final : public Bdev, private IoDevice {
   }
 
   // On the submitting thread: the latency starts now, when the base is done (SPDK's rule).
-  static void BaseDone(void* cb_arg, BdevIoStatus status) {
+  static void BaseDone(void* cb_arg, BdevIoStatus status, int error_number) {
     BdevIo& io = *static_cast<BdevIo*>(cb_arg);
     DelayIo& context = Context(io);
-    if (context.latency == kNoDelay) return io.Complete(status);
+    if (context.latency == kNoDelay) return io.Complete(status, error_number);
     DelayChannel& channel = Channel(io);
     uint64_t ticks = channel.bdev->latency_tsc_[context.latency].load(std::memory_order_relaxed);
     // No latency and nobody ahead in the list: nothing to wait for.
-    if (ticks == 0 && channel.held[context.latency].empty()) return io.Complete(status);
+    if (ticks == 0 && channel.held[context.latency].empty()) {
+      return io.Complete(status, error_number);
+    }
     context.status = status;
+    context.error_number = error_number;
     context.deadline_tsc = rte_rdtsc() + ticks;
     channel.Hold(io, context.latency);
   }

@@ -245,7 +245,7 @@ class ErrorBdev final : public Bdev, private IoDevice {
   }
 
   // On the submitting thread, as every base completion.
-  static void BaseDone(void* cb_arg, BdevIoStatus status) {
+  static void BaseDone(void* cb_arg, BdevIoStatus status, int error_number) {
     BdevIo& io = *static_cast<BdevIo*>(cb_arg);
     --Channel(io).at_base;
     const ErrorIo& context = Context(io);
@@ -253,7 +253,7 @@ class ErrorBdev final : public Bdev, private IoDevice {
         context.error == ErrorInjectionType::kCorruptData) {
       Corrupt(io, context.corrupt_offset, context.corrupt_value);
     }
-    io.Complete(status);
+    io.Complete(status, error_number);
   }
 
   // SPDK's error bdev: a reset aborts every held I/O, on every thread; then the base resets.

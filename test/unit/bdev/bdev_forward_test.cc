@@ -154,7 +154,7 @@ TEST_F(BdevForwardTest, RemovingTheBaseWithIoInFlight) {
   RunOn(app_thread(), [&] {
     for (int i = 0; i < 4; ++i) {
       client->desc().Read(client->channel(), buf.data() + i * kBlock, i, 1,
-                          [](void* arg, BdevIoStatus) { ++*static_cast<std::atomic<int>*>(arg); },
+                          [](void* arg, BdevIoStatus, int) { ++*static_cast<std::atomic<int>*>(arg); },
                           &completed);
     }
   });

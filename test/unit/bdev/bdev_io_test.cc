@@ -188,7 +188,7 @@ TEST_F(BdevIoTest, CompletionsInsideSubmitAreDeferred) {
   RunOn(app_thread(), [&] {
     state.in_submit = true;
     client.desc().Read(client.channel(), buf.data(), 0, 1,
-                       [](void* arg, BdevIoStatus) {
+                       [](void* arg, BdevIoStatus, int) {
                          auto* s = static_cast<State*>(arg);
                          s->called_inside = s->in_submit;
                          s->done = true;
@@ -209,7 +209,7 @@ TEST_F(BdevIoTest, HeldIoCompletesLater) {
   RunOn(app_thread(), [&] {
     for (int i = 0; i < 8; ++i) {
       client.desc().Read(client.channel(), buf.data() + i * kBlock, i, 1,
-                         [](void* arg, BdevIoStatus s) {
+                         [](void* arg, BdevIoStatus s, int) {
                            if (s == BdevIoStatus::kSuccess) ++*static_cast<std::atomic<int>*>(arg);
                          },
                          &completed);
@@ -245,7 +245,7 @@ TEST_F(SmallPoolTest, ExhaustionQueuesInsteadOfFailing) {
   RunOn(app_thread(), [&] {
     for (int i = 0; i < kIos; ++i) {
       client.desc().Read(client.channel(), buf.data(), i % 256, 1,
-                         [](void* arg, BdevIoStatus s) {
+                         [](void* arg, BdevIoStatus s, int) {
                            auto* c = static_cast<Counters*>(arg);
                            ++*(s == BdevIoStatus::kSuccess ? c->ok : c->failed);
                          },

@@ -157,7 +157,7 @@ TEST_F(BdevLifecycleTest, HotRemoveWithIoInFlight) {
   RunOn(user, [&] {
     for (int i = 0; i < 8; ++i) {
       client->desc().Read(client->channel(), buf.data() + i * kBlock, i, 1,
-                          [](void* arg, BdevIoStatus) { ++*static_cast<std::atomic<int>*>(arg); },
+                          [](void* arg, BdevIoStatus, int) { ++*static_cast<std::atomic<int>*>(arg); },
                           &completed);
     }
   });

@@ -81,12 +81,14 @@ BdevIoStatus IoClient::Run(SubmitFn submit) {
   struct Wait {
     std::atomic<bool> done{false};
     BdevIoStatus status = BdevIoStatus::kFailed;
+    int error_number = 0;
   } wait;
   RunOn(thread_, [&] {
     submit(*desc_, *channel_,
-           [](void* arg, BdevIoStatus status) {
+           [](void* arg, BdevIoStatus status, int error_number) {
              auto* w = static_cast<Wait*>(arg);
              w->status = status;
+             w->error_number = error_number;
              w->done.store(true, std::memory_order_release);
            },
            &wait);
@@ -95,6 +97,7 @@ BdevIoStatus IoClient::Run(SubmitFn submit) {
     ADD_FAILURE() << "I/O did not complete";
     std::abort();  // the callback would later write to this stack frame
   }
+  last_error_number_ = wait.error_number;
   return wait.status;
 }
 

@@ -56,6 +56,8 @@ class IoClient {
   Thread* thread() const { return thread_; }
   // Remove events received so far (counted on the thread).
   int remove_events() const { return remove_events_.load(); }
+  // The errno the last completed I/O carried (0 for none).
+  int last_error_number() const { return last_error_number_; }
 
   // Submits one I/O on the thread and waits for its completion; returns its status.
   BdevIoStatus Read(void* buf, uint64_t offset_blocks, uint64_t num_blocks);
@@ -78,6 +80,7 @@ class IoClient {
   Thread* thread_;
   std::unique_ptr<BdevDesc> desc_;
   IoChannelRef channel_;
+  int last_error_number_ = 0;
   std::atomic<int> remove_events_{0};
 };
 

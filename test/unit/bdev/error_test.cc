@@ -24,7 +24,7 @@ using ::testing::HasSubstr;
 struct PendingIo {
   std::atomic<bool> done{false};
   std::atomic<BdevIoStatus> status{BdevIoStatus::kSuccess};
-  static void Callback(void* arg, BdevIoStatus status) {
+  static void Callback(void* arg, BdevIoStatus status, int /*error_number*/) {
     auto* io = static_cast<PendingIo*>(arg);
     io->status = status;
     io->done.store(true, std::memory_order_release);

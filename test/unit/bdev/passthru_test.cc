@@ -44,7 +44,7 @@ std::vector<iovec> RandomIovecs(uint8_t* base, size_t len, int max_iovs, std::mt
 struct PendingIo {
   std::atomic<bool> done{false};
   std::atomic<BdevIoStatus> status{BdevIoStatus::kFailed};
-  static void Callback(void* arg, BdevIoStatus status) {
+  static void Callback(void* arg, BdevIoStatus status, int /*error_number*/) {
     auto* io = static_cast<PendingIo*>(arg);
     io->status = status;
     io->done.store(true, std::memory_order_release);

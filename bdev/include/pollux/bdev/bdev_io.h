@@ -51,8 +51,10 @@ const char* BdevIoStatusName(BdevIoStatus status);
 
 // The caller's completion callback. Runs on the submitting thread, never inside the
 // submission call itself (a completion found during submission is deferred to the thread's
-// next poll), so a callback may submit again without recursion.
-using BdevIoCallback = void (*)(void* cb_arg, BdevIoStatus status);
+// next poll), so a callback may submit again without recursion. `error_number` is the errno
+// the module gave a failed I/O (EIO, ENOSPC from a kernel engine), 0 when it gave none or the
+// I/O succeeded.
+using BdevIoCallback = void (*)(void* cb_arg, BdevIoStatus status, int error_number);
 
 class alignas(64) BdevIo {
  public:
@@ -81,8 +83,9 @@ class alignas(64) BdevIo {
   }
 
   // Completes the I/O. Call exactly once, on the submitting thread (the thread the module's
-  // Submit ran on). kNoMemory asks the layer to retry it later.
-  void Complete(BdevIoStatus status) noexcept;
+  // Submit ran on). kNoMemory asks the layer to retry it later. A failure may carry the errno
+  // that caused it (a kernel engine's -res); the caller's callback receives it.
+  void Complete(BdevIoStatus status, int error_number = 0) noexcept;
 
  private:
   friend class BdevChannel;
@@ -120,7 +123,8 @@ class alignas(64) BdevIo {
   static constexpr int kMaxForwardDepth = 4;
   BdevChannel* forwarded_from_[kMaxForwardDepth]{};
 
-  // ---- Cold fields: splitting, emulation, bouncing ----
+  // ---- Cold fields: errors, splitting, emulation, bouncing ----
+  int32_t error_number_ = 0;     // with a failed status_ (for a split parent: its first failure)
   iovec single_iov_{};           // the iovec of single-buffer requests and bounce buffers
   iovec* caller_iovs_ = nullptr;  // the caller's iovecs while bounced
   int caller_iovcnt_ = 0;
