@@ -37,6 +37,9 @@ Options:
   -m, --cpus LIST          cores to run on, one job per target per core: a list ("0-1",
                            "0,2") or a hex mask ("0x3"); default: every allowed core
       --json               print the results as one JSON document on stdout (and nothing else)
+      --memcpy-peer        after the run, measure plain memcpy with the same pattern, I/O size,
+                           cores and time, and print it beside the bdev figures (the peer for
+                           RAM bdevs; not with verify)
       --mode MODE          poll (default) or interrupt; overrides the config file
   -r, --rpc-socket PATH    also serve JSON-RPC on PATH (default: no RPC server)
   -L, --log-level LEVEL    error, warning, notice, info or debug (default notice)
@@ -157,7 +160,7 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
 }
 
 ParsedCommandLine ParseCommandLine(int argc, char** argv) {
-  enum { kJson = 256, kMode, kHugepages };
+  enum { kJson = 256, kMode, kHugepages, kMemcpyPeer };
   static const option kOptions[] = {
       {"config", required_argument, nullptr, 'c'},
       {"queue-depth", required_argument, nullptr, 'q'},
@@ -168,6 +171,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       {"bdev", required_argument, nullptr, 'b'},
       {"cpus", required_argument, nullptr, 'm'},
       {"json", no_argument, nullptr, kJson},
+      {"memcpy-peer", no_argument, nullptr, kMemcpyPeer},
       {"mode", required_argument, nullptr, kMode},
       {"rpc-socket", required_argument, nullptr, 'r'},
       {"log-level", required_argument, nullptr, 'L'},
@@ -248,6 +252,9 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       case kJson:
         o.json = true;
         break;
+      case kMemcpyPeer:
+        o.memcpy_peer = true;
+        break;
       case kMode: {
         auto mode = ParseReactorMode(optarg);
         if (!mode.ok()) return fail(std::string(mode.status().message()));
@@ -295,6 +302,9 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
   if (o.io_size == 0) return fail("-o IO_SIZE is required");
   if (!workload_given) return fail("-w WORKLOAD is required");
   if (o.time_s == 0) return fail("-t SECONDS is required");
+  if (o.memcpy_peer && o.workload == Workload::kVerify) {
+    return fail("--memcpy-peer measures throughput workloads; verify compares data instead");
+  }
   if (mix_given && o.workload != Workload::kRw && o.workload != Workload::kRandRw) {
     return fail(absl::StrFormat("-M applies to rw and randrw only, not to %s",
                                 std::string(WorkloadName(o.workload))));

@@ -38,6 +38,7 @@ struct PerfOptions {
   uint64_t time_s = 0;
   std::vector<std::string> bdev_names;  // empty: every unclaimed bdev
   bool json = false;
+  bool memcpy_peer = false;  // measure memcpy with the same pattern after the run
 };
 
 // "4096", "4k", "128K", "1M", "1G" (binary units). Fails on zero, garbage or overflow.

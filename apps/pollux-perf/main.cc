@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   RunSummary summary = run.Summary();
   bool any_ran = false;
   for (const JobResult& job : summary.jobs) any_ran |= job.ran;
+  if (any_ran && options.memcpy_peer && status.ok()) {
+    summary.memcpy_peer = pollux::perf::RunMemcpyPeers(run.memcpy_peer_specs());
+  }
   if (any_ran) {
     if (options.json) {
       std::printf("%s\n", ResultsJson(summary).dump(2).c_str());

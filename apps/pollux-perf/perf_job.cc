@@ -33,11 +33,6 @@ uint64_t SumBytes(const BdevIoStats& stats) {
   return bytes;
 }
 
-// floor(r * n / 2^64): a uniform index below n from a uniform 64-bit r, without a division.
-inline uint64_t ScaleRandom(uint64_t r, uint64_t n) {
-  return static_cast<uint64_t>((static_cast<unsigned __int128>(r) * n) >> 64);
-}
-
 }  // namespace
 
 Job::Job(Worker& worker, const PerfOptions& options, JobSpec spec, JobRecord& record)
@@ -45,7 +40,7 @@ Job::Job(Worker& worker, const PerfOptions& options, JobSpec spec, JobRecord& re
   start_block_ = spec_.start_block;
   slots_ = spec_.slots;
   io_blocks_ = spec_.io_blocks;
-  rng_ = spec_.seed | 1;  // xorshift's state must never be zero
+  rng_ = Xorshift64Star(spec_.seed);
   next_block_ = spec_.start_block;
   end_block_ = spec_.start_block + spec_.slots * spec_.io_blocks;
   // Precomputed so that the per-I/O choice is a compare: 100 % gives 2^32, above any value.

@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "command_line.h"
 #include "pollux/bdev/bdev_desc.h"
+#include "random_offsets.h"
 #include "report.h"
 
 namespace pollux::perf {
@@ -93,15 +94,7 @@ class alignas(64) Job {
   static void OnVerifyReadDone(void* arg, BdevIoStatus status, int error_number) noexcept;
   void SubmitVerifyWrite(Task& task) noexcept;
 
-  uint64_t NextRandom() noexcept {
-    // xorshift64*: three shifts and a multiply; statistically good enough for offsets.
-    uint64_t x = rng_;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_ = x;
-    return x * 0x2545F4914F6CDD1DULL;
-  }
+  uint64_t NextRandom() noexcept { return rng_.Next(); }
   uint64_t NextSequential() noexcept {
     uint64_t offset = next_block_;
     next_block_ += io_blocks_;
@@ -123,7 +116,7 @@ class alignas(64) Job {
   uint64_t start_block_;
   uint64_t slots_;
   uint32_t io_blocks_;
-  uint64_t rng_;
+  Xorshift64Star rng_{1};
   uint64_t next_block_;
   uint64_t end_block_;
   uint64_t read_threshold_;  // rw mixes: a read when the top 32 random bits are below this

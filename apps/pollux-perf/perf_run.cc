@@ -129,6 +129,18 @@ absl::Status PerfRun::Plan() {
     }
   }
 
+  for (size_t i = 0; i < cpus.size(); ++i) {
+    MemcpyPeerSpec peer;
+    peer.cpu = cpus[i];
+    for (const JobSpec& spec : specs_by_core[i]) peer.region_bytes += spec.slots * options_.io_size;
+    peer.io_size = options_.io_size;
+    peer.buffers = options_.queue_depth;
+    peer.workload = options_.workload;
+    peer.read_percent = options_.read_percent;
+    peer.seconds = options_.time_s;
+    memcpy_peer_specs_.push_back(peer);
+  }
+
   // Records are in target-major order (all cores of the first bdev, then the next): the
   // report lists a bdev's jobs together.
   for (size_t i = 0; i < cpus.size(); ++i) {

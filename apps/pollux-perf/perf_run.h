@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "command_line.h"
+#include "memcpy_peer.h"
 #include "perf_job.h"
 #include "perf_worker.h"
 #include "report.h"
@@ -46,6 +47,8 @@ class PerfRun {
   RunSummary Summary() const;
 
   uint64_t tsc_hz() const { return tsc_hz_; }
+  // --memcpy-peer: one peer per core of the run, matching that core's jobs (after Start).
+  const std::vector<MemcpyPeerSpec>& memcpy_peer_specs() const { return memcpy_peer_specs_; }
 
  private:
   absl::Status Plan();
@@ -55,6 +58,7 @@ class PerfRun {
   uint64_t tsc_hz_ = 0;
   std::vector<std::unique_ptr<JobRecord>> records_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<MemcpyPeerSpec> memcpy_peer_specs_;
   size_t workers_started_ = 0;  // workers whose Thread exists
   size_t workers_prepared_ = 0;
   size_t jobs_expected_ = 0;  // jobs of the started workers

@@ -120,6 +120,29 @@ rpc::Json FiguresJson(const Figures& f) {
   };
 }
 
+// The memcpy peers' total (their rates add, as the jobs' do) and the bdev's share of it.
+struct PeerFigures {
+  double iops = 0;
+  double mib_per_s = 0;
+  double ratio = 0;  // the bdev total's MiB/s over the peer's
+  std::vector<std::string> errors;
+};
+
+PeerFigures TotalPeerFigures(const RunSummary& summary, const Figures& total) {
+  PeerFigures p;
+  for (const MemcpyPeerResult& peer : summary.memcpy_peer) {
+    if (!peer.ran) {
+      p.errors.push_back(absl::StrFormat("core %d: %s", peer.cpu, peer.error));
+      continue;
+    }
+    if (peer.seconds <= 0) continue;
+    p.iops += peer.ops / peer.seconds;
+    p.mib_per_s += peer.bytes / peer.seconds / (1 << 20);
+  }
+  if (p.mib_per_s > 0) p.ratio = total.mib_per_s / p.mib_per_s;
+  return p;
+}
+
 }  // namespace
 
 bool AnyJobFailed(const RunSummary& summary) {
@@ -156,6 +179,14 @@ std::string FormatTable(const RunSummary& summary) {
   out += rule + "\n";
   const Figures total = TotalFigures(summary);
   absl::StrAppendFormat(&out, "%-24s %4s %10s %s\n", "Total", "", "", FigureColumns(total));
+  if (!summary.memcpy_peer.empty()) {
+    const PeerFigures peer = TotalPeerFigures(summary, total);
+    absl::StrAppendFormat(&out, "%-24s %4s %10s %14.2f %11.2f   bdev / memcpy = %.2f\n",
+                          "memcpy peer", "", "", peer.iops, peer.mib_per_s, peer.ratio);
+    for (const std::string& e : peer.errors) {
+      absl::StrAppendFormat(&out, "memcpy peer did not run on %s\n", e);
+    }
+  }
   if (total.io_errors != 0 || total.miscompares != 0) {
     absl::StrAppendFormat(&out, "\nFAILED: %u I/O error(s), %u verify miscompare(s)\n",
                           total.io_errors, total.miscompares);
@@ -186,6 +217,13 @@ rpc::Json ResultsJson(const RunSummary& summary) {
   };
   if (o.workload == Workload::kRw || o.workload == Workload::kRandRw) {
     result["read_percent"] = o.read_percent;
+  }
+  if (!summary.memcpy_peer.empty()) {
+    const PeerFigures peer = TotalPeerFigures(summary, TotalFigures(summary));
+    result["memcpy_peer"] = {{"iops", peer.iops},
+                             {"mib_per_s", peer.mib_per_s},
+                             {"bdev_over_memcpy", peer.ratio},
+                             {"errors", peer.errors}};
   }
   return result;
 }

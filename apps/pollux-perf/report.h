@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "command_line.h"
+#include "memcpy_peer.h"
 #include "pollux/bdev/bdev_stats.h"
 #include "pollux/rpc/json_rpc.h"
 
@@ -28,6 +29,7 @@ struct RunSummary {
   const PerfOptions* options = nullptr;
   uint64_t tsc_hz = 0;
   std::vector<JobResult> jobs;
+  std::vector<MemcpyPeerResult> memcpy_peer;  // --memcpy-peer: one per core
 };
 
 // Whether any job failed an I/O or a comparison.

@@ -1,4 +1,6 @@
-// The malloc bdev module (SPDK's bdev_malloc): a RAM disk whose memory comes from DPDK. Reads
+// The malloc bdev module (SPDK's bdev_malloc): a RAM disk whose memory comes from DPDK's
+// hugepages, or without hugepages from the kernel with transparent huge pages (see
+// malloc_memory.h for why). Reads
 // and writes are memcpy on the submitting thread, completed inside Submit (no offload engine:
 // a 4 KiB copy costs less than handing it to another thread). UNMAP and WRITE_ZEROES zero the
 // range; FLUSH and RESET succeed (there is no cache).
@@ -34,13 +36,16 @@ struct MallocBdevOptions {
   uint32_t optimal_io_boundary = 0;
 };
 
-// Validates the options, allocates num_blocks * block_size bytes of zeroed DPDK memory and
-// registers the bdev. A size DPDK cannot provide is ResourceExhausted, with the size asked and
-// the largest free block in the message; nothing stays allocated after any error.
+// Validates the options, allocates num_blocks * block_size bytes of zeroed memory and
+// registers the bdev. A size that cannot be had is ResourceExhausted, with the size asked and
+// what is available in the message; nothing stays allocated after any error.
 absl::StatusOr<Bdev*> CreateMallocBdev(const MallocBdevOptions& options);
 
 // Unregisters the malloc bdev `name` (its memory is freed once every descriptor has closed);
 // done runs on the calling thread. Fails when `name` is unknown, not a malloc bdev, or claimed.
 void DeleteMallocBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done);
+
+// Bytes all malloc bdevs hold from the kernel (without hugepages), for leak checks. Any thread.
+uint64_t MallocBdevKernelBytes();
 
 }  // namespace pollux
