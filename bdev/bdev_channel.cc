@@ -17,6 +17,7 @@ bool IsWrite(IoType type) {
 
 bool CarriesData(IoType type) { return type == IoType::kRead || type == IoType::kWrite; }
 
+// Whether `mask` (a Bdev's supported_mask_ or module_supported_mask_) has `type`.
 bool ModuleSupports(uint32_t mask, IoType type) { return (mask >> static_cast<int>(type)) & 1; }
 
 }  // namespace
@@ -36,7 +37,11 @@ BdevChannel::BdevChannel(Bdev& bdev)
       block_shift_(static_cast<uint32_t>(std::countr_zero(bdev.block_size()))),
       alignment_mask_(bdev.required_alignment() - 1),
       may_split_((bdev.split_on_optimal_io_boundary() && bdev.optimal_io_boundary() != 0) ||
-                 bdev.max_transfer_blocks() != 0 || bdev.max_segments() != 0) {}
+                 bdev.max_transfer_blocks() != 0 || bdev.max_segments() != 0),
+      needs_data_fixups_(alignment_mask_ != 0 || may_split_),
+      supported_mask_(bdev.supported_mask_),
+      module_supported_mask_(bdev.module_supported_mask_),
+      block_count_(bdev.block_count()) {}
 
 BdevChannel::~BdevChannel() {
   thread_.RemoveChannel(this);
@@ -50,10 +55,10 @@ BdevChannel::~BdevChannel() {
 BdevIoStatus BdevChannel::Check(const BdevIo& io, bool writable,
                                 bool caller_iovs) const noexcept {
   IoType type = io.type_;
-  if (!bdev_.Supports(type)) return BdevIoStatus::kNotSupported;
+  if (!ModuleSupports(supported_mask_, type)) return BdevIoStatus::kNotSupported;
   if (IsWrite(type) && !writable) return BdevIoStatus::kInvalid;
   uint64_t end = io.offset_blocks_ + io.num_blocks_;
-  if (end < io.offset_blocks_ || end > bdev_.block_count()) return BdevIoStatus::kOutOfRange;
+  if (end < io.offset_blocks_ || end > block_count_) return BdevIoStatus::kOutOfRange;
   if (io.num_blocks_ == 0 && type != IoType::kFlush && type != IoType::kReset) {
     return BdevIoStatus::kInvalid;
   }
@@ -125,7 +130,7 @@ void BdevChannel::Dispatch(BdevIo& io) noexcept {
     if (may_split_ && NeedsSplit(io)) return StartSplit(io);
     return SubmitToModule(io);
   }
-  if (!ModuleSupports(bdev_.module_supported_mask_, type)) {
+  if (!ModuleSupports(module_supported_mask_, type)) {
     // Emulated: WRITE_ZEROES as writes of a zero buffer; FLUSH of a device without write
     // cache has nothing to do.
     if (type == IoType::kWriteZeroes) return StartSplit(io);
@@ -138,8 +143,13 @@ void BdevChannel::Dispatch(BdevIo& io) noexcept {
 void BdevChannel::Finish(BdevIo& io) noexcept {
   if (io.forward_depth_ != 0) [[unlikely]] return FinishForwarded(io);
   if (io.kind_ == BdevIo::Kind::kChild) return ChildDone(io);
+  const uint64_t ticks = thread_.Now() - io.submit_tsc_;
+  Deliver(io, ticks, LatencyHistogram::BucketOf(ticks));
+}
+
+void BdevChannel::Deliver(BdevIo& io, uint64_t ticks, int bucket) noexcept {
   if (io.bounced_) [[unlikely]] Unbounce(io);
-  Count(io, thread_.Now() - io.submit_tsc_);
+  Count(io, ticks, bucket);
   BdevIoStatus status = io.status_;
   int error_number = status == BdevIoStatus::kSuccess ? 0 : io.error_number_;
   BdevIoCallback cb = io.cb_;
@@ -150,16 +160,22 @@ void BdevChannel::Finish(BdevIo& io) noexcept {
 }
 
 void BdevChannel::FinishForwarded(BdevIo& io) noexcept {
-  uint64_t ticks = thread_.Now() - io.submit_tsc_;
+  // One object, submitted and completed at the same instants at every level: one latency and
+  // one histogram bucket serve them all.
+  const uint64_t ticks = thread_.Now() - io.submit_tsc_;
+  const int bucket = LatencyHistogram::BucketOf(ticks);
   // Every level below the origin saw a real I/O (a child of a split included).
-  Count(io, ticks);
-  while (io.forward_depth_ > 1) io.forwarded_from_[--io.forward_depth_]->Count(io, ticks);
+  Count(io, ticks, bucket);
+  for (int level = io.forward_depth_ - 1; level > 0; --level) {
+    io.forwarded_from_[level]->Count(io, ticks, bucket);
+  }
   io.forward_depth_ = 0;
   BdevChannel& origin = *io.forwarded_from_[0];
   io.bdev_ = &origin.bdev_;
   io.channel_ = &origin;
   io.module_channel_ = origin.module_channel_.get();
-  origin.Finish(io);
+  if (io.kind_ == BdevIo::Kind::kChild) [[unlikely]] return origin.ChildDone(io);
+  origin.Deliver(io, ticks, bucket);
 }
 
 namespace {
@@ -175,14 +191,21 @@ void BdevChannel::Forward(BdevIo& io, bool writable) noexcept {
   IoType type = io.type_;
   BdevIoStatus status = BdevIoStatus::kSuccess;
   uint64_t end = io.offset_blocks_ + io.num_blocks_;
-  if (!bdev_.Supports(type)) {
+  if (!ModuleSupports(supported_mask_, type)) {
     status = BdevIoStatus::kNotSupported;
   } else if (IsWrite(type) && !writable) {
     status = BdevIoStatus::kInvalid;
-  } else if (end < io.offset_blocks_ || end > bdev_.block_count()) {
+  } else if (end < io.offset_blocks_ || end > block_count_) {
     status = BdevIoStatus::kOutOfRange;
   }
   if (status != BdevIoStatus::kSuccess) [[unlikely]] return io.Complete(status);
+  // The common case: data for a base that neither bounces nor splits goes straight to its
+  // module (SubmitToModule defers a completion inside the base's Submit).
+  if (CarriesData(type) && !needs_data_fixups_ &&
+      io.forward_depth_ != BdevIo::kMaxForwardDepth) [[likely]] {
+    Retarget(io);
+    return SubmitToModule(io);
+  }
   // In place unless the base needs a second bounce (the I/O's bounce state is taken) or the
   // chain is too deep: then as an ordinary request whose completion completes `io`.
   bool bounce = CarriesData(type) && ((alignment_mask_ != 0 && Misaligned(io)) ||
@@ -193,12 +216,7 @@ void BdevChannel::Forward(BdevIo& io, bool writable) noexcept {
                                  data ? io.iovcnt_ : 0, nullptr, io.offset_blocks_,
                                  io.num_blocks_, &ForwardedCopyDone, &io});
   }
-  BdevChannel& upper = *io.channel_;
-  --upper.in_flight_;
-  io.forwarded_from_[io.forward_depth_++] = &upper;
-  io.bdev_ = &bdev_;
-  io.channel_ = this;
-  io.module_channel_ = module_channel_.get();
+  Retarget(io);
   thread_.EnterSubmit();
   Dispatch(io);
   thread_.LeaveSubmit();

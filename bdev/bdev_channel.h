@@ -73,17 +73,29 @@ class BdevChannel : public ChannelContext {
     }
   }
   BdevIoStatus Check(const BdevIo& io, bool writable, bool caller_iovs) const noexcept;
-  // Counts a completed I/O in this channel's statistics.
-  void Count(const BdevIo& io, uint64_t ticks) noexcept {
+  // Counts a completed I/O in this channel's statistics; `bucket` is ticks' histogram bucket.
+  void Count(const BdevIo& io, uint64_t ticks, int bucket) noexcept {
     if (io.status_ == BdevIoStatus::kSuccess) [[likely]] {
       stats_.of(io.type_).Add(io.num_blocks_ << block_shift_, ticks);
-      stats_.latency.Add(ticks);
+      stats_.latency.AddToBucket(bucket);
     } else {
       ++stats_.failed_ops;
     }
   }
+  // A caller's I/O is done: copied back from its bounce buffer, counted, freed, and its
+  // callback runs.
+  void Deliver(BdevIo& io, uint64_t ticks, int bucket) noexcept;
   // Counts a forwarded I/O at every level below its origin, then finishes it at the origin.
   void FinishForwarded(BdevIo& io) noexcept;
+  // Makes `io`, forwarded from the channel it is on, this channel's.
+  void Retarget(BdevIo& io) noexcept {
+    BdevChannel& upper = *io.channel_;
+    --upper.in_flight_;
+    io.forwarded_from_[io.forward_depth_++] = &upper;
+    io.bdev_ = &bdev_;
+    io.channel_ = this;
+    io.module_channel_ = module_channel_.get();
+  }
   void Dispatch(BdevIo& io) noexcept;
   void QueueNoMemory(BdevIo& io) noexcept;
   void AbortNoMemory() noexcept;
@@ -107,6 +119,14 @@ class BdevChannel : public ChannelContext {
   const uint32_t block_shift_;
   const uint64_t alignment_mask_;
   const bool may_split_;
+  // Data I/O may need bouncing or splitting here (what Forward must check before going
+  // straight to the module).
+  const bool needs_data_fixups_;
+  // The bdev's, copied here: the checks of every I/O then read only this channel's cache line
+  // (the bdev's properties are one more dependent load away).
+  const uint32_t supported_mask_;
+  const uint32_t module_supported_mask_;
+  const uint64_t block_count_;
   uint64_t in_flight_ = 0;
   BdevIo* nomem_head_ = nullptr;
   BdevIo* nomem_tail_ = nullptr;

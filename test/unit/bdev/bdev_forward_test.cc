@@ -1,6 +1,7 @@
 // BdevDesc::Forward: a virtual bdev handing its I/O down to its base in place.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -137,10 +138,15 @@ TEST_F(BdevForwardTest, FailuresAndRetriesAtTheBase) {
   IoClient client(app_thread(), "F");
   std::vector<char> buf(kBlock);
   base->fail_next = 1;
+  base->fail_errno = EIO;
   EXPECT_EQ(client.Read(buf.data(), 0, 1), BdevIoStatus::kFailed);
+  EXPECT_EQ(client.last_error_number(), EIO);  // the base's errno reaches the caller
+  EXPECT_EQ(client.Read(buf.data(), 0, 1), BdevIoStatus::kSuccess);
+  EXPECT_EQ(client.last_error_number(), 0);
   base->fail_status = BdevIoStatus::kNoMemory;
   base->fail_next = 3;
   EXPECT_EQ(client.Read(buf.data(), 0, 1), BdevIoStatus::kSuccess);
+  EXPECT_EQ(client.last_error_number(), 0);
   EXPECT_EQ(client.Stats().failed_ops, 1u);
 }
 

@@ -2,6 +2,7 @@
 // the data intact through randomly cut iovecs.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -109,8 +110,10 @@ TEST_F(BdevSplitTest, ChildFailureFailsTheParent) {
   TestBdev* bdev = Make({.max_transfer_blocks = 4});
   IoClient client(app_thread(), "S0");
   bdev->fail_next = 1;
+  bdev->fail_errno = ENOSPC;
   std::vector<char> buf(64 * kBlock);
   EXPECT_EQ(client.Read(buf.data(), 0, 64), BdevIoStatus::kFailed);
+  EXPECT_EQ(client.last_error_number(), ENOSPC);  // the failed child's errno, on the parent
   EXPECT_EQ(client.Read(buf.data(), 0, 64), BdevIoStatus::kSuccess);
   EXPECT_EQ(client.Stats().failed_ops, 1u);
 }

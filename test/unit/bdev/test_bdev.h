@@ -48,6 +48,7 @@ class TestBdev : public Bdev {
   // Complete the next N I/O with this status instead of doing them.
   std::atomic<int> fail_next{0};
   BdevIoStatus fail_status = BdevIoStatus::kFailed;
+  int fail_errno = 0;  // the errno those failures carry
 
   bool IoTypeSupported(IoType type) const override {
     return (supported_types >> static_cast<int>(type)) & 1;
@@ -67,7 +68,7 @@ class TestBdev : public Bdev {
     io.module_context<uint64_t>() = io.offset_blocks();
     if (fail_next.load() > 0) {
       fail_next.fetch_sub(1);
-      return io.Complete(fail_status);
+      return io.Complete(fail_status, fail_errno);
     }
     Do(io);
     if (hold.load()) {

@@ -22,6 +22,8 @@ class LatencyHistogram {
   static constexpr int kBuckets = (kMaxBit - kSubBucketBits + 2) * kSubBuckets;
 
   void Add(uint64_t ticks) noexcept { ++buckets_[BucketOf(ticks)]; }
+  // Adds a value whose bucket the caller computed (BucketOf), e.g. once for several histograms.
+  void AddToBucket(int bucket) noexcept { ++buckets_[bucket]; }
   void Merge(const LatencyHistogram& other);
   void Clear() { buckets_.fill(0); }
   uint64_t count() const;
