@@ -4,7 +4,9 @@
 #include <memory>
 
 #include "bdev_state.h"
+#include "absl/strings/str_format.h"
 #include "pollux/bdev/bdev_module.h"
+#include "pollux/bdev/virtual_bdev_configs.h"
 
 namespace pollux {
 
@@ -56,6 +58,20 @@ bool IsValidUuid(std::string_view text) {
     }
   }
   return true;
+}
+
+absl::Status CheckVirtualBdevNames(std::string_view name, std::string_view base_name,
+                                   std::string_view uuid) {
+  if (name.empty()) return absl::InvalidArgumentError("the bdev name must not be empty");
+  if (base_name.empty()) return absl::InvalidArgumentError("the base bdev name must not be empty");
+  if (name == base_name) {
+    return absl::InvalidArgumentError(absl::StrFormat("bdev %s cannot be its own base", name));
+  }
+  if (!uuid.empty() && !IsValidUuid(uuid)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("uuid \"%s\" is not a UUID (8-4-4-4-12 hexadecimal digits)", uuid));
+  }
+  return absl::OkStatus();
 }
 
 const BdevModule* Bdev::claimed_by() const {

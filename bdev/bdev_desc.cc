@@ -79,6 +79,13 @@ void BdevDesc::Forward(IoChannel& channel, BdevIo& io) noexcept {
   channel.context<BdevChannel>().Forward(io, writable_);
 }
 
+void BdevDesc::SubmitCopy(IoChannel& channel, const BdevIo& io, BdevIoCallback cb,
+                          void* cb_arg) noexcept {
+  const bool data = io.type() == IoType::kRead || io.type() == IoType::kWrite;
+  Submit(channel, io.type(), data ? io.iovs() : nullptr, data ? io.iovcnt() : 0, nullptr,
+         io.offset_blocks(), io.num_blocks(), cb, cb_arg);
+}
+
 void BdevDesc::Read(IoChannel& channel, void* buf, uint64_t offset_blocks, uint64_t num_blocks,
                     BdevIoCallback cb, void* cb_arg) noexcept {
   Submit(channel, IoType::kRead, nullptr, 0, buf, offset_blocks, num_blocks, cb, cb_arg);

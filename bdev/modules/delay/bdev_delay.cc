@@ -245,25 +245,7 @@ class DelayBdev final : public Bdev, private IoDevice {
 
  private:
   static void Forward(BdevIo& io, DelayChannel& channel) {
-    BdevDesc& base = *channel.bdev->base_;
-    IoChannel& base_channel = *channel.base;
-    switch (io.type()) {
-      case IoType::kRead:
-        return base.Readv(base_channel, io.iovs(), io.iovcnt(), io.offset_blocks(), io.num_blocks(),
-                          &BaseDone, &io);
-      case IoType::kWrite:
-        return base.Writev(base_channel, io.iovs(), io.iovcnt(), io.offset_blocks(),
-                           io.num_blocks(), &BaseDone, &io);
-      case IoType::kFlush:
-        return base.Flush(base_channel, io.offset_blocks(), io.num_blocks(), &BaseDone, &io);
-      case IoType::kUnmap:
-        return base.Unmap(base_channel, io.offset_blocks(), io.num_blocks(), &BaseDone, &io);
-      case IoType::kWriteZeroes:
-        return base.WriteZeroes(base_channel, io.offset_blocks(), io.num_blocks(), &BaseDone, &io);
-      case IoType::kReset:
-        return base.Reset(base_channel, &BaseDone, &io);
-    }
-    io.Complete(BdevIoStatus::kNotSupported);
+    channel.bdev->base_->SubmitCopy(*channel.base, io, &BaseDone, &io);
   }
 
   // On the submitting thread: the latency starts now, when the base is done (SPDK's rule).
@@ -347,62 +329,30 @@ const char* DelayLatencyName(DelayLatency latency) {
 
 size_t DelayModule::io_context_size() const { return sizeof(DelayIo); }
 
-DelayBdevOptions* DelayModule::FindConfig(std::string_view name) {
-  for (DelayBdevOptions& config : configs_) {
-    if (config.name == name) return &config;
-  }
-  return nullptr;
-}
-
-bool DelayModule::RemoveConfig(std::string_view name) {
-  auto it = std::find_if(configs_.begin(), configs_.end(),
-                         [name](const DelayBdevOptions& c) { return c.name == name; });
-  if (it == configs_.end()) return false;
-  configs_.erase(it);
-  return true;
-}
-
-void DelayModule::Examine(Bdev& bdev) {
-  std::vector<DelayBdevOptions> waiting;
-  for (const DelayBdevOptions& config : configs_) {
-    if (bdev.HasName(config.base_bdev_name) && FindBdev(config.name) == nullptr) {
-      waiting.push_back(config);
-    }
-  }
-  for (const DelayBdevOptions& config : waiting) {
-    absl::StatusOr<Bdev*> attached = Attach(config, bdev);
-    if (!attached.ok()) {
-      PX_LOG(kError, "delay", "examine %s: %s", bdev.name(), attached.status().message());
-    }
-  }
-}
+DelayModule::DelayModule()
+    : BdevModule("delay"),
+      configs_(
+          *this, [](const DelayBdevOptions& o) { return o.name; },
+          [](const DelayBdevOptions& o) -> const std::string& { return o.base_bdev_name; },
+          &Attach) {}
 
 void DelayModule::WriteConfig(rpc::Json& config) const {
-  for (const DelayBdevOptions& entry : configs_) {
+  for (const DelayBdevOptions& entry : configs_.all()) {
     rpc::Json params = {{"base_bdev_name", entry.base_bdev_name}, {"name", entry.name}};
     for (int i = 0; i < kDelayLatencyCount; ++i) {
       params[absl::StrFormat("%s_latency", DelayLatencyName(static_cast<DelayLatency>(i)))] =
           entry.latency_us[i];
     }
-    const Bdev* bdev = FindBdev(entry.name);
-    std::string uuid = bdev != nullptr && &bdev->module() == this ? bdev->uuid() : entry.uuid;
+    std::string uuid = configs_.UuidToSave(entry, entry.uuid);
     if (!uuid.empty()) params["uuid"] = uuid;
     config.push_back({{"method", "bdev_delay_create"}, {"params", std::move(params)}});
   }
 }
 
 absl::StatusOr<Bdev*> CreateDelayBdev(const DelayBdevOptions& options) {
-  if (options.name.empty()) return absl::InvalidArgumentError("the bdev name must not be empty");
-  if (options.base_bdev_name.empty()) {
-    return absl::InvalidArgumentError("the base bdev name must not be empty");
-  }
-  if (options.name == options.base_bdev_name) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("bdev %s cannot be its own base", options.name));
-  }
-  if (!options.uuid.empty() && !IsValidUuid(options.uuid)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("uuid \"%s\" is not a UUID (8-4-4-4-12 hexadecimal digits)", options.uuid));
+  if (absl::Status s = CheckVirtualBdevNames(options.name, options.base_bdev_name, options.uuid);
+      !s.ok()) {
+    return s;
   }
   for (int i = 0; i < kDelayLatencyCount; ++i) {
     if (absl::Status s = CheckLatency(static_cast<DelayLatency>(i), options.latency_us[i]);
@@ -421,26 +371,11 @@ absl::StatusOr<Bdev*> CreateDelayBdev(const DelayBdevOptions& options) {
           DelayLatencyName(p99), p99_us, DelayLatencyName(avg), avg_us));
     }
   }
-  DelayModule& module = DelayModule::Get();
-  if (module.FindConfig(options.name) != nullptr || FindBdev(options.name) != nullptr) {
-    return absl::AlreadyExistsError(absl::StrFormat("bdev %s already exists", options.name));
-  }
-  module.configs_.push_back(options);
-  Bdev* base = FindBdev(options.base_bdev_name);
-  if (base == nullptr) return nullptr;
-  absl::StatusOr<Bdev*> bdev = Attach(options, *base);
-  if (!bdev.ok()) module.RemoveConfig(options.name);
-  return bdev;
+  return DelayModule::Get().configs_.Create(options);
 }
 
 void DeleteDelayBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
-  DelayModule& module = DelayModule::Get();
-  if (FindBdev(name) == nullptr && module.RemoveConfig(name)) return done(absl::OkStatus());
-  DeleteBdev(name, &module,
-             [name = std::string(name), done = std::move(done)](absl::Status status) mutable {
-               if (status.ok()) DelayModule::Get().RemoveConfig(name);
-               done(status);
-             });
+  DelayModule::Get().configs_.Delete(name, std::move(done));
 }
 
 void UpdateDelayLatency(std::string_view name, DelayLatency latency, uint64_t latency_us,
@@ -452,7 +387,7 @@ void UpdateDelayLatency(std::string_view name, DelayLatency latency, uint64_t la
     return done(absl::InvalidArgumentError(absl::StrFormat(
         "bdev %s is not a delay bdev (its module is %s)", name, bdev->module().name())));
   }
-  DelayBdevOptions* config = module.FindConfig(name);
+  DelayBdevOptions* config = module.configs_.Find(name);
   if (bdev == nullptr && config == nullptr) {
     return done(absl::NotFoundError(absl::StrFormat("bdev %s not found", name)));
   }

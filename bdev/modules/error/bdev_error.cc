@@ -221,27 +221,8 @@ class ErrorBdev final : public Bdev, private IoDevice {
   }
 
   static void Forward(BdevIo& io, ErrorChannel& channel) {
-    BdevDesc& base = *channel.bdev->base_;
-    IoChannel& base_channel = *channel.base;
     ++channel.at_base;
-    switch (io.type()) {
-      case IoType::kRead:
-        return base.Readv(base_channel, io.iovs(), io.iovcnt(), io.offset_blocks(), io.num_blocks(),
-                          &BaseDone, &io);
-      case IoType::kWrite:
-        return base.Writev(base_channel, io.iovs(), io.iovcnt(), io.offset_blocks(),
-                           io.num_blocks(), &BaseDone, &io);
-      case IoType::kFlush:
-        return base.Flush(base_channel, io.offset_blocks(), io.num_blocks(), &BaseDone, &io);
-      case IoType::kUnmap:
-        return base.Unmap(base_channel, io.offset_blocks(), io.num_blocks(), &BaseDone, &io);
-      case IoType::kWriteZeroes:
-        return base.WriteZeroes(base_channel, io.offset_blocks(), io.num_blocks(), &BaseDone, &io);
-      case IoType::kReset:
-        return base.Reset(base_channel, &BaseDone, &io);
-    }
-    --channel.at_base;
-    io.Complete(BdevIoStatus::kNotSupported);
+    channel.bdev->base_->SubmitCopy(*channel.base, io, &BaseDone, &io);
   }
 
   // On the submitting thread, as every base completion.
@@ -338,76 +319,32 @@ std::string ErrorBdevName(std::string_view base_name) {
 
 size_t ErrorModule::io_context_size() const { return sizeof(ErrorIo); }
 
-const ErrorBdevOptions* ErrorModule::FindConfig(std::string_view name) const {
-  for (const ErrorBdevOptions& config : configs_) {
-    if (ErrorBdevName(config.base_name) == name) return &config;
-  }
-  return nullptr;
-}
-
-bool ErrorModule::RemoveConfig(std::string_view name) {
-  auto it = std::find_if(configs_.begin(), configs_.end(), [name](const ErrorBdevOptions& c) {
-    return ErrorBdevName(c.base_name) == name;
-  });
-  if (it == configs_.end()) return false;
-  configs_.erase(it);
-  return true;
-}
-
-void ErrorModule::Examine(Bdev& bdev) {
-  std::vector<ErrorBdevOptions> waiting;
-  for (const ErrorBdevOptions& config : configs_) {
-    if (bdev.HasName(config.base_name) && FindBdev(ErrorBdevName(config.base_name)) == nullptr) {
-      waiting.push_back(config);
-    }
-  }
-  for (const ErrorBdevOptions& config : waiting) {
-    absl::StatusOr<Bdev*> attached = Attach(config, bdev);
-    if (!attached.ok()) {
-      PX_LOG(kError, "error", "examine %s: %s", bdev.name(), attached.status().message());
-    }
-  }
-}
+ErrorModule::ErrorModule()
+    : BdevModule("error"),
+      configs_(
+          *this, [](const ErrorBdevOptions& o) { return ErrorBdevName(o.base_name); },
+          [](const ErrorBdevOptions& o) -> const std::string& { return o.base_name; }, &Attach) {}
 
 void ErrorModule::WriteConfig(rpc::Json& config) const {
-  for (const ErrorBdevOptions& entry : configs_) {
+  for (const ErrorBdevOptions& entry : configs_.all()) {
     rpc::Json params = {{"base_name", entry.base_name}};
-    const Bdev* bdev = FindBdev(ErrorBdevName(entry.base_name));
-    std::string uuid = bdev != nullptr && &bdev->module() == this ? bdev->uuid() : entry.uuid;
+    std::string uuid = configs_.UuidToSave(entry, entry.uuid);
     if (!uuid.empty()) params["uuid"] = uuid;
     config.push_back({{"method", "bdev_error_create"}, {"params", std::move(params)}});
   }
 }
 
 absl::StatusOr<Bdev*> CreateErrorBdev(const ErrorBdevOptions& options) {
-  if (options.base_name.empty()) {
-    return absl::InvalidArgumentError("the base bdev name must not be empty");
+  if (absl::Status s =
+          CheckVirtualBdevNames(ErrorBdevName(options.base_name), options.base_name, options.uuid);
+      !s.ok()) {
+    return s;
   }
-  if (!options.uuid.empty() && !IsValidUuid(options.uuid)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("uuid \"%s\" is not a UUID (8-4-4-4-12 hexadecimal digits)", options.uuid));
-  }
-  std::string name = ErrorBdevName(options.base_name);
-  ErrorModule& module = ErrorModule::Get();
-  if (module.FindConfig(name) != nullptr || FindBdev(name) != nullptr) {
-    return absl::AlreadyExistsError(absl::StrFormat("bdev %s already exists", name));
-  }
-  module.configs_.push_back(options);
-  Bdev* base = FindBdev(options.base_name);
-  if (base == nullptr) return nullptr;
-  absl::StatusOr<Bdev*> bdev = Attach(options, *base);
-  if (!bdev.ok()) module.RemoveConfig(name);
-  return bdev;
+  return ErrorModule::Get().configs_.Create(options);
 }
 
 void DeleteErrorBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
-  ErrorModule& module = ErrorModule::Get();
-  if (FindBdev(name) == nullptr && module.RemoveConfig(name)) return done(absl::OkStatus());
-  DeleteBdev(name, &module,
-             [name = std::string(name), done = std::move(done)](absl::Status status) mutable {
-               if (status.ok()) ErrorModule::Get().RemoveConfig(name);
-               done(status);
-             });
+  ErrorModule::Get().configs_.Delete(name, std::move(done));
 }
 
 absl::Status InjectError(std::string_view name, std::optional<IoType> io_type,

@@ -106,85 +106,32 @@ absl::StatusOr<Bdev*> Attach(const PassthruBdevOptions& options, Bdev& base) {
 
 POLLUX_BDEV_MODULE(PassthruModule);
 
-const PassthruBdevOptions* PassthruModule::FindConfig(std::string_view name) const {
-  for (const PassthruBdevOptions& config : configs_) {
-    if (config.name == name) return &config;
-  }
-  return nullptr;
-}
-
-bool PassthruModule::RemoveConfig(std::string_view name) {
-  auto it = std::find_if(configs_.begin(), configs_.end(),
-                         [name](const PassthruBdevOptions& c) { return c.name == name; });
-  if (it == configs_.end()) return false;
-  configs_.erase(it);
-  return true;
-}
-
-void PassthruModule::Examine(Bdev& bdev) {
-  // Copied first: attaching registers a bdev, which runs Examine again (a passthru over a
-  // passthru), and an error must not leave us iterating a list that changed.
-  std::vector<PassthruBdevOptions> waiting;
-  for (const PassthruBdevOptions& config : configs_) {
-    if (bdev.HasName(config.base_bdev_name) && FindBdev(config.name) == nullptr) {
-      waiting.push_back(config);
-    }
-  }
-  for (const PassthruBdevOptions& config : waiting) {
-    absl::StatusOr<Bdev*> attached = Attach(config, bdev);
-    if (!attached.ok()) {
-      PX_LOG(kError, "passthru", "examine %s: %s", bdev.name(), attached.status().message());
-    }
-  }
-}
+PassthruModule::PassthruModule()
+    : BdevModule("passthru"),
+      configs_(
+          *this, [](const PassthruBdevOptions& o) { return o.name; },
+          [](const PassthruBdevOptions& o) -> const std::string& { return o.base_bdev_name; },
+          &Attach) {}
 
 void PassthruModule::WriteConfig(rpc::Json& config) const {
-  for (const PassthruBdevOptions& entry : configs_) {
+  for (const PassthruBdevOptions& entry : configs_.all()) {
     rpc::Json params = {{"base_bdev_name", entry.base_bdev_name}, {"name", entry.name}};
-    // The UUID the bdev got, so that a replay recreates the same one; else the one asked for.
-    const Bdev* bdev = FindBdev(entry.name);
-    std::string uuid = bdev != nullptr && &bdev->module() == this ? bdev->uuid() : entry.uuid;
+    std::string uuid = configs_.UuidToSave(entry, entry.uuid);
     if (!uuid.empty()) params["uuid"] = uuid;
     config.push_back({{"method", "bdev_passthru_create"}, {"params", std::move(params)}});
   }
 }
 
 absl::StatusOr<Bdev*> CreatePassthruBdev(const PassthruBdevOptions& options) {
-  if (options.name.empty()) return absl::InvalidArgumentError("the bdev name must not be empty");
-  if (options.base_bdev_name.empty()) {
-    return absl::InvalidArgumentError("the base bdev name must not be empty");
+  if (absl::Status s = CheckVirtualBdevNames(options.name, options.base_bdev_name, options.uuid);
+      !s.ok()) {
+    return s;
   }
-  if (options.name == options.base_bdev_name) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("bdev %s cannot be its own base", options.name));
-  }
-  if (!options.uuid.empty() && !IsValidUuid(options.uuid)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("uuid \"%s\" is not a UUID (8-4-4-4-12 hexadecimal digits)", options.uuid));
-  }
-  PassthruModule& module = PassthruModule::Get();
-  if (module.FindConfig(options.name) != nullptr || FindBdev(options.name) != nullptr) {
-    return absl::AlreadyExistsError(absl::StrFormat("bdev %s already exists", options.name));
-  }
-  // Recorded before attaching, so that examine finds it when the base registers later.
-  module.configs_.push_back(options);
-  Bdev* base = FindBdev(options.base_bdev_name);
-  if (base == nullptr) return nullptr;
-  absl::StatusOr<Bdev*> bdev = Attach(options, *base);
-  if (!bdev.ok()) module.RemoveConfig(options.name);  // a failed create leaves nothing behind
-  return bdev;
+  return PassthruModule::Get().configs_.Create(options);
 }
 
 void DeletePassthruBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
-  PassthruModule& module = PassthruModule::Get();
-  // Still waiting for its base: there is no bdev, only the configuration to forget.
-  if (FindBdev(name) == nullptr && module.RemoveConfig(name)) return done(absl::OkStatus());
-  DeleteBdev(name, &module,
-             [name = std::string(name), done = std::move(done)](absl::Status status) mutable {
-               // Forgotten only once gone: a refused delete (claimed, say) changes nothing.
-               if (status.ok()) PassthruModule::Get().RemoveConfig(name);
-               done(status);
-             });
+  PassthruModule::Get().configs_.Delete(name, std::move(done));
 }
 
 }  // namespace pollux

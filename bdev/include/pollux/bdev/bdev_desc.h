@@ -90,6 +90,11 @@ class BdevDesc {
   // than the virtual bdev asked for.
   void Forward(IoChannel& channel, BdevIo& io) noexcept;
 
+  // Submits a new request that does what `io` does (its type, blocks and buffers) to this
+  // descriptor's bdev, on `channel`: for a virtual bdev that must see the result before its
+  // caller does (error injection, delays), and completes `io` from `cb`.
+  void SubmitCopy(IoChannel& channel, const BdevIo& io, BdevIoCallback cb, void* cb_arg) noexcept;
+
   // The statistics of one channel (the calling thread's I/O on this bdev). On that thread.
   static const BdevIoStats& ChannelStats(IoChannel& channel);
 

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_module.h"
+#include "pollux/bdev/virtual_bdev_configs.h"
 
 namespace pollux {
 
@@ -41,14 +42,14 @@ struct DelayBdevOptions {
 
 class DelayModule final : public BdevModule {
  public:
-  DelayModule() : BdevModule("delay") {}
+  DelayModule();
   static DelayModule& Get();
 
-  void Examine(Bdev& bdev) override;
+  void Examine(Bdev& bdev) override { configs_.Examine(bdev); }
   // One bdev_delay_create per configured bdev, with its current latencies.
   void WriteConfig(rpc::Json& config) const override;
   int config_order() const override { return 1; }
-  void Fini() override { configs_.clear(); }
+  void Fini() override { configs_.Clear(); }
   size_t io_context_size() const override;
 
  private:
@@ -57,11 +58,8 @@ class DelayModule final : public BdevModule {
   friend void UpdateDelayLatency(std::string_view name, DelayLatency latency, uint64_t latency_us,
                                  absl::AnyInvocable<void(absl::Status)> done);
 
-  DelayBdevOptions* FindConfig(std::string_view name);
-  bool RemoveConfig(std::string_view name);
-
-  // Every delay bdev asked for, attached or waiting for its base. App thread only.
-  std::vector<DelayBdevOptions> configs_;
+  // Every delay bdev asked for, attached or waiting for its base.
+  VirtualBdevConfigs<DelayBdevOptions> configs_;
 };
 
 // Records the delay bdev and creates it now if its base exists (then returns it) or when the

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_module.h"
+#include "pollux/bdev/virtual_bdev_configs.h"
 
 namespace pollux {
 
@@ -51,26 +52,23 @@ struct ErrorBdevOptions {
 
 class ErrorModule final : public BdevModule {
  public:
-  ErrorModule() : BdevModule("error") {}
+  ErrorModule();
   static ErrorModule& Get();
 
   // Attaches the configured error bdevs whose base just registered.
-  void Examine(Bdev& bdev) override;
+  void Examine(Bdev& bdev) override { configs_.Examine(bdev); }
   // One bdev_error_create per configured bdev (injections are not configuration, as in SPDK).
   void WriteConfig(rpc::Json& config) const override;
   int config_order() const override { return 1; }
-  void Fini() override { configs_.clear(); }
+  void Fini() override { configs_.Clear(); }
   size_t io_context_size() const override;
 
  private:
   friend absl::StatusOr<Bdev*> CreateErrorBdev(const ErrorBdevOptions& options);
   friend void DeleteErrorBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done);
 
-  const ErrorBdevOptions* FindConfig(std::string_view name) const;  // by error bdev name
-  bool RemoveConfig(std::string_view name);
-
-  // Every error bdev asked for, attached or waiting for its base. App thread only.
-  std::vector<ErrorBdevOptions> configs_;
+  // Every error bdev asked for, attached or waiting for its base (named EE_<base>).
+  VirtualBdevConfigs<ErrorBdevOptions> configs_;
 };
 
 // The name of the error bdev over `base_name`: "EE_<base_name>".

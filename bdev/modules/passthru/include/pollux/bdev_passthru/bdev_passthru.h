@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_module.h"
+#include "pollux/bdev/virtual_bdev_configs.h"
 
 namespace pollux {
 
@@ -29,28 +30,24 @@ struct PassthruBdevOptions {
 
 class PassthruModule final : public BdevModule {
  public:
-  PassthruModule() : BdevModule("passthru") {}
+  PassthruModule();
   static PassthruModule& Get();
 
   // Attaches the configured passthru bdevs whose base just registered.
-  void Examine(Bdev& bdev) override;
+  void Examine(Bdev& bdev) override { configs_.Examine(bdev); }
   // One bdev_passthru_create per configured bdev, attached or still waiting for its base.
   void WriteConfig(rpc::Json& config) const override;
   // A virtual module: after the bases in save_config.
   int config_order() const override { return 1; }
-  void Fini() override { configs_.clear(); }
+  void Fini() override { configs_.Clear(); }
 
  private:
   friend absl::StatusOr<Bdev*> CreatePassthruBdev(const PassthruBdevOptions& options);
   friend void DeletePassthruBdev(std::string_view name,
                                  absl::AnyInvocable<void(absl::Status)> done);
 
-  const PassthruBdevOptions* FindConfig(std::string_view name) const;
-  bool RemoveConfig(std::string_view name);
-
-  // Every passthru bdev asked for, attached or not: the pairs examine looks for. Touched only on
-  // the app thread (RPC, examine, save_config), so it needs no lock.
-  std::vector<PassthruBdevOptions> configs_;
+  // Every passthru bdev asked for, attached or still waiting for its base.
+  VirtualBdevConfigs<PassthruBdevOptions> configs_;
 };
 
 // Records the passthru bdev and, when its base exists, opens and claims the base and registers
