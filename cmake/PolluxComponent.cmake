@@ -10,8 +10,11 @@ function(pollux_component name)
   target_include_directories(pollux_${name}_objs PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>)
   target_link_libraries(pollux_${name}_objs PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  # The public headers are C++20: whoever links a component (an out-of-tree module too) gets it.
+  target_compile_features(pollux_${name}_objs PUBLIC cxx_std_20)
   add_library(pollux_${name} INTERFACE)
   target_link_libraries(pollux_${name} INTERFACE
     "$<LINK_LIBRARY:WHOLE_ARCHIVE,pollux_${name}_objs>" ${ARG_PUBLIC_DEPS})
+  target_compile_features(pollux_${name} INTERFACE cxx_std_20)
   add_library(pollux::${name} ALIAS pollux_${name})
 endfunction()
