@@ -9,7 +9,7 @@ PACKAGES=(
   # libraries
   libdpdk-dev liburing-dev libaio-dev libabsl-dev nlohmann-json3-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev fio
+  libgtest-dev libgmock-dev libbenchmark-dev fio python3
 )
 
 missing=()

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Issue 4's benchmark: pollux's file engines (uring, aio, threadpool) beside fio, same file,
+same core, same workload, run alternately, medians over rounds.
+
+    bench/file_bench.py [--perf build/apps/pollux-perf/pollux-perf] [--file /var/tmp/pollux-bench.img]
+                        [--size 2G] [--rounds 3] [--time 5] [--cases qd32,qd1,...] [--json OUT]
+
+For every case and round it runs pollux-perf (one reactor on --cpu, O_DIRECT) and the fio peer
+(pinned to the same core where the engine is: the thread pool's workers float, so its psync peer
+floats too), alternating which goes first, and prints per case: IOPS, p50 and p99 latency, and
+CPU microseconds per I/O for both, with pollux / fio ratios.
+
+CPU per I/O: fio's own usr+sys over its I/O count. pollux: the process's utime+stime (every
+thread: reactor, workers, RPC) between its first and last progress line (steady state, no
+start-up), over the I/O done between them. pollux runs in interrupt mode for the CPU figure
+(--mode interrupt: the reactor sleeps while I/O is in flight, as fio does) and in poll mode for
+throughput; both are printed.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# name: (pollux-perf workload, io size, depth, [(engine, fio ioengine, fio extra args)])
+CASES = {
+    "qd32": ("randread", "4k", 32,
+             [("uring", "io_uring", []), ("aio", "libaio", []), ("threadpool", "psync", ["--numjobs=4"])]),
+    "qd1": ("randread", "4k", 1,
+            [("uring", "psync", []), ("aio", "psync", []), ("threadpool", "psync", []),
+             ("uring", "io_uring", [])]),
+    "adaptive": ("randread", "4k", None, [("uring", "io_uring", [])]),  # depth 1, 2, 4, 32
+    "randwrite": ("randwrite", "4k", 8,
+                  [("uring", "io_uring", []), ("aio", "libaio", []), ("threadpool", "psync", ["--numjobs=4"])]),
+    "seqread128k": ("read", "128k", 8,
+                    [("uring", "io_uring", []), ("aio", "libaio", []), ("threadpool", "psync", ["--numjobs=4"])]),
+}
+
+
+def parse_size(text):
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    return int(text[:-1]) * units[text[-1].lower()] if text[-1].lower() in units else int(text)
+
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (all threads)
+
+
+def ensure_file(path, size):
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        return
+    print(f"writing {size >> 20} MiB of data to {path} (reads of unwritten extents would not "
+          "touch the disk)", file=sys.stderr)
+    subprocess.run(["fio", "--name=fill", f"--filename={path}", f"--size={size}", "--rw=write",
+                    "--bs=1M", "--direct=1", "--ioengine=psync", "--output-format=terse"],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def run_pollux(args, engine, workload, io_size, depth, mode):
+    config = {"subsystems": [{"subsystem": "bdev", "config": [{
+        "method": f"bdev_{engine}_create",
+        "params": {"name": "File0", "filename": args.file, "direct": True}}]}]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(config, f)
+        config_path = f.name
+    cmd = [args.perf, "-c", config_path, "-q", str(depth), "-o", io_size, "-w", workload,
+           "-t", str(args.time), "--cpus", str(args.cpu), "--json", "--mode", mode]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marks = []  # (cpu seconds, iops of the second just printed) at each progress line
+    for line in proc.stderr:
+        if "IOPS" in line and line.startswith("pollux-perf: ["):
+            iops = float(line.split("]")[1].split()[0])
+            try:
+                marks.append((proc_cpu_seconds(proc.pid), iops, time.monotonic()))
+            except OSError:
+                pass
+    out = proc.stdout.read()
+    proc.wait()
+    os.unlink(config_path)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode})")
+    total = json.loads(out)["total"]
+    cpu_us_per_io = None
+    if len(marks) >= 2:
+        ios = sum(m[1] * 1.0 for m in marks[1:])  # each line is one second's IOPS
+        cpu = marks[-1][0] - marks[0][0]
+        if ios > 0:
+            cpu_us_per_io = cpu * 1e6 / ios
+    return {"iops": total["iops"], "p50_us": total["latency_us"]["p50"],
+            "p99_us": total["latency_us"]["p99"], "cpu_us_per_io": cpu_us_per_io}
+
+
+def run_fio(args, ioengine, extra, workload, io_size, depth, pinned):
+    cmd = ["fio", "--name=peer", f"--filename={args.file}", f"--size={args.size}",
+           f"--rw={workload}", f"--bs={io_size}", f"--iodepth={depth}", f"--ioengine={ioengine}",
+           "--direct=1", "--time_based", f"--runtime={args.time}", "--ramp_time=1",
+           "--lat_percentiles=1", "--group_reporting", "--output-format=json"] + extra
+    if pinned:
+        cmd.append(f"--cpus_allowed={args.cpu}")
+    if ioengine == "psync":
+        cmd = [c for c in cmd if not c.startswith("--iodepth")]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    job = json.loads(out[out.index("{"):])["jobs"][0]
+    side = job["write"] if workload in ("randwrite", "write") else job["read"]
+    ios = side["total_ios"]
+    runtime_s = job["job_runtime"] / 1000.0
+    # usr_cpu / sys_cpu are percentages of the job's runtime, summed over its threads.
+    cpu_s = (job["usr_cpu"] + job["sys_cpu"]) / 100.0 * runtime_s
+    pct = side["lat_ns"].get("percentile", {})
+    return {"iops": side["iops"], "p50_us": pct.get("50.000000", 0) / 1000.0,
+            "p99_us": pct.get("99.000000", 0) / 1000.0,
+            "cpu_us_per_io": cpu_s * 1e6 / ios if ios else None}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, spec="%.1f"):
+    return "-" if v is None else spec % v
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--perf", default="build/apps/pollux-perf/pollux-perf")
+    p.add_argument("--file", default="/var/tmp/pollux-bench.img")
+    p.add_argument("--size", default="2G")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--time", type=int, default=5)
+    p.add_argument("--cpu", type=int, default=1)
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--json", help="also write every figure to this file")
+    args = p.parse_args()
+    ensure_file(args.file, parse_size(args.size))
+
+    results = []
+    for case in args.cases.split(","):
+        workload, io_size, depth, pairs = CASES[case]
+        depths = [1, 2, 4, 32] if depth is None else [depth]
+        for d in depths:
+            for engine, ioengine, extra in pairs:
+                rows = {"poll": [], "interrupt": [], "fio": []}
+                pinned = engine != "threadpool"
+                for r in range(args.rounds):
+                    order = ["pollux", "fio"] if r % 2 == 0 else ["fio", "pollux"]
+                    for who in order:
+                        if who == "fio":
+                            rows["fio"].append(run_fio(args, ioengine, extra, workload, io_size,
+                                                       d, pinned))
+                        else:
+                            rows["poll"].append(run_pollux(args, engine, workload, io_size, d, "poll"))
+                            rows["interrupt"].append(
+                                run_pollux(args, engine, workload, io_size, d, "interrupt"))
+                m = {k: {f: median([x[f] for x in v]) for f in ("iops", "p50_us", "p99_us",
+                                                               "cpu_us_per_io")}
+                     for k, v in rows.items()}
+                entry = {"case": case, "workload": workload, "io_size": io_size, "depth": d,
+                         "engine": engine, "fio_ioengine": ioengine + "".join(extra),
+                         "median": m, "rounds": rows}
+                results.append(entry)
+                iops_ratio = m["poll"]["iops"] / m["fio"]["iops"] if m["fio"]["iops"] else None
+                print(f"{case:11s} {workload:9s} {io_size:>4s} qd{d:<3d} {engine:10s} vs fio "
+                      f"{ioengine + ''.join(extra):18s} IOPS {fmt(m['poll']['iops'], '%.0f')} "
+                      f"(intr {fmt(m['interrupt']['iops'], '%.0f')}) vs {fmt(m['fio']['iops'], '%.0f')}"
+                      f" = {fmt(iops_ratio, '%.2f')}; p50 {fmt(m['poll']['p50_us'])} vs "
+                      f"{fmt(m['fio']['p50_us'])} us; p99 {fmt(m['poll']['p99_us'])} vs "
+                      f"{fmt(m['fio']['p99_us'])} us; CPU us/IO intr {fmt(m['interrupt']['cpu_us_per_io'], '%.2f')}"
+                      f" poll {fmt(m['poll']['cpu_us_per_io'], '%.2f')} vs fio "
+                      f"{fmt(m['fio']['cpu_us_per_io'], '%.2f')}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
