@@ -1,5 +1,6 @@
 #include "pollux/reactor/poller.h"
 
+#include "pollux/reactor/reactor.h"
 #include "pollux/reactor/thread.h"
 
 namespace pollux {
@@ -34,6 +35,16 @@ void Poller::Unregister() {
   thread_->unregistered_pollers_.push_back(this);
   // Outside the thread's poll loop (a message, an fd handler, shutdown) nothing is iterating
   // the poller lists, but freeing still waits for the end of the next poll: one rule is simpler.
+  //
+  // The wake fd, though, is unwatched now: its owner may close it as soon as this returns (a
+  // channel's eventfd, in the channel's destructor), and if a new fd got the same number and
+  // were watched before the reap, the reap would unwatch the new one and its wake-ups would
+  // be lost. On the owning reactor, epoll_ctl(DEL) is safe at any point.
+  Reactor* reactor = thread_->reactor();
+  if (options_.wake_fd >= 0 && reactor != nullptr && Reactor::Current() == reactor) {
+    reactor->UnwatchFd(options_.wake_fd);
+    options_.wake_fd = -1;
+  }
 }
 
 }  // namespace pollux

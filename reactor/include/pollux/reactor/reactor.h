@@ -71,6 +71,7 @@ class Reactor {
  private:
   friend class ReactorRuntime;
   friend class Thread;
+  friend class Poller;  // unwatches its wake fd at Unregister
 
   Reactor(unsigned index, unsigned lcore, int cpu);
 
