@@ -1,0 +1,158 @@
+// FileBdev and FileChannel: what every file engine shares (see file_bdev.h).
+#include "pollux/bdev_file/file_bdev.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "pollux/bdev_file/file_io.h"
+#include "pollux/env/log.h"
+#include "pollux/reactor/thread.h"
+
+namespace pollux {
+
+// ---- FileChannel ----
+
+FileChannel::FileChannel(FileBdev& bdev) : bdev_(&bdev), target_(&bdev.target()) {}
+
+FileChannel::~FileChannel() {
+  // The adaptive choice this channel made, for figures at a given depth (pollux-perf -L info).
+  if (adaptive_.inline_count() + adaptive_.async_count() != 0) {
+    PX_LOG(kInfo, "bdev_file", "bdev %s (%s): this thread ran %u requests inline, %u async",
+           bdev_->name(), bdev_->engine(), adaptive_.inline_count(), adaptive_.async_count());
+  }
+}
+
+void FileChannel::Submit(BdevIo& io) noexcept {
+  if (adaptive_.ChooseInline()) {
+    // Depth 1 on an otherwise idle thread: the synchronous call is the shortest path. The
+    // layer defers this completion to the thread's next poll, so the caller's callback does
+    // not run inside its own submission.
+    int err = ExecuteFileIo(*target_, io);
+    io.Complete(err == 0 ? BdevIoStatus::kSuccess : BdevIoStatus::kFailed, err);
+    return;
+  }
+  if (!Enqueue(io)) {
+    io.Complete(BdevIoStatus::kNoMemory);
+    return;
+  }
+  adaptive_.AsyncStarted();
+}
+
+bool FileChannel::Arm() noexcept {
+  SubmitQueued();
+  return true;
+}
+
+void FileChannel::StartPoller(int wake_fd) {
+  PollerOptions options;
+  options.wake_fd = wake_fd;
+  if (wake_fd >= 0) {
+    options.arm = [this] { return Arm(); };
+    options.disarm = [this] { Disarm(); };
+  }
+  poller_ = PollerHandle(Thread::Current()->RegisterPoller(
+      absl::StrFormat("bdev_%s/%s", bdev_->engine(), bdev_->name()), [this] { return Poll(); },
+      std::move(options)));
+}
+
+void FileChannel::CloseWakeFdLater(int fd) {
+  if (fd < 0) return;
+  // Hop 1 runs at the start of the next iteration, whose end reaps the unregistered poller
+  // (and unwatches the fd); hop 2 runs at the start of the iteration after, when the fd is no
+  // longer watched. Both lambdas capture one int: they travel inline, nothing is allocated.
+  auto first = [fd] {
+    Thread* thread = Thread::Current();
+    if (thread == nullptr || !thread->SendMessage([fd] { close(fd); })) close(fd);
+  };
+  Thread* thread = Thread::Current();
+  if (thread == nullptr || !thread->SendMessage(first)) close(fd);
+}
+
+PollResult FileChannel::Poll() noexcept {
+  adaptive_.PollStarted();
+  // Hand the iteration's requests to the kernel first, then reap: completions of earlier
+  // requests are then delivered in this same iteration.
+  unsigned work = SubmitQueued();
+  work += Reap();
+  return work != 0 ? PollResult::kBusy : PollResult::kIdle;
+}
+
+// ---- FileBdev ----
+
+BdevProperties FileBdev::MakeProperties(std::string product_name, const FileBdevOptions& options,
+                                        const FileTarget& target) {
+  BdevProperties properties;
+  properties.name = options.name;
+  properties.uuid = options.uuid;
+  properties.product_name = std::move(product_name);
+  properties.block_size = target.block_size();
+  properties.block_count = target.block_count();
+  properties.required_alignment = target.buffer_alignment();
+  // The kernel may hold written data in a cache (the page cache, a disk's cache): FLUSH must
+  // reach the engine, which makes it an fdatasync.
+  properties.write_cache = true;
+  // preadv / pwritev and io_uring's readv / writev take at most IOV_MAX segments.
+  properties.max_segments = IOV_MAX;
+  return properties;
+}
+
+FileBdev::FileBdev(BdevModule& module, std::string engine, std::string product_name,
+                   const FileBdevOptions& options, std::unique_ptr<FileTarget> target)
+    : Bdev(module, MakeProperties(std::move(product_name), options, *target)),
+      engine_(std::move(engine)),
+      target_(std::move(target)) {}
+
+FileBdev::~FileBdev() = default;
+
+bool FileBdev::IoTypeSupported(IoType type) const {
+  switch (type) {
+    case IoType::kRead:
+    case IoType::kFlush:
+      return true;
+    case IoType::kWrite:
+      return !target_->readonly();
+    case IoType::kUnmap:
+      return target_->supports_unmap();
+    case IoType::kWriteZeroes:
+      return target_->supports_write_zeroes();
+    default:
+      return false;
+  }
+}
+
+void FileBdev::DumpInfo(rpc::Json& driver_specific) const {
+  driver_specific[engine_] = {
+      {"filename", target_->filename()},
+      {"block_size", target_->block_size()},
+      {"readonly", target_->readonly()},
+      {"direct", target_->direct()},
+      {"block_device", target_->is_block_device()},
+      {"unmap", target_->supports_unmap()},
+      {"write_zeroes", target_->supports_write_zeroes()},
+      {"engine", engine_},
+  };
+}
+
+void FileBdev::WriteConfig(rpc::Json& config) const {
+  rpc::Json params = {
+      {"name", name()},
+      {"filename", target_->filename()},
+      {"block_size", target_->block_size()},
+      {"readonly", target_->readonly()},
+      {"uuid", uuid()},
+  };
+  // Only what was asked: a default `direct` replays as a default (it may fall back again).
+  if (target_->direct_requested().has_value()) params["direct"] = *target_->direct_requested();
+  config.push_back({{"method", absl::StrFormat("bdev_%s_create", engine_)}, {"params", params}});
+}
+
+void FileBdev::Destruct(absl::AnyInvocable<void()> done) {
+  // Every channel (and so every kernel context using the fd) is gone by now.
+  target_.reset();
+  done();
+}
+
+}  // namespace pollux

@@ -1,0 +1,78 @@
+// What the file-engine tests share: a temporary directory on a real filesystem (O_DIRECT works
+// there, unlike tmpfs on older kernels), files of given sizes and contents, and batches of
+// I/O submitted from one message so that they overlap (the asynchronous path; a lone request
+// takes the adaptive inline path).
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bdev_test_env.h"
+#include "pollux/bdev/bdev_io.h"
+
+namespace pollux::testing {
+
+// A directory under /var/tmp (not /tmp, which may be tmpfs), removed with its contents.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Writes a file of `size` bytes: deterministic pseudo-random bytes from `seed`, or zeroes
+// (a sparse file) when seed is 0. Returns its contents (empty for a sparse file).
+std::vector<uint8_t> MakeFile(const std::string& path, uint64_t size, uint64_t seed);
+
+// The whole file, read with a plain buffered fd.
+std::vector<uint8_t> ReadWholeFile(const std::string& path);
+
+// A buffer aligned for O_DIRECT (4096), zero-filled.
+struct AlignedBuffer {
+  explicit AlignedBuffer(size_t size);
+  uint8_t* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> data_;
+  size_t size_;
+};
+
+// Cuts `len` bytes at `base` into 1 to max_iovs pieces at random positions that are multiples
+// of `granularity` (1: anywhere, which makes the layer bounce for O_DIRECT; the block size: the
+// iovecs reach the kernel as they are).
+std::vector<iovec> RandomIovecs(uint8_t* base, size_t len, int max_iovs, size_t granularity,
+                                std::mt19937_64& rng);
+
+// One request of a batch, and how it ended.
+struct BatchOp {
+  IoType type = IoType::kRead;
+  uint64_t offset_blocks = 0;
+  uint64_t num_blocks = 0;
+  std::vector<iovec> iovs;  // READ / WRITE
+  BdevIoStatus status = BdevIoStatus::kSuccess;
+  int error_number = 0;
+};
+
+// Submits every op from one message on the client's thread (so they overlap) and waits until
+// all have completed. Returns false on a timeout (a hang).
+bool RunBatch(IoClient& client, std::vector<BatchOp>& ops);
+
+}  // namespace pollux::testing
