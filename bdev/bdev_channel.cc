@@ -29,6 +29,10 @@ void BdevIo::Complete(BdevIoStatus status, int error_number) noexcept {
   channel_->OnModuleCompletion(*this);
 }
 
+bool BdevIo::ThreadHasUndeliveredCompletions() const noexcept {
+  return channel_->thread_context().has_undelivered();
+}
+
 BdevChannel::BdevChannel(Bdev& bdev)
     : bdev_(bdev),
       thread_ref_(GetIoChannel(*GetBdevIoPool())),

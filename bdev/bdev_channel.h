@@ -23,6 +23,7 @@ class BdevChannel : public ChannelContext {
 
   Bdev& bdev() const { return bdev_; }
   const BdevIoStats& stats() const { return stats_; }
+  const BdevThreadContext& thread_context() const { return thread_; }
 
   // A caller's request. Completes through its callback, never inside this call.
   void Submit(const WaitingRequest& request) noexcept;

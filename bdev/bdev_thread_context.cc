@@ -71,6 +71,7 @@ PollResult BdevThreadContext::Poll() noexcept {
   deferred_head_ = deferred_tail_ = nullptr;
   while (io != nullptr) {
     BdevIo* next = io->next_;
+    --undelivered_;  // before the callback, which may submit and ask has_undelivered()
     io->channel_->Finish(*io);
     io = next;
   }

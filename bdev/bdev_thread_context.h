@@ -52,11 +52,14 @@ class BdevThreadContext : public ChannelContext {
   // Submission calls (and the module calls under them) run inside Enter/Leave; a completion
   // that happens meanwhile is deferred to the next poll instead of calling back into the
   // submitter.
+  // Whether some I/O of this thread completed and still waits for its callback.
+  bool has_undelivered() const noexcept { return undelivered_ != 0; }
   void EnterSubmit() noexcept { ++submit_depth_; }
   void LeaveSubmit() noexcept { --submit_depth_; }
   bool in_submit() const noexcept { return submit_depth_ != 0; }
 
   void Defer(BdevIo* io) noexcept {
+    ++undelivered_;
     io->next_ = nullptr;
     if (deferred_tail_ == nullptr) {
       deferred_head_ = io;
@@ -92,6 +95,8 @@ class BdevThreadContext : public ChannelContext {
   int submit_depth_ = 0;
   bool draining_ = false;
   uint64_t drain_tsc_ = 0;
+  // Completions on the deferred list or taken by the drain whose callbacks have not run yet.
+  uint32_t undelivered_ = 0;
   BdevIo* deferred_head_ = nullptr;
   BdevIo* deferred_tail_ = nullptr;
   std::deque<WaitingRequest> waiting_requests_;

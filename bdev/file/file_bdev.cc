@@ -26,7 +26,7 @@ FileChannel::~FileChannel() {
 }
 
 void FileChannel::Submit(BdevIo& io) noexcept {
-  if (adaptive_.ChooseInline()) {
+  if (adaptive_.ChooseInline(io.ThreadHasUndeliveredCompletions())) {
     // Depth 1 on an otherwise idle thread: the synchronous call is the shortest path. The
     // layer defers this completion to the thread's next poll, so the caller's callback does
     // not run inside its own submission.
@@ -72,7 +72,6 @@ void FileChannel::CloseWakeFdLater(int fd) {
 }
 
 PollResult FileChannel::Poll() noexcept {
-  adaptive_.PollStarted();
   // Hand the iteration's requests to the kernel first, then reap: completions of earlier
   // requests are then delivered in this same iteration.
   unsigned work = SubmitQueued();

@@ -82,6 +82,12 @@ class alignas(64) BdevIo {
     return static_cast<T&>(*module_channel_);
   }
 
+  // Whether other I/O of the submitting thread has completed and still waits for its
+  // callback (the layer delivers completions at the thread's next poll). A request arriving
+  // then overlaps another: adaptive modules read this in Submit (a file engine runs a lone
+  // request inline, synchronously, and overlapping ones asynchronously).
+  bool ThreadHasUndeliveredCompletions() const noexcept;
+
   // Completes the I/O. Call exactly once, on the submitting thread (the thread the module's
   // Submit ran on). kNoMemory asks the layer to retry it later. A failure may carry the errno
   // that caused it (a kernel engine's -res); the caller's callback receives it.

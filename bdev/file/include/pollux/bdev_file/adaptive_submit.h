@@ -7,8 +7,9 @@
 //   inline (synchronous, on the reactor) when
 //     - nothing is in flight asynchronously on this thread, over every file channel of every
 //       file bdev (a thread-local count), and
-//     - no other file request was submitted on this thread since its file channels last
-//       polled (a second request in the same poll iteration means the load is not depth 1), and
+//     - no other I/O of this thread has completed without its callback having run yet
+//       (BdevIo::ThreadHasUndeliveredCompletions: a request submitted before the previous
+//       one was delivered means the load is not depth 1), and
 //     - no overlap was seen recently: once two requests overlapped (either test above failed),
 //       the next kOverlapMemory submissions on this thread go asynchronous, so that a steady
 //       depth-2+ load does not flip-flop between paths.
@@ -29,7 +30,6 @@ namespace pollux {
 // The per-reactor load that the policy reads. One per OS thread.
 struct FileThreadLoad {
   uint32_t in_flight = 0;             // asynchronous file I/O outstanding on this thread
-  uint32_t submitted_since_poll = 0;  // file requests submitted since a file channel polled
   uint32_t overlap_credit = 0;        // submissions left that must go asynchronous
 };
 
@@ -42,12 +42,11 @@ inline constexpr uint32_t kOverlapMemory = 64;
 // Per-channel side of the policy. FileChannel owns one; engines need not touch it.
 class AdaptiveSubmit {
  public:
-  // In Submit, on the channel's thread: whether to run this request inline. Counts it as a
-  // submission of this poll iteration either way.
-  bool ChooseInline() noexcept {
+  // In Submit, on the channel's thread: whether to run this request inline.
+  // `completions_undelivered`: the request's BdevIo::ThreadHasUndeliveredCompletions().
+  bool ChooseInline(bool completions_undelivered) noexcept {
     FileThreadLoad& load = file_thread_load;
-    bool alone = load.in_flight == 0 && load.submitted_since_poll == 0;
-    ++load.submitted_since_poll;
+    bool alone = load.in_flight == 0 && !completions_undelivered;
     if (!alone) {
       load.overlap_credit = kOverlapMemory;
       return false;
@@ -70,8 +69,6 @@ class AdaptiveSubmit {
     --file_thread_load.in_flight;
     --in_flight_;
   }
-  // The channel's poller runs: a new poll iteration began for this thread's file I/O.
-  void PollStarted() noexcept { file_thread_load.submitted_since_poll = 0; }
 
   // This channel's asynchronous requests in flight.
   uint32_t in_flight() const { return in_flight_; }
