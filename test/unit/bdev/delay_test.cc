@@ -252,12 +252,7 @@ TEST_F(DelayTest, AMissingBaseIsAttachedWhenItAppearsAndSaveConfigReplays) {
 // (the reactor sleeps until its next run), and once nothing is held it is paused.
 class DelayInterruptTest : public DelayTest {
  protected:
-  ReactorRuntimeOptions RuntimeOptions() const override {
-    ReactorRuntimeOptions options;
-    options.mode = ReactorMode::kInterrupt;
-    options.spin_window = std::chrono::microseconds(10);
-    return options;
-  }
+  ReactorRuntimeOptions RuntimeOptions() const override { return InterruptModeOptions(); }
 };
 
 TEST_F(DelayInterruptTest, HeldCompletionsLetTheReactorSleep) {

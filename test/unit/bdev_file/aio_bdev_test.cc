@@ -327,12 +327,7 @@ TEST_F(AioBdevTest, ReadsPastATruncatedEndFailWithEio) {
 // wakes it through the eventfd: every request completes.
 class AioInterruptTest : public AioBdevTest {
  protected:
-  ReactorRuntimeOptions RuntimeOptions() const override {
-    ReactorRuntimeOptions options;
-    options.mode = ReactorMode::kInterrupt;
-    options.spin_window = std::chrono::microseconds(10);
-    return options;
-  }
+  ReactorRuntimeOptions RuntimeOptions() const override { return InterruptModeOptions(); }
 };
 
 TEST_F(AioInterruptTest, CompletionsWakeASleepingReactor) {

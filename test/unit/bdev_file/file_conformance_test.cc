@@ -612,12 +612,7 @@ INSTANTIATE_TEST_SUITE_P(Engines, FileEngineTest, ::testing::ValuesIn(kEngines),
 // these batches would never complete.
 class FileEngineInterruptTest : public FileEngineTest {
  protected:
-  ReactorRuntimeOptions RuntimeOptions() const override {
-    ReactorRuntimeOptions options;
-    options.mode = ReactorMode::kInterrupt;
-    options.spin_window = std::chrono::microseconds(10);
-    return options;
-  }
+  ReactorRuntimeOptions RuntimeOptions() const override { return InterruptModeOptions(); }
 };
 
 TEST_P(FileEngineInterruptTest, SleepingReactorIsWokenByCompletions) {

@@ -324,12 +324,7 @@ TEST_F(ThreadpoolBdevTest, BdevFileCreateWithThisEngine) {
 // wake it: every request completes, many times over.
 class ThreadpoolInterruptTest : public ThreadpoolBdevTest {
  protected:
-  ReactorRuntimeOptions RuntimeOptions() const override {
-    ReactorRuntimeOptions options;
-    options.mode = ReactorMode::kInterrupt;
-    options.spin_window = std::chrono::microseconds(10);
-    return options;
-  }
+  ReactorRuntimeOptions RuntimeOptions() const override { return InterruptModeOptions(); }
 };
 
 TEST_F(ThreadpoolInterruptTest, CompletionsWakeASleepingReactor) {

@@ -83,6 +83,13 @@ void WaitForIterations(Thread* thread, int iterations) {
   for (int i = 0; i < iterations; ++i) RunOn(thread, [] {});
 }
 
+ReactorRuntimeOptions ReactorTest::InterruptModeOptions() {
+  ReactorRuntimeOptions options;
+  options.mode = ReactorMode::kInterrupt;
+  options.spin_window = std::chrono::microseconds(10);
+  return options;
+}
+
 ReactorRuntimeOptions ReactorTest::RuntimeOptions() const {
   ReactorRuntimeOptions options;
   options.mode = ReactorMode::kPoll;

@@ -58,6 +58,9 @@ class ReactorTest : public ::testing::Test {
  protected:
   // Options of the runtime SetUp starts; override in fixtures that need interrupt mode.
   virtual ReactorRuntimeOptions RuntimeOptions() const;
+  // Interrupt mode with a 10 us spin window, so that the reactors really sleep between steps:
+  // what interrupt-mode fixtures return from RuntimeOptions.
+  static ReactorRuntimeOptions InterruptModeOptions();
 
   void SetUp() override;
   void TearDown() override;
