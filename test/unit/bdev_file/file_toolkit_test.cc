@@ -54,5 +54,112 @@ TEST(AdaptiveSubmitTest, InFlightElsewhereOnTheThreadKeepsRequestsAsynchronous) 
   EXPECT_EQ(file_thread_load.in_flight, 0u);
 }
 
+// ---- FileTarget and file_io ----
+
+TEST(FileTargetTest, ExaminesARegularFile) {
+  TempDir dir;
+  std::string path = dir.File("t.img");
+  MakeFile(path, 3 * kMiB + 1000, 1);
+  absl::StatusOr<std::unique_ptr<FileTarget>> target = FileTarget::Open({path, 0, false, {}});
+  ASSERT_TRUE(target.ok()) << target.status();
+  const FileTarget& t = **target;
+  EXPECT_EQ(t.filename(), path);
+  EXPECT_FALSE(t.is_block_device());
+  EXPECT_EQ(t.block_size(), 512u);
+  EXPECT_EQ(t.block_count(), (3 * kMiB + 1000) / 512);
+  EXPECT_TRUE(t.direct());
+  EXPECT_FALSE(t.direct_requested().has_value());
+  EXPECT_GE(t.buffer_alignment(), 512u);
+  EXPECT_TRUE(t.supports_unmap());  // ext4
+  EXPECT_TRUE(t.supports_write_zeroes());
+  EXPECT_EQ(ReadWholeFile(path).size(), 3 * kMiB + 1000) << "probing changed the size";
+
+  absl::StatusOr<std::unique_ptr<FileTarget>> ro = FileTarget::Open({path, 4096, true, false});
+  ASSERT_TRUE(ro.ok()) << ro.status();
+  EXPECT_EQ((*ro)->block_count(), 3 * kMiB / 4096);
+  EXPECT_FALSE((*ro)->direct());
+  EXPECT_EQ((*ro)->buffer_alignment(), 1u);
+  EXPECT_FALSE((*ro)->supports_unmap());
+  EXPECT_FALSE((*ro)->supports_write_zeroes());
+}
+
+TEST(FileIoTest, VectorsSkipsAndTheEndOfTheFile) {
+  TempDir dir;
+  std::string path = dir.File("io.img");
+  std::vector<uint8_t> data = MakeFile(path, 1 * kMiB, 2);
+  auto target = FileTarget::Open({path, 512, false, false});  // buffered: any buffer works
+  ASSERT_TRUE(target.ok()) << target.status();
+  std::vector<uint8_t> a(1000), b(3000), c(96);
+  iovec iov[3] = {{a.data(), a.size()}, {b.data(), b.size()}, {c.data(), c.size()}};
+  EXPECT_EQ(FileReadv(**target, iov, 3, 8192), 0);
+  EXPECT_EQ(std::memcmp(a.data(), data.data() + 8192, 1000), 0);
+  EXPECT_EQ(std::memcmp(b.data(), data.data() + 9192, 3000), 0);
+  EXPECT_EQ(std::memcmp(c.data(), data.data() + 12192, 96), 0);
+  // Continuing after 1500 bytes (inside the second iovec) reads only the rest.
+  std::fill(a.begin(), a.end(), 0);
+  std::fill(b.begin(), b.end(), 0);
+  EXPECT_EQ(FileReadv(**target, iov, 3, 0, 1500), 0);
+  EXPECT_EQ(a, std::vector<uint8_t>(1000, 0));
+  EXPECT_EQ(std::memcmp(b.data(), std::vector<uint8_t>(500, 0).data(), 500), 0);
+  EXPECT_EQ(std::memcmp(b.data() + 500, data.data() + 1500, 2500), 0);
+  // Writes the same way, then past the end reads fail with EIO.
+  std::fill(b.begin(), b.end(), 0x42);
+  EXPECT_EQ(FileWritev(**target, iov, 3, 4096, 1000), 0);
+  std::vector<uint8_t> back = ReadWholeFile(path);
+  EXPECT_EQ(back[4096 + 1000], 0x42);
+  EXPECT_EQ(back[4096 + 999], data[4096 + 999]);
+  EXPECT_EQ(FileReadv(**target, iov, 3, 1 * kMiB - 512), kFileShortReadErrno);
+  EXPECT_EQ(FileFlush(**target), 0);
+  EXPECT_EQ(FileUnmap(**target, 0, 4096), 0);
+  EXPECT_EQ(FileWriteZeroes(**target, 4096, 4096), 0);
+  back = ReadWholeFile(path);
+  EXPECT_EQ(std::vector<uint8_t>(back.begin(), back.begin() + 8192), std::vector<uint8_t>(8192, 0));
+  EXPECT_EQ(back.size(), 1 * kMiB);
+}
+
+// A block device: a loop device over a file, when the test may attach one (root).
+TEST(FileTargetTest, ExaminesABlockDevice) {
+  TempDir dir;
+  std::string path = dir.File("loop.img");
+  std::vector<uint8_t> data = MakeFile(path, 4 * kMiB, 3);
+  int control = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  if (control < 0) GTEST_SKIP() << "no /dev/loop-control: " << std::strerror(errno);
+  int number = ioctl(control, LOOP_CTL_GET_FREE);
+  close(control);
+  if (number < 0) GTEST_SKIP() << "LOOP_CTL_GET_FREE: " << std::strerror(errno);
+  std::string device = "/dev/loop" + std::to_string(number);
+  int loop_fd = open(device.c_str(), O_RDWR | O_CLOEXEC);
+  int file_fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (loop_fd < 0 || ioctl(loop_fd, LOOP_SET_FD, file_fd) != 0) {
+    if (loop_fd >= 0) close(loop_fd);
+    close(file_fd);
+    GTEST_SKIP() << "cannot attach " << device << ": " << std::strerror(errno);
+  }
+  close(file_fd);
+  {
+    auto target = FileTarget::Open({device, 0, false, {}});
+    ASSERT_TRUE(target.ok()) << target.status();
+    EXPECT_TRUE((*target)->is_block_device());
+    EXPECT_EQ((*target)->block_size(), 512u);
+    EXPECT_EQ((*target)->block_count(), 4 * kMiB / 512);
+    EXPECT_TRUE((*target)->supports_write_zeroes());
+    AlignedBuffer buf(4096);
+    iovec iov = {buf.data(), 4096};
+    EXPECT_EQ(FileReadv(**target, &iov, 1, 65536), 0);
+    EXPECT_EQ(std::memcmp(buf.data(), data.data() + 65536, 4096), 0);
+    EXPECT_EQ(FileWriteZeroes(**target, 65536, 4096), 0);
+    EXPECT_EQ(FileReadv(**target, &iov, 1, 65536), 0);
+    EXPECT_EQ(buf.data()[0], 0);
+    if ((*target)->supports_unmap()) {
+      EXPECT_EQ(FileUnmap(**target, 0, 4096), 0);
+    }
+    EXPECT_EQ(FileFlush(**target), 0);
+    auto too_small = FileTarget::Open({device, 256, false, {}});
+    EXPECT_FALSE(too_small.ok());
+  }
+  ioctl(loop_fd, LOOP_CLR_FD, 0);
+  close(loop_fd);
+}
+
 }  // namespace
 }  // namespace pollux::testing
