@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bdev_test_env.h"
+#include "file_test_util.h"
 #include "pollux/bdev_aio/bdev_aio.h"
 #include "pollux/bdev_malloc/bdev_malloc.h"
 #include "pollux/reactor/poller.h"
@@ -32,34 +33,13 @@ namespace {
 using rpc::Json;
 using ::testing::HasSubstr;
 
-constexpr uint32_t kBlock = 4096;
-constexpr uint64_t kBlocks = 2048;  // 8 MiB
-
-// A file in /var/tmp (never tmpfs here: O_DIRECT works), removed with the fixture.
-class AioBdevTest : public BdevTest {
+// A file of random blocks in a temporary directory (file_test_util.h), removed with the fixture.
+class AioBdevTest : public FileBdevTest {
  protected:
-  void SetUp() override {
-    BdevTest::SetUp();
-    char path[] = "/var/tmp/pollux-aio-bdev-XXXXXX";
-    int fd = mkstemp(path);
-    ASSERT_GE(fd, 0) << strerror(errno);
-    path_ = path;
-    std::vector<uint8_t> data(kBlocks * kBlock);
-    std::mt19937_64 random(7);
-    for (auto& byte : data) byte = static_cast<uint8_t>(random());
-    ASSERT_EQ(pwrite(fd, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
-    close(fd);
-    shadow_ = std::move(data);
-  }
-  void TearDown() override {
-    BdevTest::TearDown();
-    if (!path_.empty()) unlink(path_.c_str());
-  }
+  AioBdevTest() : FileBdevTest("bdev_aio_create", 7) {}
 
   absl::StatusOr<Json> CreateAio(const std::string& name, Json extra = Json::object()) {
-    Json params = {{"name", name}, {"filename", path_}, {"block_size", kBlock}};
-    for (auto& [key, value] : extra.items()) params[key] = value;
-    return CallRpc("bdev_aio_create", params);
+    return CreateFileBdev(name, std::move(extra));
   }
 
   // The count of busy runs of the aio poller of bdev `name` on `thread`.
@@ -72,33 +52,6 @@ class AioBdevTest : public BdevTest {
       return busy;
     });
   }
-
-  // Submits `count` requests at once on the client's thread (so that they overlap) and waits
-  // for all of them. Returns how many succeeded; `errors` gets each failure's errno.
-  struct Batch {
-    std::atomic<int> done{0};
-    std::atomic<int> succeeded{0};
-    std::vector<int> errors;  // written on the client's thread only
-  };
-  static void BatchDone(void* arg, BdevIoStatus status, int error_number) {
-    auto& batch = *static_cast<Batch*>(arg);
-    if (status == BdevIoStatus::kSuccess) {
-      batch.succeeded.fetch_add(1);
-    } else {
-      batch.errors.push_back(error_number);
-    }
-    batch.done.fetch_add(1);
-  }
-  template <typename SubmitEach>
-  void RunBatch(IoClient& client, int count, Batch& batch, SubmitEach submit) {
-    RunOn(client.thread(), [&] {
-      for (int i = 0; i < count; ++i) submit(i, &BatchDone, &batch);
-    });
-    ASSERT_TRUE(WaitUntil([&] { return batch.done.load() == count; }));
-  }
-
-  std::string path_;
-  std::vector<uint8_t> shadow_;  // the file's contents
 };
 
 TEST_F(AioBdevTest, CreateTakesSpdkParametersAndSaveConfigRoundTrips) {
@@ -175,69 +128,12 @@ TEST_F(AioBdevTest, OverlappingRequestsGoThroughTheAioQueue) {
   {
     IoClient client(io_thread, "AIO0");
     ASSERT_TRUE(client.ok());
-    std::mt19937_64 random(11);
-    constexpr int kRequests = 64;
-    constexpr int kMaxBlocks = 8;
-    // Disjoint ranges, so that overlapping writes have one outcome.
-    std::vector<uint64_t> offsets(kRequests);
-    std::vector<uint64_t> lengths(kRequests);
-    for (int i = 0; i < kRequests; ++i) {
-      offsets[i] = static_cast<uint64_t>(i) * (kBlocks / kRequests) + random() % 16;
-      lengths[i] = 1 + random() % kMaxBlocks;
-    }
-    // Buffers aligned for O_DIRECT; each request split into 1-3 iovecs at block boundaries.
-    auto* memory = static_cast<uint8_t*>(std::aligned_alloc(
-        kBlock, static_cast<size_t>(kRequests) * kMaxBlocks * kBlock));
-    ASSERT_NE(memory, nullptr);
-    std::vector<std::vector<iovec>> iovs(kRequests);
-    for (int i = 0; i < kRequests; ++i) {
-      uint8_t* base = memory + static_cast<size_t>(i) * kMaxBlocks * kBlock;
-      uint64_t left = lengths[i];
-      while (left > 0) {
-        uint64_t piece = 1 + random() % left;
-        iovs[i].push_back({base, piece * kBlock});
-        base += piece * kBlock;
-        left -= piece;
-      }
-    }
-    // Write new data everywhere the requests cover, then read it back.
-    for (int i = 0; i < kRequests; ++i) {
-      for (uint64_t b = 0; b < lengths[i] * kBlock; ++b) {
-        uint8_t value = static_cast<uint8_t>(random());
-        memory[static_cast<size_t>(i) * kMaxBlocks * kBlock + b] = value;
-        shadow_[offsets[i] * kBlock + b] = value;
-      }
-    }
     uint64_t busy_before = PollerBusyCount(io_thread, "AIO0");
-    Batch writes;
-    RunBatch(client, kRequests, writes, [&](int i, BdevIoCallback cb, void* arg) {
-      client.desc().Writev(client.channel(), iovs[i].data(), static_cast<int>(iovs[i].size()),
-                           offsets[i], lengths[i], cb, arg);
-    });
-    EXPECT_EQ(writes.succeeded.load(), kRequests);
-    std::memset(memory, 0, static_cast<size_t>(kRequests) * kMaxBlocks * kBlock);
-    Batch reads;
-    RunBatch(client, kRequests, reads, [&](int i, BdevIoCallback cb, void* arg) {
-      client.desc().Readv(client.channel(), iovs[i].data(), static_cast<int>(iovs[i].size()),
-                          offsets[i], lengths[i], cb, arg);
-    });
-    EXPECT_EQ(reads.succeeded.load(), kRequests);
-    for (int i = 0; i < kRequests; ++i) {
-      EXPECT_EQ(std::memcmp(memory + static_cast<size_t>(i) * kMaxBlocks * kBlock,
-                            shadow_.data() + offsets[i] * kBlock, lengths[i] * kBlock),
-                0)
-          << "request " << i;
-    }
+    WriteAndReadBack(client, 11);
     // The asynchronous path did the work: the aio poller submitted and reaped.
     EXPECT_GT(PollerBusyCount(io_thread, "AIO0"), busy_before);
-    std::free(memory);
-    // And the file holds it: read it with plain pread.
-    int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    std::vector<uint8_t> file(kBlocks * kBlock);
-    ASSERT_EQ(pread(fd, file.data(), file.size(), 0), static_cast<ssize_t>(file.size()));
-    close(fd);
-    EXPECT_TRUE(file == shadow_);
+    // And the file holds it: read it with plain buffered reads.
+    EXPECT_TRUE(ReadWholeFile(path_) == shadow_);
   }
   ExitThread(io_thread);
   EXPECT_TRUE(Delete("AIO0").ok());

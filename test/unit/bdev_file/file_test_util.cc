@@ -130,4 +130,75 @@ bool RunBatch(IoClient& client, std::vector<BatchOp>& ops) {
   return WaitUntil([&] { return state.remaining.load(std::memory_order_acquire) == 0; });
 }
 
+void FileBdevTest::SetUp() {
+  BdevTest::SetUp();
+  path_ = dir_.File("disk.img");
+  shadow_ = MakeFile(path_, kBlocks * kBlock, seed_);
+}
+
+absl::StatusOr<rpc::Json> FileBdevTest::CreateFileBdev(const std::string& name,
+                                                       rpc::Json extra) {
+  rpc::Json params = {{"name", name}, {"filename", path_}, {"block_size", kBlock}};
+  for (auto& [key, value] : extra.items()) params[key] = value;
+  return CallRpc(create_method_, params);
+}
+
+void FileBdevTest::BatchDone(void* arg, BdevIoStatus status, int error_number) {
+  auto& batch = *static_cast<Batch*>(arg);
+  if (status == BdevIoStatus::kSuccess) {
+    batch.succeeded.fetch_add(1);
+  } else {
+    batch.errors.push_back(error_number);
+  }
+  batch.done.fetch_add(1);
+}
+
+void FileBdevTest::WriteAndReadBack(IoClient& client, uint64_t seed) {
+  std::mt19937_64 random(seed);
+  constexpr int kRequests = 64;
+  constexpr int kMaxBlocks = 8;
+  std::vector<uint64_t> offsets(kRequests);
+  std::vector<uint64_t> lengths(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    offsets[i] = static_cast<uint64_t>(i) * (kBlocks / kRequests) + random() % 16;
+    lengths[i] = 1 + random() % kMaxBlocks;
+  }
+  const size_t stride = static_cast<size_t>(kMaxBlocks) * kBlock;
+  AlignedBuffer memory(kRequests * stride);  // aligned for O_DIRECT
+  std::vector<std::vector<iovec>> iovs(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    uint8_t* base = memory.data() + i * stride;
+    for (uint64_t left = lengths[i]; left > 0;) {
+      uint64_t piece = 1 + random() % left;
+      iovs[i].push_back({base, piece * kBlock});
+      base += piece * kBlock;
+      left -= piece;
+    }
+    for (uint64_t b = 0; b < lengths[i] * kBlock; ++b) {
+      uint8_t value = static_cast<uint8_t>(random());
+      memory.data()[i * stride + b] = value;
+      shadow_[offsets[i] * kBlock + b] = value;
+    }
+  }
+  Batch writes;
+  RunBatch(client, kRequests, writes, [&](int i, BdevIoCallback cb, void* arg) {
+    client.desc().Writev(client.channel(), iovs[i].data(), static_cast<int>(iovs[i].size()),
+                         offsets[i], lengths[i], cb, arg);
+  });
+  EXPECT_EQ(writes.succeeded.load(), kRequests) << ::testing::PrintToString(writes.errors);
+  std::memset(memory.data(), 0, memory.size());
+  Batch reads;
+  RunBatch(client, kRequests, reads, [&](int i, BdevIoCallback cb, void* arg) {
+    client.desc().Readv(client.channel(), iovs[i].data(), static_cast<int>(iovs[i].size()),
+                        offsets[i], lengths[i], cb, arg);
+  });
+  EXPECT_EQ(reads.succeeded.load(), kRequests) << ::testing::PrintToString(reads.errors);
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(std::memcmp(memory.data() + i * stride, shadow_.data() + offsets[i] * kBlock,
+                          lengths[i] * kBlock),
+              0)
+        << "request " << i;
+  }
+}
+
 }  // namespace pollux::testing

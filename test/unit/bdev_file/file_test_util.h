@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bdev_test_env.h"
@@ -74,5 +75,52 @@ struct BatchOp {
 // Submits every op from one message on the client's thread (so they overlap) and waits until
 // all have completed. Returns false on a timeout (a hang).
 bool RunBatch(IoClient& client, std::vector<BatchOp>& ops);
+
+// The fixture of the per-engine tests (aio_bdev_test, threadpool_bdev_test): a BdevTest with a
+// file of kBlocks random blocks of kBlock bytes in a TempDir, and what it holds (shadow_).
+class FileBdevTest : public BdevTest {
+ protected:
+  static constexpr uint32_t kBlock = 4096;
+  static constexpr uint64_t kBlocks = 2048;  // 8 MiB
+
+  // `create_method`: the engine's bdev_<engine>_create; `seed`: the file's contents.
+  FileBdevTest(std::string create_method, uint64_t seed)
+      : create_method_(std::move(create_method)), seed_(seed) {}
+  void SetUp() override;
+
+  // Calls the create method for bdev `name` over the file (block size kBlock), with `extra`
+  // parameters added.
+  absl::StatusOr<rpc::Json> CreateFileBdev(const std::string& name,
+                                           rpc::Json extra = rpc::Json::object());
+
+  // Requests submitted at once on the client's thread (so that they overlap): how many
+  // succeeded, and each failure's errno.
+  struct Batch {
+    std::atomic<int> done{0};
+    std::atomic<int> succeeded{0};
+    std::vector<int> errors;  // written on the client's thread only
+  };
+  static void BatchDone(void* arg, BdevIoStatus status, int error_number);
+  // Calls submit(i, cb, cb_arg) for i in [0, count) from one message, then waits for all.
+  template <typename SubmitEach>
+  void RunBatch(IoClient& client, int count, Batch& batch, SubmitEach submit) {
+    RunOn(client.thread(), [&] {
+      for (int i = 0; i < count; ++i) submit(i, &BatchDone, &batch);
+    });
+    ASSERT_TRUE(WaitUntil([&] { return batch.done.load() == count; }));
+  }
+
+  // 64 overlapping writes, then reads, of disjoint random ranges of the file, each cut into
+  // iovecs at random block boundaries, checked against shadow_ (which they update).
+  void WriteAndReadBack(IoClient& client, uint64_t seed);
+
+  TempDir dir_;
+  std::string path_;
+  std::vector<uint8_t> shadow_;  // the file's contents
+
+ private:
+  std::string create_method_;
+  uint64_t seed_;
+};
 
 }  // namespace pollux::testing

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bdev_test_env.h"
+#include "file_test_util.h"
 #include "pollux/bdev_file/worker_pool.h"
 #include "pollux/bdev_threadpool/bdev_threadpool.h"
 #include "pollux/reactor/poller.h"
@@ -32,121 +33,25 @@ namespace {
 using rpc::Json;
 using ::testing::HasSubstr;
 
-constexpr uint32_t kBlock = 4096;
-constexpr uint64_t kBlocks = 2048;  // 8 MiB
-
-// A file in /var/tmp (not tmpfs here, so O_DIRECT works), removed with the fixture.
-class ThreadpoolBdevTest : public BdevTest {
+// A file of random blocks in a temporary directory (file_test_util.h), removed with the fixture.
+class ThreadpoolBdevTest : public FileBdevTest {
  protected:
-  void SetUp() override {
-    BdevTest::SetUp();
-    char path[] = "/var/tmp/pollux-threadpool-bdev-XXXXXX";
-    int fd = mkstemp(path);
-    ASSERT_GE(fd, 0) << strerror(errno);
-    path_ = path;
-    std::vector<uint8_t> data(kBlocks * kBlock);
-    std::mt19937_64 random(5);
-    for (auto& byte : data) byte = static_cast<uint8_t>(random());
-    ASSERT_EQ(pwrite(fd, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
-    close(fd);
-    shadow_ = std::move(data);
-  }
+  ThreadpoolBdevTest() : FileBdevTest("bdev_threadpool_create", 5) {}
+
   void TearDown() override {
-    BdevTest::TearDown();
+    FileBdevTest::TearDown();
     // The pool options are process-wide: leave the defaults for the next test.
     EXPECT_TRUE(SetSharedWorkerPoolOptions(WorkerPoolOptions{}).ok());
-    if (!path_.empty()) unlink(path_.c_str());
   }
 
   absl::StatusOr<Json> Create(const std::string& name, Json extra = Json::object()) {
-    Json params = {{"name", name}, {"filename", path_}, {"block_size", kBlock}};
-    for (auto& [key, value] : extra.items()) params[key] = value;
-    return CallRpc("bdev_threadpool_create", params);
+    return CreateFileBdev(name, std::move(extra));
   }
   Json PoolInfo() {
     auto info = CallRpc("bdev_threadpool_get_options", Json::object());
     EXPECT_TRUE(info.ok()) << info.status();
     return info.ok() ? *info : Json::object();
   }
-
-  // Submits `count` requests at once on the client's thread (so that they overlap) and waits
-  // for all of them.
-  struct Batch {
-    std::atomic<int> done{0};
-    std::atomic<int> succeeded{0};
-    std::vector<int> errors;  // written on the client's thread only
-  };
-  static void BatchDone(void* arg, BdevIoStatus status, int error_number) {
-    auto& batch = *static_cast<Batch*>(arg);
-    if (status == BdevIoStatus::kSuccess) {
-      batch.succeeded.fetch_add(1);
-    } else {
-      batch.errors.push_back(error_number);
-    }
-    batch.done.fetch_add(1);
-  }
-  template <typename SubmitEach>
-  void RunBatch(IoClient& client, int count, Batch& batch, SubmitEach submit) {
-    RunOn(client.thread(), [&] {
-      for (int i = 0; i < count; ++i) submit(i, &BatchDone, &batch);
-    });
-    ASSERT_TRUE(WaitUntil([&] { return batch.done.load() == count; }));
-  }
-
-  // Random overlapping writes then reads of disjoint ranges, each split into 1-3 iovecs,
-  // checked against the shadow copy.
-  void WriteAndReadBack(IoClient& client, uint64_t seed) {
-    std::mt19937_64 random(seed);
-    constexpr int kRequests = 64;
-    constexpr int kMaxBlocks = 8;
-    std::vector<uint64_t> offsets(kRequests);
-    std::vector<uint64_t> lengths(kRequests);
-    for (int i = 0; i < kRequests; ++i) {
-      offsets[i] = static_cast<uint64_t>(i) * (kBlocks / kRequests) + random() % 16;
-      lengths[i] = 1 + random() % kMaxBlocks;
-    }
-    size_t stride = static_cast<size_t>(kMaxBlocks) * kBlock;
-    auto* memory = static_cast<uint8_t*>(std::aligned_alloc(kBlock, kRequests * stride));
-    ASSERT_NE(memory, nullptr);
-    std::vector<std::vector<iovec>> iovs(kRequests);
-    for (int i = 0; i < kRequests; ++i) {
-      uint8_t* base = memory + i * stride;
-      for (uint64_t left = lengths[i]; left > 0;) {
-        uint64_t piece = 1 + random() % left;
-        iovs[i].push_back({base, piece * kBlock});
-        base += piece * kBlock;
-        left -= piece;
-      }
-      for (uint64_t b = 0; b < lengths[i] * kBlock; ++b) {
-        uint8_t value = static_cast<uint8_t>(random());
-        memory[i * stride + b] = value;
-        shadow_[offsets[i] * kBlock + b] = value;
-      }
-    }
-    Batch writes;
-    RunBatch(client, kRequests, writes, [&](int i, BdevIoCallback cb, void* arg) {
-      client.desc().Writev(client.channel(), iovs[i].data(), static_cast<int>(iovs[i].size()),
-                           offsets[i], lengths[i], cb, arg);
-    });
-    EXPECT_EQ(writes.succeeded.load(), kRequests) << ::testing::PrintToString(writes.errors);
-    std::memset(memory, 0, kRequests * stride);
-    Batch reads;
-    RunBatch(client, kRequests, reads, [&](int i, BdevIoCallback cb, void* arg) {
-      client.desc().Readv(client.channel(), iovs[i].data(), static_cast<int>(iovs[i].size()),
-                          offsets[i], lengths[i], cb, arg);
-    });
-    EXPECT_EQ(reads.succeeded.load(), kRequests) << ::testing::PrintToString(reads.errors);
-    for (int i = 0; i < kRequests; ++i) {
-      EXPECT_EQ(std::memcmp(memory + i * stride, shadow_.data() + offsets[i] * kBlock,
-                            lengths[i] * kBlock),
-                0)
-          << "request " << i;
-    }
-    std::free(memory);
-  }
-
-  std::string path_;
-  std::vector<uint8_t> shadow_;  // the file's contents
 };
 
 TEST_F(ThreadpoolBdevTest, CreateDeleteAndSaveConfigRoundTrip) {
