@@ -1,9 +1,6 @@
 // FileBdev and FileChannel: what every file engine shares (see file_bdev.h).
 #include "pollux/bdev_file/file_bdev.h"
 
-#include <unistd.h>
-
-#include <climits>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -56,19 +53,6 @@ void FileChannel::StartPoller(int wake_fd) {
   poller_ = PollerHandle(Thread::Current()->RegisterPoller(
       absl::StrFormat("bdev_%s/%s", bdev_->engine(), bdev_->name()), [this] { return Poll(); },
       std::move(options)));
-}
-
-void FileChannel::CloseWakeFdLater(int fd) {
-  if (fd < 0) return;
-  // Hop 1 runs at the start of the next iteration, whose end reaps the unregistered poller
-  // (and unwatches the fd); hop 2 runs at the start of the iteration after, when the fd is no
-  // longer watched. Both lambdas capture one int: they travel inline, nothing is allocated.
-  auto first = [fd] {
-    Thread* thread = Thread::Current();
-    if (thread == nullptr || !thread->SendMessage([fd] { close(fd); })) close(fd);
-  };
-  Thread* thread = Thread::Current();
-  if (thread == nullptr || !thread->SendMessage(first)) close(fd);
 }
 
 PollResult FileChannel::Poll() noexcept {

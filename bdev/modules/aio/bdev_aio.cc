@@ -77,29 +77,27 @@ class AioChannel final : public FileChannel {
 
 class AioBdev final : public FileBdev {
  public:
-  // `pool`: a reference taken with AcquireSharedWorkerPool, released by Destruct (or by the
-  // destructor when registration failed).
-  AioBdev(const FileBdevOptions& options, std::unique_ptr<FileTarget> target, WorkerPool* pool)
-      : FileBdev(AioModule::Get(), "aio", "AIO disk", options, std::move(target)), pool_(pool) {}
-
-  ~AioBdev() override {
-    if (pool_ != nullptr) ReleaseSharedWorkerPool([] {});
-  }
+  // `pool`: the bdev's reference, released by Destruct (or with the bdev when registration
+  // failed).
+  AioBdev(const FileBdevOptions& options, std::unique_ptr<FileTarget> target,
+          SharedWorkerPoolRef pool)
+      : FileBdev(AioModule::Get(), "aio", "AIO disk", options, std::move(target)),
+        pool_(std::move(pool)) {}
 
   std::unique_ptr<FileChannel> CreateFileChannel() override {
-    return std::make_unique<AioChannel>(*this, pool_);
+    return std::make_unique<AioChannel>(*this, pool_.get());
   }
 
   void Destruct(absl::AnyInvocable<void()> done) override {
-    // Every channel, and with them every pool channel they held, is gone by now.
-    pool_ = nullptr;
-    FileBdev::Destruct([done = std::move(done)]() mutable {
-      ReleaseSharedWorkerPool(std::move(done));
+    // Every channel, and with them every pool channel they held, is gone by now: close the
+    // file, then drop the pool reference.
+    FileBdev::Destruct([pool = std::move(pool_), done = std::move(done)]() mutable {
+      pool.Release(std::move(done));
     });
   }
 
  private:
-  WorkerPool* pool_;
+  SharedWorkerPoolRef pool_;
 };
 
 AioChannel::AioChannel(AioBdev& bdev, WorkerPool* pool) : FileChannel(bdev) {
@@ -219,14 +217,14 @@ absl::StatusOr<Bdev*> CreateAioBdev(const FileBdevOptions& options) {
   absl::StatusOr<std::unique_ptr<FileTarget>> target =
       FileTarget::Open(options.target_options());
   if (!target.ok()) return target.status();
-  absl::StatusOr<WorkerPool*> pool = AcquireSharedWorkerPool();
+  absl::StatusOr<SharedWorkerPoolRef> pool = SharedWorkerPoolRef::Acquire();
   if (!pool.ok()) {
     return absl::Status(pool.status().code(),
                         absl::StrFormat("starting the worker pool for FLUSH, UNMAP and "
                                         "WRITE_ZEROES: %s",
                                         pool.status().message()));
   }
-  return RegisterBdev(std::make_unique<AioBdev>(options, std::move(*target), *pool));
+  return RegisterBdev(std::make_unique<AioBdev>(options, std::move(*target), std::move(*pool)));
 }
 
 void DeleteAioBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {

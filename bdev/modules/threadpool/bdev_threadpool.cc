@@ -71,33 +71,28 @@ class ThreadpoolChannel final : public FileChannel {
 
 class ThreadpoolBdev final : public FileBdev {
  public:
-  // `pool`: a reference taken with AcquireSharedWorkerPool, dropped by Destruct (or by the
-  // destructor when registration failed and Destruct never runs).
+  // `pool`: the bdev's reference, dropped by Destruct (or with the bdev when registration
+  // failed and Destruct never runs).
   ThreadpoolBdev(const FileBdevOptions& options, std::unique_ptr<FileTarget> target,
-                 WorkerPool* pool)
+                 SharedWorkerPoolRef pool)
       : FileBdev(ThreadpoolModule::Get(), "threadpool", "Thread pool disk", options,
                  std::move(target)),
-        pool_(pool) {}
-
-  ~ThreadpoolBdev() override {
-    if (pool_ != nullptr) ReleaseSharedWorkerPool([] {});
-  }
+        pool_(std::move(pool)) {}
 
   std::unique_ptr<FileChannel> CreateFileChannel() override {
-    return std::make_unique<ThreadpoolChannel>(*this, *pool_);
+    return std::make_unique<ThreadpoolChannel>(*this, *pool_.get());
   }
 
   void Destruct(absl::AnyInvocable<void()> done) override {
     // Every channel is gone, so no request of this bdev is at the workers: close the file,
     // then drop the pool reference (the last one stops the workers).
-    pool_ = nullptr;
-    FileBdev::Destruct([done = std::move(done)]() mutable {
-      ReleaseSharedWorkerPool(std::move(done));
+    FileBdev::Destruct([pool = std::move(pool_), done = std::move(done)]() mutable {
+      pool.Release(std::move(done));
     });
   }
 
  private:
-  WorkerPool* pool_;
+  SharedWorkerPoolRef pool_;
 };
 
 }  // namespace
@@ -128,12 +123,13 @@ absl::StatusOr<Bdev*> CreateThreadpoolBdev(const FileBdevOptions& options) {
   absl::StatusOr<std::unique_ptr<FileTarget>> target =
       FileTarget::Open(options.target_options());
   if (!target.ok()) return target.status();
-  absl::StatusOr<WorkerPool*> pool = AcquireSharedWorkerPool();
+  absl::StatusOr<SharedWorkerPoolRef> pool = SharedWorkerPoolRef::Acquire();
   if (!pool.ok()) {
     return absl::Status(pool.status().code(), absl::StrFormat("starting the worker pool: %s",
                                                               pool.status().message()));
   }
-  return RegisterBdev(std::make_unique<ThreadpoolBdev>(options, std::move(*target), *pool));
+  return RegisterBdev(
+      std::make_unique<ThreadpoolBdev>(options, std::move(*target), std::move(*pool)));
 }
 
 void DeleteThreadpoolBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {

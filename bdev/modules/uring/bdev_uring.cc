@@ -125,7 +125,8 @@ class UringChannel final : public FileChannel {
     // The layer releases a channel once its I/O has completed: nothing is in flight.
     StopPoller();
     if (ring_ready_) io_uring_queue_exit(&ring_);
-    CloseWakeFdLater(event_fd_);
+    // The poller is unregistered, so the reactor no longer watches the fd: close it now.
+    if (event_fd_ >= 0) close(event_fd_);
   }
 
  protected:

@@ -106,17 +106,12 @@ class FileChannel : public ChannelContext {
   // Registers this channel's poller on the current thread. Call once, at the end of the
   // subclass constructor, when the kernel context exists. `wake_fd` is the eventfd the engine's
   // completions signal (-1: none; the reactor then cannot sleep with this channel). The engine
-  // keeps owning the fd; see CloseWakeFdLater for closing it.
+  // keeps owning the fd and may close it once StopPoller returned (the reactor unwatches a
+  // poller's wake fd when it is unregistered).
   void StartPoller(int wake_fd);
   // Unregisters the poller now (the base destructor does it otherwise). Call first in a
   // subclass destructor that tears down what the poller's hooks use.
   void StopPoller() { poller_.reset(); }
-  // Closes a wake fd once the reactor has stopped watching it. The reactor unwatches an
-  // unregistered poller's fd lazily, at the end of a later poll iteration; closing it at once
-  // lets the fd number be reused and watched by something else first, which the lazy unwatch
-  // would then remove. This closes it two messages later (after that iteration); on a thread
-  // that cannot take the messages, at once. Call on the channel's thread, after StopPoller.
-  static void CloseWakeFdLater(int fd);
 
   // Completes an asynchronous request: error_number 0 is success, otherwise kFailed carrying
   // that errno (positive: EIO, ENOSPC, ...). Call exactly once per request Enqueue accepted.

@@ -36,6 +36,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -311,5 +312,34 @@ void ReleaseSharedWorkerPool(absl::AnyInvocable<void()> done);
 uint32_t SharedWorkerPoolUsers();
 // The running shared pool's counters, or nothing when it does not run.
 std::optional<WorkerPoolStats> SharedWorkerPoolStats();
+
+// One reference to the shared pool, as a bdev holds it: Acquire takes it, Release(done) drops
+// it (from the bdev's Destruct), and one never released (a bdev whose registration failed)
+// is dropped by the destructor. Move-only; on a pollux Thread, like the functions above.
+class SharedWorkerPoolRef {
+ public:
+  static absl::StatusOr<SharedWorkerPoolRef> Acquire() {
+    absl::StatusOr<WorkerPool*> pool = AcquireSharedWorkerPool();
+    if (!pool.ok()) return pool.status();
+    return SharedWorkerPoolRef(*pool);
+  }
+  SharedWorkerPoolRef(SharedWorkerPoolRef&& other) noexcept
+      : pool_(std::exchange(other.pool_, nullptr)) {}
+  SharedWorkerPoolRef& operator=(SharedWorkerPoolRef&&) = delete;
+  ~SharedWorkerPoolRef() {
+    if (pool_ != nullptr) ReleaseSharedWorkerPool([] {});
+  }
+
+  WorkerPool* get() const { return pool_; }
+  // Drops the reference; done runs as ReleaseSharedWorkerPool says.
+  void Release(absl::AnyInvocable<void()> done) {
+    pool_ = nullptr;
+    ReleaseSharedWorkerPool(std::move(done));
+  }
+
+ private:
+  explicit SharedWorkerPoolRef(WorkerPool* pool) : pool_(pool) {}
+  WorkerPool* pool_;
+};
 
 }  // namespace pollux
