@@ -38,18 +38,33 @@ FileBdevOptions ReadFileBdevParams(ParamReader& reader) {
   return options;
 }
 
+namespace {
+
+// The end of reading a create request: the reader's errors, then an empty name.
+absl::Status FinishFileBdevParams(ParamReader& reader, const FileBdevOptions& options) {
+  if (absl::Status s = reader.Finish(); !s.ok()) return s;
+  if (options.name.empty()) return absl::InvalidArgumentError("the bdev name must not be empty");
+  return absl::OkStatus();
+}
+
+// Creates the bdev of `options` with `engine` and answers with its name.
+void CreateAndReply(RpcResponder& responder, const char* method, const FileBdevOptions& options,
+                    const FileEngine& engine) {
+  absl::StatusOr<Bdev*> bdev = engine.create(options);
+  if (!bdev.ok()) return ReplyError(responder, method, bdev.status());
+  responder.Result((*bdev)->name());
+}
+
+}  // namespace
+
 void HandleFileBdevCreate(const Json& params, RpcResponder responder, const char* method,
                           const FileEngine& engine) {
   ParamReader reader(params);
   FileBdevOptions options = ReadFileBdevParams(reader);
-  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, method, s);
-  if (options.name.empty()) {
-    return ReplyError(responder, method,
-                      absl::InvalidArgumentError("the bdev name must not be empty"));
+  if (absl::Status s = FinishFileBdevParams(reader, options); !s.ok()) {
+    return ReplyError(responder, method, s);
   }
-  absl::StatusOr<Bdev*> bdev = engine.create(options);
-  if (!bdev.ok()) return ReplyError(responder, method, bdev.status());
-  responder.Result((*bdev)->name());
+  CreateAndReply(responder, method, options, engine);
 }
 
 namespace {
@@ -59,16 +74,12 @@ void BdevFileCreate(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
   FileBdevOptions options = ReadFileBdevParams(reader);
   std::string engine_name = reader.OptionalString("engine").value_or("auto");
-  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  if (options.name.empty()) {
-    return ReplyError(responder, kMethod,
-                      absl::InvalidArgumentError("the bdev name must not be empty"));
+  if (absl::Status s = FinishFileBdevParams(reader, options); !s.ok()) {
+    return ReplyError(responder, kMethod, s);
   }
   absl::StatusOr<const FileEngine*> engine = ChooseFileEngine(engine_name);
   if (!engine.ok()) return ReplyError(responder, kMethod, engine.status());
-  absl::StatusOr<Bdev*> bdev = (*engine)->create(options);
-  if (!bdev.ok()) return ReplyError(responder, kMethod, bdev.status());
-  responder.Result((*bdev)->name());
+  CreateAndReply(responder, kMethod, options, **engine);
 }
 POLLUX_RPC_METHOD("bdev_file_create", BdevFileCreate);
 
