@@ -18,7 +18,7 @@ bool IsWrite(IoType type) {
 bool CarriesData(IoType type) { return type == IoType::kRead || type == IoType::kWrite; }
 
 // Whether `mask` (a Bdev's supported_mask_ or module_supported_mask_) has `type`.
-bool ModuleSupports(uint32_t mask, IoType type) { return (mask >> static_cast<int>(type)) & 1; }
+bool HasType(uint32_t mask, IoType type) { return (mask >> static_cast<int>(type)) & 1; }
 
 }  // namespace
 
@@ -59,7 +59,7 @@ BdevChannel::~BdevChannel() {
 BdevIoStatus BdevChannel::Check(const BdevIo& io, bool writable,
                                 bool caller_iovs) const noexcept {
   IoType type = io.type_;
-  if (!ModuleSupports(supported_mask_, type)) return BdevIoStatus::kNotSupported;
+  if (!HasType(supported_mask_, type)) return BdevIoStatus::kNotSupported;
   if (IsWrite(type) && !writable) return BdevIoStatus::kInvalid;
   uint64_t end = io.offset_blocks_ + io.num_blocks_;
   if (end < io.offset_blocks_ || end > block_count_) return BdevIoStatus::kOutOfRange;
@@ -134,7 +134,7 @@ void BdevChannel::Dispatch(BdevIo& io) noexcept {
     if (may_split_ && NeedsSplit(io)) return StartSplit(io);
     return SubmitToModule(io);
   }
-  if (!ModuleSupports(module_supported_mask_, type)) {
+  if (!HasType(module_supported_mask_, type)) {
     // Emulated: WRITE_ZEROES as writes of a zero buffer; FLUSH of a device without write
     // cache has nothing to do.
     if (type == IoType::kWriteZeroes) return StartSplit(io);
@@ -192,10 +192,12 @@ void ForwardedCopyDone(void* cb_arg, BdevIoStatus status, int error_number) {
 }  // namespace
 
 void BdevChannel::Forward(BdevIo& io, bool writable) noexcept {
+  // Check's first three checks again, against the base: written out rather than shared, as a
+  // shared helper returning a status cost 4 instructions per I/O on the null bdev's path.
   IoType type = io.type_;
   BdevIoStatus status = BdevIoStatus::kSuccess;
   uint64_t end = io.offset_blocks_ + io.num_blocks_;
-  if (!ModuleSupports(supported_mask_, type)) {
+  if (!HasType(supported_mask_, type)) {
     status = BdevIoStatus::kNotSupported;
   } else if (IsWrite(type) && !writable) {
     status = BdevIoStatus::kInvalid;
