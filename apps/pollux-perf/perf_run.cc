@@ -129,7 +129,7 @@ absl::Status PerfRun::Plan() {
     }
   }
 
-  for (size_t i = 0; i < cpus.size(); ++i) {
+  for (size_t i = 0; options_.memcpy_peer && i < cpus.size(); ++i) {
     MemcpyPeerSpec peer;
     peer.cpu = cpus[i];
     for (const JobSpec& spec : specs_by_core[i]) peer.region_bytes += spec.slots * options_.io_size;
