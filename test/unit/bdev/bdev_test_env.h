@@ -5,7 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/uio.h>
+
+#include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -83,5 +87,11 @@ class IoClient {
   int last_error_number_ = 0;
   std::atomic<int> remove_events_{0};
 };
+
+// Cuts `len` bytes at `base` into 1 to max_iovs pieces at random positions that are multiples
+// of `granularity` (1: anywhere, which makes the layer bounce for O_DIRECT; the block size: the
+// iovecs reach the kernel as they are).
+std::vector<iovec> RandomIovecs(uint8_t* base, size_t len, int max_iovs, size_t granularity,
+                                std::mt19937_64& rng);
 
 }  // namespace pollux::testing

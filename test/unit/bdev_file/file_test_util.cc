@@ -53,26 +53,6 @@ AlignedBuffer::AlignedBuffer(size_t size)
   std::memset(data_.get(), 0, size);
 }
 
-std::vector<iovec> RandomIovecs(uint8_t* base, size_t len, int max_iovs, size_t granularity,
-                                std::mt19937_64& rng) {
-  int count = std::uniform_int_distribution<int>(1, max_iovs)(rng);
-  size_t units = len / granularity;
-  std::vector<size_t> cuts;
-  for (int i = 1; i < count && units > 1; ++i) {
-    cuts.push_back(std::uniform_int_distribution<size_t>(1, units - 1)(rng) * granularity);
-  }
-  std::sort(cuts.begin(), cuts.end());
-  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
-  cuts.push_back(len);
-  std::vector<iovec> iovs;
-  size_t start = 0;
-  for (size_t cut : cuts) {
-    iovs.push_back({base + start, cut - start});
-    start = cut;
-  }
-  return iovs;
-}
-
 namespace {
 
 struct BatchState {

@@ -56,12 +56,6 @@ struct AlignedBuffer {
   size_t size_;
 };
 
-// Cuts `len` bytes at `base` into 1 to max_iovs pieces at random positions that are multiples
-// of `granularity` (1: anywhere, which makes the layer bounce for O_DIRECT; the block size: the
-// iovecs reach the kernel as they are).
-std::vector<iovec> RandomIovecs(uint8_t* base, size_t len, int max_iovs, size_t granularity,
-                                std::mt19937_64& rng);
-
 // One request of a batch, and how it ended.
 struct BatchOp {
   IoType type = IoType::kRead;
