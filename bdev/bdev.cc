@@ -90,7 +90,7 @@ void Bdev::GetIoStats(absl::AnyInvocable<void(const BdevIoStats&)> done) {
   auto total = std::make_shared<BdevIoStats>();
   ForEachChannel(
       state_->channels,
-      [total](IoChannel& channel) { total->Merge(channel.context<BdevChannel>().stats()); },
+      [total](IoChannel& channel) { total->Merge(channel.context<BdevChannel>().TotalStats()); },
       [this, total, done = std::move(done)](absl::Status) mutable {
         {
           std::lock_guard lock(state_->mutex);

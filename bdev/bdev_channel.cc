@@ -20,6 +20,14 @@ bool CarriesData(IoType type) { return type == IoType::kRead || type == IoType::
 // Whether `mask` (a Bdev's supported_mask_ or module_supported_mask_) has `type`.
 bool HasType(uint32_t mask, IoType type) { return (mask >> static_cast<int>(type)) & 1; }
 
+uint32_t TypeBit(IoType type) { return 1u << static_cast<int>(type); }
+
+// BdevChannel::forward_fast_mask_: data types the module takes as they come.
+uint32_t ForwardFastMask(bool needs_data_fixups, uint32_t module_supported_mask, bool writable) {
+  if (needs_data_fixups) return 0;
+  return module_supported_mask & (TypeBit(IoType::kRead) | (writable ? TypeBit(IoType::kWrite) : 0));
+}
+
 }  // namespace
 
 void BdevIo::Complete(BdevIoStatus status, int error_number) noexcept {
@@ -45,7 +53,9 @@ BdevChannel::BdevChannel(Bdev& bdev)
       needs_data_fixups_(alignment_mask_ != 0 || may_split_),
       supported_mask_(bdev.supported_mask_),
       module_supported_mask_(bdev.module_supported_mask_),
-      block_count_(bdev.block_count()) {}
+      block_count_(bdev.block_count()),
+      forward_fast_mask_{ForwardFastMask(needs_data_fixups_, module_supported_mask_, false),
+                         ForwardFastMask(needs_data_fixups_, module_supported_mask_, true)} {}
 
 BdevChannel::~BdevChannel() {
   thread_.RemoveChannel(this);
@@ -54,6 +64,49 @@ BdevChannel::~BdevChannel() {
            in_flight_);
   }
   bdev_.state_->RetireStats(stats_);
+  RetireRoutes();
+}
+
+BdevIoStats BdevChannel::TotalStats() const {
+  BdevIoStats total = stats_;
+  for (const auto& route : inbound_routes_) total.Merge(route->stats);
+  for (const ForwardRoute* route : outbound_routes_) total.Merge(route->stats);
+  return total;
+}
+
+BdevIoStats& BdevChannel::RouteStats(BdevChannel& upper) noexcept {
+  ForwardRoute* found = nullptr;
+  for (const auto& route : inbound_routes_) {
+    if (route->upper == &upper) found = route.get();
+  }
+  if (found == nullptr) {
+    // The first I/O from `upper`: once per pair of channels.
+    inbound_routes_.push_back(std::make_unique<ForwardRoute>(ForwardRoute{&upper, this, {}}));
+    found = inbound_routes_.back().get();
+    upper.outbound_routes_.push_back(found);
+  }
+  last_route_upper_ = &upper;
+  last_route_stats_ = &found->stats;
+  return found->stats;
+}
+
+void BdevChannel::RetireRoutes() noexcept {
+  // A route's I/O belongs to both bdevs: the channel going away retires it for its own bdev
+  // and, for a route into here, for the upper bdev too if that channel is still there (it
+  // stops summing the route).
+  for (const auto& route : inbound_routes_) {
+    bdev_.state_->RetireStats(route->stats);
+    if (BdevChannel* upper = route->upper) {
+      upper->bdev_.state_->RetireStats(route->stats);
+      std::erase(upper->outbound_routes_, route.get());
+    }
+  }
+  for (ForwardRoute* route : outbound_routes_) {
+    bdev_.state_->RetireStats(route->stats);
+    route->upper = nullptr;
+    // A channel made later at this address must not hit the lower channel's cache.
+    if (route->lower->last_route_upper_ == this) route->lower->last_route_upper_ = nullptr;
+  }
 }
 
 BdevIoStatus BdevChannel::Check(const BdevIo& io, bool writable,
@@ -91,6 +144,7 @@ void BdevChannel::Submit(const WaitingRequest& request) noexcept {
     thread_.AddWaitingRequest(request);
     return;
   }
+  ++in_flight_;
   io->type_ = request.type;
   io->kind_ = BdevIo::Kind::kUser;
   io->forward_depth_ = 0;
@@ -148,12 +202,32 @@ void BdevChannel::Finish(BdevIo& io) noexcept {
   if (io.forward_depth_ != 0) [[unlikely]] return FinishForwarded(io);
   if (io.kind_ == BdevIo::Kind::kChild) return ChildDone(io);
   const uint64_t ticks = thread_.Now() - io.submit_tsc_;
-  Deliver(io, ticks, LatencyHistogram::BucketOf(ticks));
+  Count(stats_, io, ticks, LatencyHistogram::BucketOf(ticks));
+  Deliver(io);
 }
 
-void BdevChannel::Deliver(BdevIo& io, uint64_t ticks, int bucket) noexcept {
+void BdevChannel::FinishForwarded(BdevIo& io) noexcept {
+  // One object, submitted and completed at the same instants at every level it was forwarded
+  // through: one latency and one histogram bucket serve them all.
+  const uint64_t ticks = thread_.Now() - io.submit_tsc_;
+  const int bucket = LatencyHistogram::BucketOf(ticks);
+  BdevChannel& origin = *io.forwarded_from_[0];
+  // Only tail calls leave this function (a call would cost it a stack frame): a one-level
+  // forward on the last route is counted here, anything else in FinishForwardedSlow.
+  if (io.forward_depth_ != 1 || io.kind_ != BdevIo::Kind::kUser ||
+      &origin != last_route_upper_) [[unlikely]] {
+    return FinishForwardedSlow(io, ticks, bucket);
+  }
+  // One virtual layer: one count in the route serves both bdevs. Deliver reads none of
+  // bdev_, channel_ and module_channel_ (the next Submit sets them).
+  io.forward_depth_ = 0;
+  Count(*last_route_stats_, io, ticks, bucket);
+  origin.Deliver(io);
+}
+
+void BdevChannel::Deliver(BdevIo& io) noexcept {
   if (io.bounced_) [[unlikely]] Unbounce(io);
-  Count(io, ticks, bucket);
+  --in_flight_;
   BdevIoStatus status = io.status_;
   int error_number = status == BdevIoStatus::kSuccess ? 0 : io.error_number_;
   BdevIoCallback cb = io.cb_;
@@ -163,23 +237,31 @@ void BdevChannel::Deliver(BdevIo& io, uint64_t ticks, int bucket) noexcept {
   cb(cb_arg, status, error_number);
 }
 
-void BdevChannel::FinishForwarded(BdevIo& io) noexcept {
-  // One object, submitted and completed at the same instants at every level: one latency and
-  // one histogram bucket serve them all.
-  const uint64_t ticks = thread_.Now() - io.submit_tsc_;
-  const int bucket = LatencyHistogram::BucketOf(ticks);
-  // Every level below the origin saw a real I/O (a child of a split included).
-  Count(io, ticks, bucket);
-  for (int level = io.forward_depth_ - 1; level > 0; --level) {
-    io.forwarded_from_[level]->Count(io, ticks, bucket);
-  }
+void BdevChannel::FinishForwardedSlow(BdevIo& io, uint64_t ticks, int bucket) noexcept {
+  const int depth = io.forward_depth_;
   io.forward_depth_ = 0;
   BdevChannel& origin = *io.forwarded_from_[0];
-  io.bdev_ = &origin.bdev_;
-  io.channel_ = &origin;
-  io.module_channel_ = origin.module_channel_.get();
-  if (io.kind_ == BdevIo::Kind::kChild) [[unlikely]] return origin.ChildDone(io);
-  origin.Deliver(io, ticks, bucket);
+  if (depth == 1 && io.kind_ == BdevIo::Kind::kUser) {
+    Count(RouteStats(origin), io, ticks, bucket);
+    return origin.Deliver(io);
+  }
+  // Deeper chains and split children: every level below the origin saw a real I/O (a child
+  // included), each counted in its own statistics.
+  Count(stats_, io, ticks, bucket);
+  for (int level = depth - 1; level > 0; --level) {
+    BdevChannel& channel = *io.forwarded_from_[level];
+    channel.Count(channel.stats_, io, ticks, bucket);
+  }
+  if (io.kind_ == BdevIo::Kind::kChild) {
+    // A child goes on living in its parent's split: make it the origin's again (the origin
+    // counts the parent, not its children).
+    io.bdev_ = &origin.bdev_;
+    io.channel_ = &origin;
+    io.module_channel_ = origin.module_channel_.get();
+    return origin.ChildDone(io);
+  }
+  origin.Count(origin.stats_, io, ticks, bucket);
+  origin.Deliver(io);
 }
 
 namespace {
@@ -191,9 +273,8 @@ void ForwardedCopyDone(void* cb_arg, BdevIoStatus status, int error_number) {
 
 }  // namespace
 
-void BdevChannel::Forward(BdevIo& io, bool writable) noexcept {
-  // Check's first three checks again, against the base: written out rather than shared, as a
-  // shared helper returning a status cost 4 instructions per I/O on the null bdev's path.
+void BdevChannel::ForwardSlow(BdevIo& io, bool writable) noexcept {
+  // Check's first three checks again, against the base.
   IoType type = io.type_;
   BdevIoStatus status = BdevIoStatus::kSuccess;
   uint64_t end = io.offset_blocks_ + io.num_blocks_;
@@ -204,14 +285,7 @@ void BdevChannel::Forward(BdevIo& io, bool writable) noexcept {
   } else if (end < io.offset_blocks_ || end > block_count_) {
     status = BdevIoStatus::kOutOfRange;
   }
-  if (status != BdevIoStatus::kSuccess) [[unlikely]] return io.Complete(status);
-  // The common case: data for a base that neither bounces nor splits goes straight to its
-  // module (SubmitToModule defers a completion inside the base's Submit).
-  if (CarriesData(type) && !needs_data_fixups_ &&
-      io.forward_depth_ != BdevIo::kMaxForwardDepth) [[likely]] {
-    Retarget(io);
-    return SubmitToModule(io);
-  }
+  if (status != BdevIoStatus::kSuccess) return io.Complete(status);
   // In place unless the base needs a second bounce (the I/O's bounce state is taken) or the
   // chain is too deep: then as an ordinary request whose completion completes `io`.
   bool bounce = CarriesData(type) && ((alignment_mask_ != 0 && Misaligned(io)) ||

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "bdev_thread_context.h"
 #include "pollux/bdev/bdev.h"
@@ -15,6 +16,17 @@
 
 namespace pollux {
 
+class BdevChannel;
+
+// The I/O forwarded from one upper channel straight down to one lower channel (BdevDesc::
+// Forward, one level): submitted and completed at the same instants at both levels, each
+// is counted once here and belongs to both bdevs' statistics (summed at query time).
+struct ForwardRoute {
+  BdevChannel* upper;  // nullptr once the upper channel is gone (its bdev retired a copy)
+  BdevChannel* lower;  // owns the route
+  BdevIoStats stats;
+};
+
 class BdevChannel : public ChannelContext {
  public:
   // On the channel's thread (IoDevice::CreateChannelContext).
@@ -22,7 +34,8 @@ class BdevChannel : public ChannelContext {
   ~BdevChannel() override;
 
   Bdev& bdev() const { return bdev_; }
-  const BdevIoStats& stats() const { return stats_; }
+  // This channel's statistics: its own and those of the forward routes through it.
+  BdevIoStats TotalStats() const;
   const BdevThreadContext& thread_context() const { return thread_; }
 
   // A caller's request. Completes through its callback, never inside this call.
@@ -30,7 +43,6 @@ class BdevChannel : public ChannelContext {
 
   // The module completed `io` (BdevIo::Complete).
   void OnModuleCompletion(BdevIo& io) noexcept {
-    --in_flight_;
     if (io.status_ == BdevIoStatus::kNoMemory) [[unlikely]] {
       QueueNoMemory(io);
     } else if (thread_.in_submit()) {
@@ -41,11 +53,26 @@ class BdevChannel : public ChannelContext {
   }
 
   // The end of an I/O: a child goes back to its parent; a caller's I/O is copied back from
-  // its bounce buffer, counted, freed, and its callback runs.
+  // its bounce buffer, counted, freed, and its callback runs at its origin channel (a
+  // forwarded I/O finishes at the lowest channel it reached).
   void Finish(BdevIo& io) noexcept;
 
-  // A virtual bdev above passes `io` down to this channel's bdev (BdevDesc::Forward).
-  void Forward(BdevIo& io, bool writable) noexcept;
+  // A virtual bdev above passes `io` down to this channel's bdev (BdevDesc::Forward). Inline:
+  // the common case (data for a base that neither bounces nor splits) is a mask test, a range
+  // test and the base module's Submit; everything else is ForwardSlow.
+  void Forward(BdevIo& io, bool writable) noexcept {
+    uint64_t end;
+    if (((forward_fast_mask_[writable] >> static_cast<int>(io.type_)) & 1) &&
+        !__builtin_add_overflow(io.offset_blocks_, io.num_blocks_, &end) && end <= block_count_ &&
+        io.forward_depth_ != BdevIo::kMaxForwardDepth) [[likely]] {
+      Retarget(io);
+      // Forwarded from the upper module's Submit, the common case, this thread is already in
+      // a submission call: the base's Submit is then a tail call.
+      if (thread_.in_submit()) [[likely]] return bdev_.Submit(io);
+      return SubmitToModuleOutOfLine(io);
+    }
+    ForwardSlow(io, writable);
+  }
 
   // Resubmits the I/O the module refused with kNoMemory (from the thread's poller).
   void RetryNoMemory() noexcept;
@@ -57,11 +84,12 @@ class BdevChannel : public ChannelContext {
   static constexpr uint32_t kMaxChildrenInFlight = 32;
 
   void SubmitToModule(BdevIo& io) noexcept {
-    ++in_flight_;
     thread_.EnterSubmit();
     bdev_.Submit(io);
     thread_.LeaveSubmit();
   }
+  // SubmitToModule as a call of its own, so that Forward's fast path only ever jumps.
+  [[gnu::noinline]] void SubmitToModuleOutOfLine(BdevIo& io) noexcept { SubmitToModule(io); }
   // Ends `io` with `status` from inside the layer (a failed check, an emulated type, a split
   // parent whose children are back).
   void CompleteInLayer(BdevIo& io, BdevIoStatus status, int error_number = 0) noexcept {
@@ -74,30 +102,38 @@ class BdevChannel : public ChannelContext {
     }
   }
   BdevIoStatus Check(const BdevIo& io, bool writable, bool caller_iovs) const noexcept;
-  // Counts a completed I/O in this channel's statistics; `bucket` is ticks' histogram bucket.
-  void Count(const BdevIo& io, uint64_t ticks, int bucket) noexcept {
+  // Counts a completed I/O in `stats` (this channel's or a route's); `bucket` is ticks'
+  // histogram bucket.
+  void Count(BdevIoStats& stats, const BdevIo& io, uint64_t ticks, int bucket) noexcept {
     if (io.status_ == BdevIoStatus::kSuccess) [[likely]] {
-      stats_.of(io.type_).Add(io.num_blocks_ << block_shift_, ticks);
-      stats_.latency.AddToBucket(bucket);
+      stats.of(io.type_).Add(io.num_blocks_ << block_shift_, ticks);
+      stats.latency.AddToBucket(bucket);
     } else {
-      ++stats_.failed_ops;
+      ++stats.failed_ops;
     }
   }
-  // A caller's I/O is done: copied back from its bounce buffer, counted, freed, and its
+  // A caller's I/O is done (and counted): copied back from its bounce buffer, freed, and its
   // callback runs.
-  void Deliver(BdevIo& io, uint64_t ticks, int bucket) noexcept;
-  // Counts a forwarded I/O at every level below its origin, then finishes it at the origin.
+  void Deliver(BdevIo& io) noexcept;
+  // Finish of a forwarded I/O: counted once in its route (one level) or at every level, and
+  // finished at its origin.
   void FinishForwarded(BdevIo& io) noexcept;
+  // A new route, a chain of more than one level, a forwarded child of a split.
+  [[gnu::noinline]] void FinishForwardedSlow(BdevIo& io, uint64_t ticks, int bucket) noexcept;
+  // The statistics of the route from `upper` into this channel (made on its first I/O), which
+  // becomes the last route.
+  BdevIoStats& RouteStats(BdevChannel& upper) noexcept;
+  void RetireRoutes() noexcept;
   // Makes `io`, forwarded from the channel it is on, this channel's.
   void Retarget(BdevIo& io) noexcept {
-    BdevChannel& upper = *io.channel_;
-    --upper.in_flight_;
-    io.forwarded_from_[io.forward_depth_++] = &upper;
+    io.forwarded_from_[io.forward_depth_++] = io.channel_;
     io.bdev_ = &bdev_;
     io.channel_ = this;
     io.module_channel_ = module_channel_.get();
   }
   void Dispatch(BdevIo& io) noexcept;
+  // Forward's checks and cases outside the fast path.
+  [[gnu::noinline]] void ForwardSlow(BdevIo& io, bool writable) noexcept;
   void QueueNoMemory(BdevIo& io) noexcept;
   void AbortNoMemory() noexcept;
 
@@ -128,10 +164,21 @@ class BdevChannel : public ChannelContext {
   const uint32_t supported_mask_;
   const uint32_t module_supported_mask_;
   const uint64_t block_count_;
+  // The types Forward sends straight to the module, by the descriptor's writability: READ
+  // (and WRITE when writable) if supported natively and nothing bounces or splits here.
+  const uint32_t forward_fast_mask_[2];
+  // Callers' I/O submitted here and not yet delivered (wherever it was forwarded to): only
+  // for the warning of a channel destroyed too early, so nothing moves on a forward.
   uint64_t in_flight_ = 0;
   BdevIo* nomem_head_ = nullptr;
   BdevIo* nomem_tail_ = nullptr;
   BdevIoStats stats_;
+  // Routes into this channel (owned here) and out of it (owned by the lower channels).
+  std::vector<std::unique_ptr<ForwardRoute>> inbound_routes_;
+  std::vector<ForwardRoute*> outbound_routes_;
+  // The route of the last forwarded I/O that completed here: one compare per completion.
+  const BdevChannel* last_route_upper_ = nullptr;
+  BdevIoStats* last_route_stats_ = nullptr;
 };
 
 }  // namespace pollux

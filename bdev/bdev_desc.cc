@@ -63,8 +63,8 @@ void BdevDesc::ReleaseClaim() { BdevRegistry::Get().ReleaseClaim(*this); }
 
 IoChannelRef BdevDesc::GetIoChannel() { return pollux::GetIoChannel(bdev_->state_->channels); }
 
-const BdevIoStats& BdevDesc::ChannelStats(IoChannel& channel) {
-  return channel.context<BdevChannel>().stats();
+BdevIoStats BdevDesc::ChannelStats(IoChannel& channel) {
+  return channel.context<BdevChannel>().TotalStats();
 }
 
 void BdevDesc::Submit(IoChannel& channel, IoType type, iovec* iov, int iovcnt, void* buf,

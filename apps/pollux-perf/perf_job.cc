@@ -244,7 +244,7 @@ void Job::Stop(bool early) {
 
 void Job::PublishProgress() {
   if (state_ != State::kRunning) return;
-  const BdevIoStats& stats = BdevDesc::ChannelStats(*channel_);
+  const BdevIoStats stats = BdevDesc::ChannelStats(*channel_);
   record_.progress_ops.store(SumOps(stats), std::memory_order_relaxed);
   record_.progress_bytes.store(SumBytes(stats), std::memory_order_relaxed);
 }

@@ -57,11 +57,28 @@ class BdevForwardTest : public BdevTest {
       return f.ok() ? b : nullptr;
     });
   }
+  // Another forwarding bdev `name` over `base_name`, read-only and without a claim (so that
+  // several can sit on one base).
+  bool MakeReader(const std::string& name, const std::string& base_name) {
+    return CallOn(app_thread(), [&] {
+      auto desc = BdevDesc::Open(base_name, false, nullptr);
+      if (!desc.ok()) return false;
+      BdevProperties properties{.name = name};
+      properties.block_count = (*desc)->bdev().block_count();
+      return RegisterBdev(std::make_unique<ForwardingBdev>(properties, std::move(*desc))).ok();
+    });
+  }
   uint64_t Ops(const std::string& name, IoType type) {
     auto stats = CallRpc("bdev_get_iostat", {{"name", name}});
     EXPECT_TRUE(stats.ok());
     const char* field = type == IoType::kRead ? "num_read_ops" : "num_write_ops";
     return (*stats)["bdevs"][0][field].get<uint64_t>();
+  }
+  // Read operations of each of `names`, by bdev_get_iostat.
+  std::vector<uint64_t> Reads(std::initializer_list<const char*> names) {
+    std::vector<uint64_t> ops;
+    for (const char* name : names) ops.push_back(Ops(name, IoType::kRead));
+    return ops;
   }
 };
 
@@ -81,6 +98,54 @@ TEST_F(BdevForwardTest, DataAndStatisticsAtBothLevels) {
   EXPECT_EQ(Ops("F", IoType::kRead), 1u);
   EXPECT_EQ(Ops("B", IoType::kRead), 1u);
   EXPECT_EQ(Ops("B", IoType::kWrite), 1u);
+}
+
+// A one-level forward is counted once, in its route, for both bdevs: the sums must hold while
+// the channels live, for several routes into one base, and once the channels are gone.
+TEST_F(BdevForwardTest, StatisticsOfEveryRouteWhileOpenAndAfter) {
+  ASSERT_NE(Make({}), nullptr);
+  ASSERT_TRUE(MakeReader("G", "B"));
+  std::vector<char> buf(kBlock);
+  {
+    IoClient f(app_thread(), "F");
+    IoClient g(app_thread(), "G", false);
+    IoClient b(app_thread(), "B", false);
+    // Alternating routes: the base's one-route cache misses every time.
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(f.Read(buf.data(), i, 1), BdevIoStatus::kSuccess);
+      EXPECT_EQ(g.Read(buf.data(), i, 1), BdevIoStatus::kSuccess);
+    }
+    EXPECT_EQ(g.Read(buf.data(), 7, 1), BdevIoStatus::kSuccess);
+    EXPECT_EQ(b.Read(buf.data(), 8, 1), BdevIoStatus::kSuccess);
+    EXPECT_EQ(f.Stats().of(IoType::kRead).ops, 3u);
+    EXPECT_EQ(g.Stats().of(IoType::kRead).ops, 4u);
+    EXPECT_EQ(f.Stats().of(IoType::kRead).bytes, 3u * kBlock);
+    EXPECT_EQ(Reads({"F", "G", "B"}), (std::vector<uint64_t>{3, 4, 8}));
+    auto stats = CallRpc("bdev_get_iostat", {{"name", "B"}});
+    ASSERT_TRUE(stats.ok());
+    EXPECT_GT((*stats)["bdevs"][0]["read_latency_ticks"].get<uint64_t>(), 0u);
+  }
+  EXPECT_EQ(Reads({"F", "G", "B"}), (std::vector<uint64_t>{3, 4, 8}));
+  // Channels made again (perhaps at the same addresses) start new routes.
+  {
+    IoClient f(app_thread(), "F");
+    EXPECT_EQ(f.Read(buf.data(), 0, 1), BdevIoStatus::kSuccess);
+    EXPECT_EQ(f.Stats().of(IoType::kRead).ops, 1u);
+  }
+  EXPECT_EQ(Reads({"F", "B"}), (std::vector<uint64_t>{4, 9}));
+}
+
+TEST_F(BdevForwardTest, StatisticsThroughTwoLevels) {
+  ASSERT_NE(Make({}), nullptr);
+  ASSERT_TRUE(MakeReader("H", "F"));
+  std::vector<char> buf(kBlock);
+  {
+    IoClient h(app_thread(), "H", false);
+    EXPECT_EQ(h.Read(buf.data(), 5, 1), BdevIoStatus::kSuccess);
+    EXPECT_EQ(h.Read(buf.data(), 6, 1), BdevIoStatus::kSuccess);
+    EXPECT_EQ(Reads({"H", "F", "B"}), (std::vector<uint64_t>{2, 2, 2}));
+  }
+  EXPECT_EQ(Reads({"H", "F", "B"}), (std::vector<uint64_t>{2, 2, 2}));
 }
 
 TEST_F(BdevForwardTest, BaseSplitsWhatTheUpperDidNot) {
@@ -105,6 +170,9 @@ TEST_F(BdevForwardTest, UpperChildrenAreForwarded) {
   EXPECT_EQ(client.Write(data.data(), 0, 20), BdevIoStatus::kSuccess);
   EXPECT_EQ(base->seen().size(), 3u);  // 8 + 8 + 4
   EXPECT_EQ(client.Stats().of(IoType::kWrite).ops, 1u);
+  // The upper counts the caller's I/O, the base the three children it saw.
+  EXPECT_EQ(Ops("F", IoType::kWrite), 1u);
+  EXPECT_EQ(Ops("B", IoType::kWrite), 3u);
 }
 
 TEST_F(BdevForwardTest, BaseBouncesForItsAlignment) {

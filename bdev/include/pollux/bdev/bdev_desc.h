@@ -95,8 +95,9 @@ class BdevDesc {
   // caller does (error injection, delays), and completes `io` from `cb`.
   void SubmitCopy(IoChannel& channel, const BdevIo& io, BdevIoCallback cb, void* cb_arg) noexcept;
 
-  // The statistics of one channel (the calling thread's I/O on this bdev). On that thread.
-  static const BdevIoStats& ChannelStats(IoChannel& channel);
+  // The statistics of one channel (the calling thread's I/O on this bdev, including what it
+  // forwarded or was forwarded). On that thread.
+  static BdevIoStats ChannelStats(IoChannel& channel);
 
  private:
   friend class BdevRegistry;

@@ -110,8 +110,10 @@ class alignas(64) BdevIo {
   // ---- Hot fields, first cache line ----
   IoType type_ = IoType::kRead;
   Kind kind_ = Kind::kUser;
+  // How many channels this I/O was forwarded from (BdevDesc::Forward); next to kind_, as the
+  // completion path tests both (a forwarded caller's I/O one level down is the common case).
+  uint8_t forward_depth_ = 0;
   BdevIoStatus status_ = BdevIoStatus::kSuccess;
-  bool bounced_ = false;  // iovs_ point at a bounce buffer; copy back on read completion
   int iovcnt_ = 0;
   Bdev* bdev_ = nullptr;
   BdevChannel* channel_ = nullptr;
@@ -123,9 +125,9 @@ class alignas(64) BdevIo {
   void* cb_arg_ = nullptr;
   uint64_t submit_tsc_ = 0;
   BdevIo* next_ = nullptr;  // intrusive link: deferred completions, retry queue, cache
-  // Channels this I/O was forwarded from (BdevDesc::Forward), outermost first: its completion
-  // is counted at each of them on the way back up.
-  uint8_t forward_depth_ = 0;
+  bool bounced_ = false;  // iovs_ point at a bounce buffer; copy back on read completion
+  // Channels this I/O was forwarded from, outermost first: its completion is counted at each
+  // of them on the way back up.
   static constexpr int kMaxForwardDepth = 4;
   BdevChannel* forwarded_from_[kMaxForwardDepth]{};
 
