@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "device_wait_policy.h"
 #include "mailbox.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/io_channel.h"
@@ -29,7 +30,11 @@ constexpr uint64_t kAwakeReasonRefreshMs = 100;
 }  // namespace
 
 Reactor::Reactor(unsigned index, unsigned lcore, int cpu)
-    : index_(index), lcore_(lcore), cpu_(cpu), mailbox_(std::make_unique<Mailbox>(4096)) {
+    : index_(index),
+      lcore_(lcore),
+      cpu_(cpu),
+      mailbox_(std::make_unique<Mailbox>(4096)),
+      device_wait_policy_(std::make_unique<DeviceWaitPolicy>()) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) {
     PX_LOG(kError, "reactor", "epoll_create1: %s", strerror(errno));
@@ -60,8 +65,12 @@ void Reactor::Run() {
   next_fd_check_tsc_ = now + fd_check_period;
 
   while (!stop_.load(std::memory_order_relaxed)) {
+    const uint64_t pass_start = now;
     bool busy = PollOnce(now);  // moves `now` to the end of the pass
-    if (busy) last_busy_tsc_ = now;
+    if (busy) {
+      if (idle_episode_) EndIdleEpisode(pass_start);
+      last_busy_tsc_ = now;
+    }
     if (now >= next_fd_check_tsc_) {
       // Poll mode, or interrupt mode while awake: fd handlers (RPC) are control traffic, so a
       // non-blocking look once per millisecond is enough and costs one syscall per ms.
@@ -71,7 +80,8 @@ void Reactor::Run() {
       now = after;
       next_fd_check_tsc_ = now + fd_check_period;
     } else if (!busy && runtime->mode() == ReactorMode::kInterrupt &&
-               now - last_busy_tsc_ >= runtime->spin_window_tsc_.load(std::memory_order_relaxed)) {
+               now - last_busy_tsc_ >= SpinWindowForIdlePass(runtime->spin_window_tsc_.load(
+                                           std::memory_order_relaxed))) {
       if (TrySleep(now)) {
         now = rte_rdtsc();
         next_fd_check_tsc_ = now + fd_check_period;
@@ -80,6 +90,38 @@ void Reactor::Run() {
   }
   DestroyAllThreads();
   current_ = nullptr;
+}
+
+uint64_t Reactor::SpinWindowForIdlePass(uint64_t spin_window_tsc) {
+  if (!idle_episode_) {
+    idle_episode_ = true;
+    episode_awaits_device_ = AnyPollerAwaitingDevice();
+    episode_sleeps_ = episode_awaits_device_ && device_wait_policy_->ChooseSleep();
+  }
+  return episode_sleeps_ ? 0 : spin_window_tsc;
+}
+
+void Reactor::EndIdleEpisode(uint64_t pass_start) {
+  idle_episode_ = false;
+  if (!episode_awaits_device_) return;
+  DeviceWaitPolicy& policy = *device_wait_policy_;
+  policy.EndEpisode(pass_start - last_busy_tsc_);
+  device_wait_episodes_.store(policy.episodes(), std::memory_order_relaxed);
+  device_wait_spin_tsc_.store(policy.average_spin_ticks(), std::memory_order_relaxed);
+  device_wait_sleep_tsc_.store(policy.average_sleep_ticks(), std::memory_order_relaxed);
+  device_wait_sleeps_.store(policy.prefers_sleep(), std::memory_order_relaxed);
+}
+
+bool Reactor::AnyPollerAwaitingDevice() const {
+  for (const Thread* thread : threads_) {
+    for (const Poller* poller : thread->active_pollers_) {
+      if (poller->awaiting_device_ && poller->state_ == Poller::State::kRunning &&
+          poller->options_.wake_fd >= 0) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 bool Reactor::PollOnce(uint64_t& now) {
@@ -182,10 +224,12 @@ bool Reactor::TrySleep(uint64_t now) {
   // Poll once more after arming: messages and events that raced the arming are found here.
   // A sender between reserving its slot and publishing it may have read `armed_` before we
   // set it, and its message is not visible yet: stay awake for it too.
+  const uint64_t start_of_final_poll = now;
   bool busy = PollOnce(now);
   if (!busy) busy = MessagesPendingAfterArming();
   if (busy) {
     // Work arrived: the spin window starts again, as after any busy iteration.
+    if (idle_episode_) EndIdleEpisode(start_of_final_poll);
     last_busy_tsc_ = now;
   } else {
     uint64_t start = now;
@@ -354,6 +398,13 @@ ReactorInfo Reactor::Info() {
   info.sleep_tsc = sleep_tsc_.load(std::memory_order_relaxed);
   info.sleeps = sleeps_.load(std::memory_order_relaxed);
   info.wakeups = wakeups_.load(std::memory_order_relaxed);
+  const double ticks_per_us = static_cast<double>(ReactorRuntime::Get()->tsc_hz()) / 1e6;
+  info.device_wait_episodes = device_wait_episodes_.load(std::memory_order_relaxed);
+  info.device_wait_spin_us =
+      static_cast<double>(device_wait_spin_tsc_.load(std::memory_order_relaxed)) / ticks_per_us;
+  info.device_wait_sleep_us =
+      static_cast<double>(device_wait_sleep_tsc_.load(std::memory_order_relaxed)) / ticks_per_us;
+  info.device_wait_sleeps = device_wait_sleeps_.load(std::memory_order_relaxed);
   std::lock_guard lock(info_mutex_);
   for (Thread* thread : threads_) info.threads.push_back({thread->id(), thread->name()});
   info.awake_reasons = awake_reasons_;

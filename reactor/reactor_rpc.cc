@@ -38,6 +38,11 @@ void FrameworkGetReactors(const Json& params, RpcResponder responder) {
                         {"sleep", info.sleep_tsc},
                         {"sleeps", info.sleeps},
                         {"wakeups", info.wakeups},
+                        {"device_wait",
+                         {{"episodes", info.device_wait_episodes},
+                          {"spin_us", info.device_wait_spin_us},
+                          {"sleep_us", info.device_wait_sleep_us},
+                          {"choice", info.device_wait_sleeps ? "sleep" : "spin"}}},
                         {"lw_threads", threads},
                         {"awake_reasons", info.awake_reasons}});
   }

@@ -60,6 +60,8 @@ PollResult FileChannel::Poll() noexcept {
   // requests are then delivered in this same iteration.
   unsigned work = SubmitQueued();
   work += Reap();
+  // What is still in flight completes through the wake fd: the reactor may sleep for it.
+  poller_->SetAwaitingDevice(in_flight() != 0);
   return work != 0 ? PollResult::kBusy : PollResult::kIdle;
 }
 

@@ -62,6 +62,15 @@ class Poller {
   // Unregisters and frees the poller (lazily, once no poll loop is inside it).
   void Unregister();
 
+  // Marks that the work this poller waits for now comes from a device that signals its wake
+  // fd (a kernel I/O completion), not from other cores: set it while such I/O is in flight,
+  // clear it when none is. An idle reactor in interrupt mode then measures whether spinning or
+  // sleeping at once gets it the completion sooner, and takes the faster (on virtual machines
+  // a spinning vCPU can get a device's interrupt tens of microseconds late; on bare metal a
+  // sleeping core pays its wake-up). Needs a wake fd. On the owning thread; a plain store.
+  void SetAwaitingDevice(bool awaiting) noexcept { awaiting_device_ = awaiting; }
+  bool awaiting_device() const { return awaiting_device_; }
+
   uint64_t run_count() const { return run_count_; }
   uint64_t busy_count() const { return busy_count_; }
   std::chrono::microseconds period() const { return period_; }
@@ -94,6 +103,7 @@ class Poller {
   uint64_t next_run_tsc_ = 0;
   State state_ = State::kRunning;
   bool armed_ = false;
+  bool awaiting_device_ = false;
   uint64_t run_count_ = 0;
   uint64_t busy_count_ = 0;
 };

@@ -18,6 +18,7 @@
 
 namespace pollux {
 
+class DeviceWaitPolicy;
 class Mailbox;
 
 enum class ReactorMode : uint8_t {
@@ -40,6 +41,13 @@ struct ReactorInfo {
   uint64_t sleep_tsc;
   uint64_t sleeps;    // times it went to sleep
   uint64_t wakeups;   // times epoll returned
+  // Idle with device I/O in flight (Poller::SetAwaitingDevice): episodes so far, what the
+  // reactor measured for spinning and for sleeping at once (average microseconds from the
+  // end of work to the next), and which it takes.
+  uint64_t device_wait_episodes;
+  double device_wait_spin_us;
+  double device_wait_sleep_us;
+  bool device_wait_sleeps;
   struct ThreadInfo {
     uint64_t id;
     std::string name;
@@ -84,6 +92,12 @@ class Reactor {
   // and runs the fd handlers among them. Returns whether a handler ran.
   bool DispatchFdEvents(const struct timespec* timeout, bool block);
   bool TrySleep(uint64_t now);
+  // Interrupt mode, an idle pass: how long to spin before trying to sleep. An idle episode
+  // with device I/O in flight asks the DeviceWaitPolicy (spin window or zero).
+  uint64_t SpinWindowForIdlePass(uint64_t spin_window_tsc);
+  // A busy pass that started at `pass_start` ends the idle episode, if one was open.
+  void EndIdleEpisode(uint64_t pass_start);
+  bool AnyPollerAwaitingDevice() const;
   // After arming every mailbox and the fence: whether a mailbox has a message queued or a
   // sender in flight (Mailbox::MustStayAwakeAfterArming).
   bool MessagesPendingAfterArming() const;
@@ -118,6 +132,12 @@ class Reactor {
   bool launched_ = false;  // control thread only
   std::atomic<bool> sleeping_{false};
   uint64_t last_busy_tsc_ = 0;
+  // The idle episode (see DeviceWaitPolicy): open from the first idle pass after work to the
+  // next busy pass; `episode_sleeps_` is the policy's answer, for device-wait episodes only.
+  bool idle_episode_ = false;
+  bool episode_awaits_device_ = false;
+  bool episode_sleeps_ = false;
+  std::unique_ptr<DeviceWaitPolicy> device_wait_policy_;
   uint64_t next_fd_check_tsc_ = 0;
   uint64_t next_reason_refresh_tsc_ = 0;
 
@@ -132,6 +152,11 @@ class Reactor {
   std::atomic<uint64_t> sleep_tsc_{0};
   std::atomic<uint64_t> sleeps_{0};
   std::atomic<uint64_t> wakeups_{0};
+  // The policy's figures, published for Info at the end of each device-wait episode.
+  std::atomic<uint64_t> device_wait_episodes_{0};
+  std::atomic<uint64_t> device_wait_spin_tsc_{0};
+  std::atomic<uint64_t> device_wait_sleep_tsc_{0};
+  std::atomic<bool> device_wait_sleeps_{false};
 
   std::mutex info_mutex_;  // guards awake_reasons_ (read by RPC)
   std::vector<std::string> awake_reasons_;

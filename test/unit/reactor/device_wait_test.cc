@@ -1,0 +1,153 @@
+// Idle with device I/O in flight: the DeviceWaitPolicy's choice between spinning and sleeping
+// at once (pure logic, fed episode lengths), and the reactor using it (a fake device: an
+// eventfd the test writes some time after the poller declared I/O in flight).
+#include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "device_wait_policy.h"
+#include "pollux/reactor/reactor.h"
+#include "pollux/reactor/thread.h"
+#include "reactor_test_env.h"
+
+namespace pollux::testing {
+namespace {
+
+using std::chrono::microseconds;
+
+// Runs `episodes` episodes in which spinning lasts `spin` ticks and sleeping `sleep`; returns
+// how many of them slept.
+int Feed(DeviceWaitPolicy& policy, int episodes, uint64_t spin, uint64_t sleep) {
+  int slept = 0;
+  for (int i = 0; i < episodes; ++i) {
+    bool sleeps = policy.ChooseSleep();
+    slept += sleeps;
+    policy.EndEpisode(sleeps ? sleep : spin);
+  }
+  return slept;
+}
+
+TEST(DeviceWaitPolicyTest, TriesBothAnswersFirst) {
+  DeviceWaitPolicy policy;
+  constexpr int kBoth = 2 * DeviceWaitPolicy::kWarmUp;
+  EXPECT_EQ(Feed(policy, kBoth, 100, 100), static_cast<int>(DeviceWaitPolicy::kWarmUp));
+  EXPECT_EQ(policy.episodes(), static_cast<uint64_t>(kBoth));
+}
+
+TEST(DeviceWaitPolicyTest, TakesTheShorterAndStillTriesTheOther) {
+  DeviceWaitPolicy policy;
+  Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 110, 70);
+  EXPECT_TRUE(policy.prefers_sleep());
+  constexpr int kRun = 32 * DeviceWaitPolicy::kExploreEvery;
+  int slept = Feed(policy, kRun, 110, 70);
+  // Sleeps except for one exploring episode in kExploreEvery.
+  EXPECT_EQ(kRun - slept, kRun / static_cast<int>(DeviceWaitPolicy::kExploreEvery));
+  EXPECT_EQ(policy.average_sleep_ticks(), 70u);
+  EXPECT_EQ(policy.average_spin_ticks(), 110u);
+}
+
+TEST(DeviceWaitPolicyTest, FollowsAChange) {
+  DeviceWaitPolicy policy;
+  Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 110, 70);
+  ASSERT_TRUE(policy.prefers_sleep());
+  // The machine changes: sleeping now costs a long wake-up. The exploring episodes see spinning
+  // get cheap again, the sleeping ones see sleep get dear: the choice turns.
+  Feed(policy, 64 * DeviceWaitPolicy::kExploreEvery, 20, 300);
+  EXPECT_FALSE(policy.prefers_sleep());
+  int slept = Feed(policy, DeviceWaitPolicy::kExploreEvery * 4, 20, 300);
+  EXPECT_EQ(slept, 4);
+}
+
+TEST(DeviceWaitPolicyTest, AveragesMove) {
+  DeviceWaitPolicy policy;
+  Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 1000, 1000);
+  // Both stay at 1000 until the lengths change; then they move towards the new value.
+  EXPECT_EQ(policy.average_spin_ticks(), 1000u);
+  Feed(policy, 200, 0, 0);
+  EXPECT_LT(policy.average_spin_ticks() + policy.average_sleep_ticks(), 2000u);
+}
+
+// A reactor in interrupt mode whose spin window (10 s) never ends within a test: it sleeps
+// only where the device-wait policy says so.
+class DeviceWaitTest : public ReactorTest {
+ protected:
+  ReactorRuntimeOptions RuntimeOptions() const override {
+    ReactorRuntimeOptions options;
+    options.mode = ReactorMode::kInterrupt;
+    options.spin_window = std::chrono::seconds(10);
+    return options;
+  }
+
+  struct Result {
+    uint64_t sleeps;
+    uint64_t episodes;
+  };
+
+  // `ios` requests through a fake device on reactor 0: the poller marks one in flight (and, if
+  // `declare`, awaits the device), the test waits 200 us and writes the eventfd (the
+  // completion), the poller reads it and is done.
+  Result RunFakeDevice(int ios, bool declare) {
+    Thread* t = CreateThread("device", 0);
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    EXPECT_GE(fd, 0);
+    struct State {
+      Poller* poller = nullptr;
+      std::atomic<int> completed{0};
+    };
+    auto state = std::make_shared<State>();
+    PollerOptions options;
+    options.wake_fd = fd;
+    RunOn(t, [&] {
+      state->poller = t->RegisterPoller(
+          "fake_device",
+          [fd, state] {
+            uint64_t value;
+            if (read(fd, &value, sizeof(value)) != sizeof(value)) return PollResult::kIdle;
+            state->poller->SetAwaitingDevice(false);
+            state->completed.fetch_add(1, std::memory_order_release);
+            return PollResult::kBusy;
+          },
+          std::move(options));
+    });
+    const ReactorInfo before = Info(0);
+    for (int i = 0; i < ios; ++i) {
+      RunOn(t, [&] {
+        if (declare) state->poller->SetAwaitingDevice(true);
+      });
+      std::this_thread::sleep_for(microseconds(200));
+      uint64_t one = 1;
+      EXPECT_EQ(write(fd, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+      EXPECT_TRUE(WaitUntil([&] { return state->completed.load() == i + 1; }))
+          << "completion " << i << " was not polled";
+    }
+    const ReactorInfo after = Info(0);
+    RunOn(t, [&] { state->poller->Unregister(); });
+    ExitThread(t);
+    close(fd);
+    return {after.sleeps - before.sleeps, after.device_wait_episodes};
+  }
+};
+
+TEST_F(DeviceWaitTest, AwaitingADeviceMaySleepBeforeTheSpinWindowEnds) {
+  constexpr int kIos = 4 * DeviceWaitPolicy::kWarmUp;
+  Result result = RunFakeDevice(kIos, /*declare=*/true);
+  // Every request was an episode; the policy tried sleeping on half the first 2 * kWarmUp
+  // (which answer wins afterwards depends on this machine).
+  EXPECT_GE(result.episodes, static_cast<uint64_t>(kIos));
+  EXPECT_GE(result.sleeps, DeviceWaitPolicy::kWarmUp / 2);
+}
+
+TEST_F(DeviceWaitTest, WithoutADeviceTheSpinWindowHolds) {
+  Result result = RunFakeDevice(2 * DeviceWaitPolicy::kWarmUp, /*declare=*/false);
+  EXPECT_EQ(result.sleeps, 0u);
+  EXPECT_EQ(result.episodes, 0u);
+}
+
+}  // namespace
+}  // namespace pollux::testing
