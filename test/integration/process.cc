@@ -109,10 +109,10 @@ RunResult RunProgram(const std::vector<std::string>& argv, std::chrono::seconds 
 std::string TgtPath() { return POLLUX_TGT_PATH; }
 std::string RpcPath() { return POLLUX_RPC_PATH; }
 
-Target::Target(std::vector<std::string> args, std::string socket) {
+Target::Target(std::vector<std::string> args, std::string socket, std::string program) {
   socket_ = socket.empty() ? dir_.File("rpc.sock") : socket;
   stderr_path_ = dir_.File("stderr");
-  std::vector<std::string> argv = {TgtPath()};
+  std::vector<std::string> argv = {program.empty() ? TgtPath() : program};
   bool has_socket = false;
   for (const std::string& a : args) has_socket |= a == "-r" || a == "--rpc-socket";
   argv.insert(argv.end(), args.begin(), args.end());

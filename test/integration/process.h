@@ -38,9 +38,10 @@ RunResult RunProgram(const std::vector<std::string>& argv,
 // A pollux-tgt process with its own RPC socket.
 class Target {
  public:
-  // Starts pollux-tgt with `args` plus "-r <socket>" (unless args already name one), and waits
-  // until its RPC socket answers or the process exits.
-  explicit Target(std::vector<std::string> args, std::string socket = "");
+  // Starts pollux-tgt (or `program`, a target built on pollux::app that takes -r) with `args`
+  // plus "-r <socket>" (unless args already name one), and waits until its RPC socket answers
+  // or the process exits.
+  explicit Target(std::vector<std::string> args, std::string socket = "", std::string program = "");
   ~Target();  // SIGKILL if still running
   Target(const Target&) = delete;
   Target& operator=(const Target&) = delete;
