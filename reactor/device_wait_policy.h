@@ -18,6 +18,7 @@
 // the answer makes. Pure logic, no clock: the reactor passes the lengths in. Private.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace pollux {
@@ -28,6 +29,8 @@ class DeviceWaitPolicy {
   static constexpr uint32_t kWarmUp = 8;
   // Once warm, one episode in this many takes the answer that is not the best.
   static constexpr uint32_t kExploreEvery = 32;
+  // A sample is cut to this many times its answer's average (once warm).
+  static constexpr uint64_t kOutlierFactor = 4;
 
   // At the start of an episode: whether to sleep at once (true) or spin for the spin window.
   bool ChooseSleep() noexcept {
@@ -44,6 +47,10 @@ class DeviceWaitPolicy {
   // At the end of the episode ChooseSleep started: how long it lasted (TSC ticks).
   void EndEpisode(uint64_t ticks) noexcept {
     Answer a = current_;
+    // One episode stretched by something else (the vCPU preempted, a wake-up that waited for
+    // a timer) counts as at most kOutlierFactor times the average, not as what it was: one
+    // such sample would otherwise outweigh hundreds of ordinary ones.
+    if (samples_[a] >= kWarmUp) ticks = std::min(ticks, kOutlierFactor * average_[a]);
     if (samples_[a] == 0) {
       average_[a] = ticks;
     } else {

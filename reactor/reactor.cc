@@ -89,6 +89,13 @@ void Reactor::Run() {
     }
   }
   DestroyAllThreads();
+  if (device_wait_policy_->episodes() != 0) {
+    // What the reactor learned about waiting for devices (figures for pollux-perf -L info).
+    ReactorInfo info = Info();
+    PX_LOG(kInfo, "reactor", "reactor %u: %lu device-wait episodes, spinning %.1f us, sleeping "
+           "%.1f us on average: %s", index_, info.device_wait_episodes, info.device_wait_spin_us,
+           info.device_wait_sleep_us, info.device_wait_sleeps ? "sleeps" : "spins");
+  }
   current_ = nullptr;
 }
 

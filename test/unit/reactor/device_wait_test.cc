@@ -64,6 +64,17 @@ TEST(DeviceWaitPolicyTest, FollowsAChange) {
   EXPECT_EQ(slept, 4);
 }
 
+TEST(DeviceWaitPolicyTest, OneStretchedEpisodeDoesNotTurnTheChoice) {
+  DeviceWaitPolicy policy;
+  Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 110, 70);
+  ASSERT_TRUE(policy.prefers_sleep());
+  // A sleep that lasted 100 ms (a preempted vCPU): counted as 4 x 70.
+  while (!policy.ChooseSleep()) policy.EndEpisode(110);
+  policy.EndEpisode(100'000'000);
+  EXPECT_LE(policy.average_sleep_ticks(), 70u + (4 * 70u - 70u) / 16 + 1);
+  EXPECT_TRUE(policy.prefers_sleep());
+}
+
 TEST(DeviceWaitPolicyTest, AveragesMove) {
   DeviceWaitPolicy policy;
   Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 1000, 1000);
