@@ -63,19 +63,51 @@ void FiniStep(std::shared_ptr<absl::AnyInvocable<void()>> done) {
   });
 }
 
+// A pool for `options`, its objects sized for the largest module context.
+absl::StatusOr<std::unique_ptr<BdevIoPool>> CreatePool(const BdevLayerOptions& options) {
+  size_t context_size = 0;
+  for (BdevModule* module : BdevModules()) {
+    context_size = std::max(context_size, module->io_context_size());
+  }
+  return BdevIoPool::Create(options.bdev_io_pool_size, context_size, options.bdev_io_cache_size);
+}
+
 }  // namespace
+
+absl::Status SetBdevLayerOptions(const BdevLayerOptions& options) {
+  if (options.bdev_io_pool_size == layer_options.bdev_io_pool_size &&
+      options.bdev_io_cache_size == layer_options.bdev_io_cache_size) {
+    return absl::OkStatus();  // a saved config replayed into a running target
+  }
+  if (!layer_initialized) {
+    layer_options = options;  // InitBdevLayer checks them
+    return absl::OkStatus();
+  }
+  // The pool is replaced, which is safe only while no thread holds a cache of it: before any
+  // bdev exists and any I/O ran (as SPDK, which takes this method only before start-up; here
+  // the bdev subsystem is up when a config is replayed, so it comes first in the config).
+  BdevIoPool* current = GetBdevIoPool();
+  if (!ListBdevs().empty() || current->channel_count() != 0) {
+    return absl::FailedPreconditionError(
+        "bdev_set_options must come before any bdev is created (the BdevIo pool is in use); "
+        "put it first in the bdev subsystem's config");
+  }
+  absl::StatusOr<std::unique_ptr<BdevIoPool>> pool = CreatePool(options);
+  if (!pool.ok()) return pool.status();
+  std::shared_ptr<BdevIoPool> old = TakeBdevIoPool();
+  SetBdevIoPool(std::move(*pool));
+  layer_options = options;
+  BdevIoPool* raw = old.get();
+  raw->UnregisterIoDevice([old]() mutable { old.reset(); });
+  return absl::OkStatus();
+}
 
 absl::Status InitBdevLayer(const BdevLayerOptions& options) {
   if (layer_initialized) return absl::FailedPreconditionError("the bdev layer is already running");
   if (Thread::Current() == nullptr) {
     return absl::FailedPreconditionError("InitBdevLayer must be called on a Thread");
   }
-  size_t context_size = 0;
-  for (BdevModule* module : BdevModules()) {
-    context_size = std::max(context_size, module->io_context_size());
-  }
-  auto pool = BdevIoPool::Create(options.bdev_io_pool_size, context_size,
-                                 options.bdev_io_cache_size);
+  auto pool = CreatePool(options);
   if (!pool.ok()) return pool.status();
   SetBdevIoPool(std::move(*pool));
   layer_options = options;

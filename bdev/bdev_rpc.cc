@@ -9,6 +9,7 @@
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_module.h"
 #include "pollux/bdev/bdev_rpc.h"
+#include "pollux/env/log.h"
 #include "pollux/rpc/method_registry.h"
 #include "pollux/rpc/subsystem.h"
 
@@ -144,6 +145,42 @@ void BdevGetIostat(const Json& params, RpcResponder responder) {
 }
 POLLUX_RPC_METHOD("bdev_get_iostat", BdevGetIostat);
 
+// SPDK's bdev_set_options, with its parameter names, so that SPDK's configs (whose save_config
+// writes it first) load here. The iobuf caches are SPDK's buffer pools, which pollux does not
+// have (bounce buffers come from DPDK memory per I/O that needs one): taken and ignored.
+void BdevSetOptions(const Json& params, RpcResponder responder) {
+  ParamReader reader(params);
+  BdevLayerOptions options = GetBdevLayerOptions();
+  std::optional<uint64_t> pool_size = reader.OptionalUint("bdev_io_pool_size");
+  std::optional<uint64_t> cache_size = reader.OptionalUint("bdev_io_cache_size");
+  std::optional<bool> auto_examine = reader.OptionalBool("bdev_auto_examine");
+  std::optional<uint64_t> small_cache = reader.OptionalUint("iobuf_small_cache_size");
+  std::optional<uint64_t> large_cache = reader.OptionalUint("iobuf_large_cache_size");
+  if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
+  for (auto [name, value] : {std::pair{"bdev_io_pool_size", pool_size},
+                             std::pair{"bdev_io_cache_size", cache_size}}) {
+    if (value && *value > UINT32_MAX) {
+      return responder.Error(rpc::kInvalidParams,
+                             absl::StrFormat("parameter \"%s\" must be at most %u", name,
+                                             UINT32_MAX));
+    }
+  }
+  if (auto_examine && !*auto_examine) {
+    return responder.Error(rpc::kInvalidParams,
+                           "bdev_auto_examine false is not supported: every module examines "
+                           "every new bdev");
+  }
+  if (small_cache || large_cache) {
+    PX_LOG(kInfo, "bdev", "bdev_set_options: iobuf cache sizes ignored (pollux has no iobuf "
+           "pools)");
+  }
+  if (pool_size) options.bdev_io_pool_size = static_cast<uint32_t>(*pool_size);
+  if (cache_size) options.bdev_io_cache_size = static_cast<uint32_t>(*cache_size);
+  if (absl::Status s = SetBdevLayerOptions(options); !s.ok()) return responder.Reply(s);
+  responder.Result(true);
+}
+POLLUX_RPC_METHOD("bdev_set_options", BdevSetOptions);
+
 rpc::Subsystem MakeBdevSubsystem() {
   rpc::Subsystem subsystem;
   subsystem.name = "bdev";
@@ -151,6 +188,13 @@ rpc::Subsystem MakeBdevSubsystem() {
   subsystem.init = [](rpc::StatusCallback done) { done(InitBdevLayer(GetBdevLayerOptions())); };
   subsystem.fini = [](absl::AnyInvocable<void()> done) { FiniBdevLayer(std::move(done)); };
   subsystem.write_config = [](Json& config) {
+    // First: replayed, it replaces the pool, which works only before any bdev exists.
+    const BdevLayerOptions& options = GetBdevLayerOptions();
+    config.push_back({{"method", "bdev_set_options"},
+                      {"params",
+                       {{"bdev_io_pool_size", options.bdev_io_pool_size},
+                        {"bdev_io_cache_size", options.bdev_io_cache_size},
+                        {"bdev_auto_examine", true}}}});
     std::vector<BdevModule*> modules = BdevModules();
     std::stable_sort(modules.begin(), modules.end(), [](BdevModule* a, BdevModule* b) {
       return a->config_order() < b->config_order();

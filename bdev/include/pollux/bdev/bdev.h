@@ -154,5 +154,9 @@ absl::Status InitBdevLayer(const BdevLayerOptions& options = {});
 void FiniBdevLayer(absl::AnyInvocable<void()> done);
 bool BdevLayerInitialized();
 const BdevLayerOptions& GetBdevLayerOptions();
+// Changes the options (bdev_set_options). Before InitBdevLayer they are what it will use; once
+// the layer runs, the pool is replaced, which only works before any bdev exists or any I/O ran
+// (FailedPrecondition otherwise). The same options again are always fine. On the app thread.
+absl::Status SetBdevLayerOptions(const BdevLayerOptions& options);
 
 }  // namespace pollux
