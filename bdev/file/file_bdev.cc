@@ -56,10 +56,11 @@ void FileChannel::StartPoller(int wake_fd) {
 }
 
 PollResult FileChannel::Poll() noexcept {
-  // Hand the iteration's requests to the kernel first, then reap: completions of earlier
-  // requests are then delivered in this same iteration.
-  unsigned work = SubmitQueued();
-  work += Reap();
+  // Reap first, then hand the queued requests to the kernel: a completion's callback usually
+  // submits the next request (a job keeping its depth, a guest's next command), and that one
+  // then reaches the kernel in this same call instead of one reactor pass later.
+  unsigned work = Reap();
+  work += SubmitQueued();
   // What is still in flight completes through the wake fd: the reactor may sleep for it.
   poller_->SetAwaitingDevice(in_flight() != 0);
   return work != 0 ? PollResult::kBusy : PollResult::kIdle;
