@@ -77,7 +77,10 @@ BdevIoStats BdevChannel::TotalStats() const {
 BdevIoStats& BdevChannel::RouteStats(BdevChannel& upper) noexcept {
   ForwardRoute* found = nullptr;
   for (const auto& route : inbound_routes_) {
-    if (route->upper == &upper) found = route.get();
+    if (route->upper == &upper) {
+      found = route.get();
+      break;
+    }
   }
   if (found == nullptr) {
     // The first I/O from `upper`: once per pair of channels.
@@ -274,7 +277,8 @@ void ForwardedCopyDone(void* cb_arg, BdevIoStatus status, int error_number) {
 }  // namespace
 
 void BdevChannel::ForwardSlow(BdevIo& io, bool writable) noexcept {
-  // Check's first three checks again, against the base.
+  // Check's first three checks again, against the base: written out, as a helper shared with
+  // Check cost the null bdev's path 4 instructions per I/O.
   IoType type = io.type_;
   BdevIoStatus status = BdevIoStatus::kSuccess;
   uint64_t end = io.offset_blocks_ + io.num_blocks_;

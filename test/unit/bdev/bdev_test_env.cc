@@ -164,6 +164,10 @@ std::vector<iovec> RandomIovecs(uint8_t* base, size_t len, int max_iovs, size_t 
   }
   std::sort(cuts.begin(), cuts.end());
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  return IovecsAtCuts(base, len, cuts);
+}
+
+std::vector<iovec> IovecsAtCuts(uint8_t* base, size_t len, std::vector<size_t> cuts) {
   cuts.push_back(len);
   std::vector<iovec> iovs;
   size_t start = 0;

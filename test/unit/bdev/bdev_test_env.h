@@ -88,6 +88,8 @@ class IoClient {
   std::atomic<int> remove_events_{0};
 };
 
+// The iovecs of `len` bytes at `base` cut at `cuts` (sorted, distinct, inside (0, len)).
+std::vector<iovec> IovecsAtCuts(uint8_t* base, size_t len, std::vector<size_t> cuts);
 // Cuts `len` bytes at `base` into 1 to max_iovs pieces at random positions that are multiples
 // of `granularity` (1: anywhere, which makes the layer bounce for O_DIRECT; the block size: the
 // iovecs reach the kernel as they are).

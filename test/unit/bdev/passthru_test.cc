@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bdev_test_env.h"
@@ -30,14 +31,7 @@ std::vector<iovec> RandomIovecs(uint8_t* base, size_t len, int max_iovs, std::mt
     if (std::find(cuts.begin(), cuts.end(), cut) == cuts.end()) cuts.push_back(cut);
   }
   std::sort(cuts.begin(), cuts.end());
-  cuts.push_back(len);
-  std::vector<iovec> iovs;
-  size_t start = 0;
-  for (size_t cut : cuts) {
-    iovs.push_back({base + start, cut - start});
-    start = cut;
-  }
-  return iovs;
+  return IovecsAtCuts(base, len, std::move(cuts));
 }
 
 // An I/O submitted without waiting for it.
