@@ -3,12 +3,13 @@
 same core, same workload, run alternately, medians over rounds.
 
     bench/file_bench.py [--perf build/apps/pollux-perf/pollux-perf] [--file /var/tmp/pollux-bench.img]
-                        [--size 2G] [--rounds 3] [--time 5] [--cases qd32,qd1,...] [--json OUT]
+                        [--size 2G] [--rounds 3] [--time 5] [--cases qd32,qd1,...]
+                        [--engines uring,aio,threadpool] [--json OUT]
 
 For every case and round it runs pollux-perf (one reactor on --cpu, O_DIRECT) and the fio peer
-(pinned to the same core where the engine is: the thread pool's workers float, so its psync peer
-floats too), alternating which goes first, and prints per case: IOPS, p50 and p99 latency, and
-CPU microseconds per I/O for both, with pollux / fio ratios.
+(pinned to the same core: pollux runs every thread there, the thread pool's workers included,
+since they inherit the reactors' cores), alternating which goes first, and prints per case:
+IOPS, p50 and p99 latency, and CPU microseconds per I/O for both, with pollux / fio ratios.
 
 CPU per I/O: fio's own usr+sys over its I/O count. pollux: the process's utime+stime (every
 thread: reactor, workers, RPC) between its first and last progress line (steady state, no
@@ -98,13 +99,12 @@ def run_pollux(args, engine, workload, io_size, depth, mode):
             "p99_us": total["latency_us"]["p99"], "cpu_us_per_io": cpu_us_per_io}
 
 
-def run_fio(args, ioengine, extra, workload, io_size, depth, pinned):
+def run_fio(args, ioengine, extra, workload, io_size, depth):
     cmd = ["fio", "--name=peer", f"--filename={args.file}", f"--size={args.size}",
            f"--rw={workload}", f"--bs={io_size}", f"--iodepth={depth}", f"--ioengine={ioengine}",
            "--direct=1", "--time_based", f"--runtime={args.time}", "--ramp_time=1",
            "--lat_percentiles=1", "--group_reporting", "--output-format=json"] + extra
-    if pinned:
-        cmd.append(f"--cpus_allowed={args.cpu}")
+    cmd.append(f"--cpus_allowed={args.cpu}")
     if ioengine == "psync":
         cmd = [c for c in cmd if not c.startswith("--iodepth")]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -138,6 +138,8 @@ def main():
     p.add_argument("--time", type=int, default=5)
     p.add_argument("--cpu", type=int, default=1)
     p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--engines", default="uring,aio,threadpool",
+                   help="only the pairs of these pollux engines")
     p.add_argument("--json", help="also write every figure to this file")
     args = p.parse_args()
     ensure_file(args.file, parse_size(args.size))
@@ -148,14 +150,15 @@ def main():
         depths = [1, 2, 4, 32] if depth is None else [depth]
         for d in depths:
             for engine, ioengine, extra in pairs:
+                if engine not in args.engines.split(","):
+                    continue
                 rows = {"poll": [], "interrupt": [], "fio": []}
-                pinned = engine != "threadpool"
                 for r in range(args.rounds):
                     order = ["pollux", "fio"] if r % 2 == 0 else ["fio", "pollux"]
                     for who in order:
                         if who == "fio":
                             rows["fio"].append(run_fio(args, ioengine, extra, workload, io_size,
-                                                       d, pinned))
+                                                       d))
                         else:
                             rows["poll"].append(run_pollux(args, engine, workload, io_size, d, "poll"))
                             rows["interrupt"].append(

@@ -4,6 +4,7 @@
 
 #include <rte_cycles.h>
 #include <rte_pause.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -79,12 +80,21 @@ void Reactor::Run() {
       AddTo(handled ? busy_tsc_ : idle_tsc_, after - now);
       now = after;
       next_fd_check_tsc_ = now + fd_check_period;
-    } else if (!busy && runtime->mode() == ReactorMode::kInterrupt &&
-               now - last_busy_tsc_ >= SpinWindowForIdlePass(runtime->spin_window_tsc_.load(
-                                           std::memory_order_relaxed))) {
-      if (TrySleep(now)) {
+    } else if (!busy) {
+      const bool interrupt_mode = runtime->mode() == ReactorMode::kInterrupt;
+      if (!idle_episode_) OpenIdleEpisode(interrupt_mode);
+      if (interrupt_mode) {
+        if (now - last_busy_tsc_ >=
+                (episode_sleeps_ ? 0 : runtime->spin_window_tsc_.load(std::memory_order_relaxed)) &&
+            TrySleep(now)) {
+          now = rte_rdtsc();
+          next_fd_check_tsc_ = now + fd_check_period;
+        }
+      } else if (episode_awaits_helpers_) {
+        // Poll mode, idle, waiting for helper threads that share this core: let them have it
+        // (one syscall per idle pass, which returns at once when none is runnable here).
+        sched_yield();
         now = rte_rdtsc();
-        next_fd_check_tsc_ = now + fd_check_period;
       }
     }
   }
@@ -99,13 +109,15 @@ void Reactor::Run() {
   current_ = nullptr;
 }
 
-uint64_t Reactor::SpinWindowForIdlePass(uint64_t spin_window_tsc) {
-  if (!idle_episode_) {
-    idle_episode_ = true;
-    episode_awaits_device_ = AnyPollerAwaitingDevice();
-    episode_sleeps_ = episode_awaits_device_ && device_wait_policy_->ChooseSleep();
-  }
-  return episode_sleeps_ ? 0 : spin_window_tsc;
+void Reactor::OpenIdleEpisode(bool interrupt_mode) {
+  idle_episode_ = true;
+  AwaitedWork awaited = AwaitedByPollers();
+  episode_awaits_helpers_ = awaited == AwaitedWork::kHelperThreads;
+  // A device wait is a sample for the policy only when the policy chose how to wait (interrupt
+  // mode); one on helper threads (their time, not a device's) never is.
+  episode_awaits_device_ = interrupt_mode && awaited == AwaitedWork::kDevice;
+  episode_sleeps_ = episode_awaits_helpers_ ||
+                    (episode_awaits_device_ && device_wait_policy_->ChooseSleep());
 }
 
 void Reactor::EndIdleEpisode(uint64_t pass_start) {
@@ -119,16 +131,16 @@ void Reactor::EndIdleEpisode(uint64_t pass_start) {
   device_wait_sleeps_.store(policy.prefers_sleep(), std::memory_order_relaxed);
 }
 
-bool Reactor::AnyPollerAwaitingDevice() const {
+AwaitedWork Reactor::AwaitedByPollers() const {
+  AwaitedWork awaited = AwaitedWork::kNothing;
   for (const Thread* thread : threads_) {
     for (const Poller* poller : thread->active_pollers_) {
-      if (poller->awaiting_device_ && poller->state_ == Poller::State::kRunning &&
-          poller->options_.wake_fd >= 0) {
-        return true;
+      if (poller->state_ == Poller::State::kRunning && poller->options_.wake_fd >= 0) {
+        awaited = std::max(awaited, poller->awaiting_);
       }
     }
   }
-  return false;
+  return awaited;
 }
 
 bool Reactor::PollOnce(uint64_t& now) {

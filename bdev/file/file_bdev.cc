@@ -43,7 +43,8 @@ bool FileChannel::Arm() noexcept {
   return true;
 }
 
-void FileChannel::StartPoller(int wake_fd) {
+void FileChannel::StartPoller(int wake_fd, AwaitedWork awaited) {
+  awaited_ = awaited;
   PollerOptions options;
   options.wake_fd = wake_fd;
   if (wake_fd >= 0) {
@@ -62,7 +63,7 @@ PollResult FileChannel::Poll() noexcept {
   unsigned work = Reap();
   work += SubmitQueued();
   // What is still in flight completes through the wake fd: the reactor may sleep for it.
-  poller_->SetAwaitingDevice(in_flight() != 0);
+  poller_->SetAwaiting(in_flight() != 0 ? awaited_ : AwaitedWork::kNothing);
   return work != 0 ? PollResult::kBusy : PollResult::kIdle;
 }
 

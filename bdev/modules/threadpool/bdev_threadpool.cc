@@ -30,7 +30,8 @@ class ThreadpoolBdev;
 class ThreadpoolChannel final : public FileChannel {
  public:
   ThreadpoolChannel(FileBdev& bdev, WorkerPool& pool) : FileChannel(bdev), requests_(pool) {
-    StartPoller(requests_.wake_fd());
+    // The workers run on the reactors' cores: an idle reactor sleeps at once for them.
+    StartPoller(requests_.wake_fd(), AwaitedWork::kHelperThreads);
   }
 
  protected:

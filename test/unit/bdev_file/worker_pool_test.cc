@@ -7,9 +7,11 @@
 #include "pollux/bdev_file/worker_pool.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -197,6 +199,56 @@ TEST(WorkerPoolTest, NoWakeWhileNoWorkerSleeps) {
   Drain(channel);
   blocker.ExpectDoneOnce();
   second.ExpectDoneOnce();
+}
+
+// An armed channel with more requests at the workers than there are workers is not woken by
+// their completions, only by the one that leaves at most num_workers; and only once per arming.
+TEST(WorkerPoolTest, ArmedChannelIsWokenWhenFewRequestsAreLeft) {
+  constexpr uint32_t kWorkers = 2;
+  constexpr int kRequests = 8;
+  std::unique_ptr<WorkerPool> pool = MakePool(kWorkers);
+  ASSERT_NE(pool, nullptr);
+  WorkerPoolChannel channel(*pool);
+  std::vector<TestRequest> requests(kRequests);
+  std::unique_ptr<std::atomic<bool>[]> gates(new std::atomic<bool>[kRequests]);
+  for (int i = 0; i < kRequests; ++i) {
+    gates[i].store(false);
+    requests[i].Prepare(i);
+    requests[i].gate = &gates[i];
+    channel.Submit(requests[i].request);
+  }
+  ASSERT_EQ(channel.Flush(), static_cast<unsigned>(kRequests));
+  ASSERT_TRUE(channel.Arm());
+  uint32_t reaped = 0;
+  // Completes request i (the workers take them in order) and reaps it.
+  auto finish = [&](int i) {
+    gates[i].store(true);
+    ASSERT_TRUE(WaitUntil([&] {
+      reaped += channel.Reap();
+      return reaped == static_cast<uint32_t>(i + 1);
+    })) << "request " << i;
+  };
+  for (int i = 0; i < kRequests - static_cast<int>(kWorkers) - 1; ++i) {
+    finish(i);
+    // Give a worker that would wrongly write the eventfd time to do it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    EXPECT_EQ(channel.wake_writes(), 0u) << "after request " << i << ", with "
+                                          << kRequests - i - 1 << " left";
+  }
+  // This one leaves kWorkers at the workers: the owner is woken, and disarmed.
+  finish(kRequests - kWorkers - 1);
+  ASSERT_TRUE(WaitUntil([&] { return channel.wake_writes() == 1; }));
+  uint64_t value = 0;
+  EXPECT_EQ(read(channel.wake_fd(), &value, sizeof(value)), static_cast<ssize_t>(sizeof(value)));
+  // Not armed: the next completion writes nothing; armed again, the one after it does.
+  finish(kRequests - kWorkers);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(channel.wake_writes(), 1u);
+  ASSERT_TRUE(channel.Arm());
+  finish(kRequests - 1);
+  ASSERT_TRUE(WaitUntil([&] { return channel.wake_writes() == 2; }));
+  channel.Disarm();
+  for (const TestRequest& request : requests) request.ExpectDoneOnce();
 }
 
 // Stop with requests still at the workers: every request flushed before Stop runs and its

@@ -1,6 +1,7 @@
 // Idle with device I/O in flight: the DeviceWaitPolicy's choice between spinning and sleeping
 // at once (pure logic, fed episode lengths), and the reactor using it (a fake device: an
-// eventfd the test writes some time after the poller declared I/O in flight).
+// eventfd the test writes some time after the poller declared I/O in flight); a wait on helper
+// threads always sleeps at once.
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -100,10 +101,10 @@ class DeviceWaitTest : public ReactorTest {
     uint64_t episodes;
   };
 
-  // `ios` requests through a fake device on reactor 0: the poller marks one in flight (and, if
-  // `declare`, awaits the device), the test waits 200 us and writes the eventfd (the
+  // `ios` requests through a fake device on reactor 0: the poller marks one in flight (and
+  // declares that it awaits `awaited`), the test waits 200 us and writes the eventfd (the
   // completion), the poller reads it and is done.
-  Result RunFakeDevice(int ios, bool declare) {
+  Result RunFakeDevice(int ios, AwaitedWork awaited) {
     Thread* t = CreateThread("device", 0);
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     EXPECT_GE(fd, 0);
@@ -120,7 +121,7 @@ class DeviceWaitTest : public ReactorTest {
           [fd, state] {
             uint64_t value;
             if (read(fd, &value, sizeof(value)) != sizeof(value)) return PollResult::kIdle;
-            state->poller->SetAwaitingDevice(false);
+            state->poller->SetAwaiting(AwaitedWork::kNothing);
             state->completed.fetch_add(1, std::memory_order_release);
             return PollResult::kBusy;
           },
@@ -128,9 +129,7 @@ class DeviceWaitTest : public ReactorTest {
     });
     const ReactorInfo before = Info(0);
     for (int i = 0; i < ios; ++i) {
-      RunOn(t, [&] {
-        if (declare) state->poller->SetAwaitingDevice(true);
-      });
+      RunOn(t, [&] { state->poller->SetAwaiting(awaited); });
       std::this_thread::sleep_for(microseconds(200));
       uint64_t one = 1;
       EXPECT_EQ(write(fd, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
@@ -147,7 +146,7 @@ class DeviceWaitTest : public ReactorTest {
 
 TEST_F(DeviceWaitTest, AwaitingADeviceMaySleepBeforeTheSpinWindowEnds) {
   constexpr int kIos = 4 * DeviceWaitPolicy::kWarmUp;
-  Result result = RunFakeDevice(kIos, /*declare=*/true);
+  Result result = RunFakeDevice(kIos, AwaitedWork::kDevice);
   // Every request was an episode; the policy tried sleeping on half the first 2 * kWarmUp
   // (which answer wins afterwards depends on this machine).
   EXPECT_GE(result.episodes, static_cast<uint64_t>(kIos));
@@ -155,8 +154,16 @@ TEST_F(DeviceWaitTest, AwaitingADeviceMaySleepBeforeTheSpinWindowEnds) {
 }
 
 TEST_F(DeviceWaitTest, WithoutADeviceTheSpinWindowHolds) {
-  Result result = RunFakeDevice(2 * DeviceWaitPolicy::kWarmUp, /*declare=*/false);
+  Result result = RunFakeDevice(2 * DeviceWaitPolicy::kWarmUp, AwaitedWork::kNothing);
   EXPECT_EQ(result.sleeps, 0u);
+  EXPECT_EQ(result.episodes, 0u);
+}
+
+TEST_F(DeviceWaitTest, AwaitingHelperThreadsSleepsAtOnceWithoutSampling) {
+  constexpr int kIos = 2 * DeviceWaitPolicy::kWarmUp;
+  Result result = RunFakeDevice(kIos, AwaitedWork::kHelperThreads);
+  // Every wait slept (the spin window never ends), and none fed the device policy.
+  EXPECT_GE(result.sleeps, static_cast<uint64_t>(kIos));
   EXPECT_EQ(result.episodes, 0u);
 }
 

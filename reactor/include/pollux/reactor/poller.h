@@ -18,6 +18,21 @@ enum class PollResult : uint8_t {
   kBusy = 1,  // did work
 };
 
+// What the work an idle poller waits for is done by, which decides how its idle reactor waits
+// in interrupt mode (Poller::SetAwaiting).
+enum class AwaitedWork : uint8_t {
+  kNothing = 0,
+  // A device that signals the wake fd (a kernel I/O completion). The reactor measures whether
+  // spinning or sleeping at once gets it the completion sooner, and takes the faster (on
+  // virtual machines a spinning vCPU can get a device's interrupt tens of microseconds late;
+  // on bare metal a sleeping core pays its wake-up).
+  kDevice = 1,
+  // Helper threads that run on the reactors' own cores (the file engines' worker pool, which
+  // inherits the cores the process was given). A spinning reactor would only keep them off
+  // the core it waits for them on: the reactor sleeps at once.
+  kHelperThreads = 2,
+};
+
 // How an active poller lets its reactor sleep in interrupt mode. Timed pollers need nothing:
 // their next deadline becomes the sleep's timeout.
 struct PollerOptions {
@@ -62,14 +77,16 @@ class Poller {
   // Unregisters and frees the poller (lazily, once no poll loop is inside it).
   void Unregister();
 
-  // Marks that the work this poller waits for now comes from a device that signals its wake
-  // fd (a kernel I/O completion), not from other cores: set it while such I/O is in flight,
-  // clear it when none is. An idle reactor in interrupt mode then measures whether spinning or
-  // sleeping at once gets it the completion sooner, and takes the faster (on virtual machines
-  // a spinning vCPU can get a device's interrupt tens of microseconds late; on bare metal a
-  // sleeping core pays its wake-up). Needs a wake fd. On the owning thread; a plain store.
-  void SetAwaitingDevice(bool awaiting) noexcept { awaiting_device_ = awaiting; }
-  bool awaiting_device() const { return awaiting_device_; }
+  // Marks what the work this poller waits for now comes from (AwaitedWork), if not from other
+  // cores: set it while such work is outstanding, kNothing when none is. An idle reactor in
+  // interrupt mode then waits as AwaitedWork says. Needs a wake fd, which that work signals.
+  // On the owning thread; a plain store.
+  void SetAwaiting(AwaitedWork work) noexcept { awaiting_ = work; }
+  void SetAwaitingDevice(bool awaiting) noexcept {
+    awaiting_ = awaiting ? AwaitedWork::kDevice : AwaitedWork::kNothing;
+  }
+  AwaitedWork awaiting() const { return awaiting_; }
+  bool awaiting_device() const { return awaiting_ == AwaitedWork::kDevice; }
 
   uint64_t run_count() const { return run_count_; }
   uint64_t busy_count() const { return busy_count_; }
@@ -103,7 +120,7 @@ class Poller {
   uint64_t next_run_tsc_ = 0;
   State state_ = State::kRunning;
   bool armed_ = false;
-  bool awaiting_device_ = false;
+  AwaitedWork awaiting_ = AwaitedWork::kNothing;
   uint64_t run_count_ = 0;
   uint64_t busy_count_ = 0;
 };

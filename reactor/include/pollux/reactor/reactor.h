@@ -92,12 +92,15 @@ class Reactor {
   // and runs the fd handlers among them. Returns whether a handler ran.
   bool DispatchFdEvents(const struct timespec* timeout, bool block);
   bool TrySleep(uint64_t now);
-  // Interrupt mode, an idle pass: how long to spin before trying to sleep. An idle episode
-  // with device I/O in flight asks the DeviceWaitPolicy (spin window or zero).
-  uint64_t SpinWindowForIdlePass(uint64_t spin_window_tsc);
+  // The first idle pass after work: what the pollers wait for decides how the reactor waits
+  // until the next busy pass. Interrupt mode: sleep at once for helper threads, ask the
+  // DeviceWaitPolicy for a device, spin the spin window otherwise. Poll mode: yield the core
+  // to helper threads, spin otherwise.
+  void OpenIdleEpisode(bool interrupt_mode);
   // A busy pass that started at `pass_start` ends the idle episode, if one was open.
   void EndIdleEpisode(uint64_t pass_start);
-  bool AnyPollerAwaitingDevice() const;
+  // The strongest claim of the running pollers (kHelperThreads over kDevice over kNothing).
+  AwaitedWork AwaitedByPollers() const;
   // After arming every mailbox and the fence: whether a mailbox has a message queued or a
   // sender in flight (Mailbox::MustStayAwakeAfterArming).
   bool MessagesPendingAfterArming() const;
@@ -133,9 +136,11 @@ class Reactor {
   std::atomic<bool> sleeping_{false};
   uint64_t last_busy_tsc_ = 0;
   // The idle episode (see DeviceWaitPolicy): open from the first idle pass after work to the
-  // next busy pass; `episode_sleeps_` is the policy's answer, for device-wait episodes only.
+  // next busy pass; `episode_sleeps_`: sleep at once (the policy's answer for a device wait,
+  // always for a wait on helper threads).
   bool idle_episode_ = false;
   bool episode_awaits_device_ = false;
+  bool episode_awaits_helpers_ = false;
   bool episode_sleeps_ = false;
   std::unique_ptr<DeviceWaitPolicy> device_wait_policy_;
   uint64_t next_fd_check_tsc_ = 0;

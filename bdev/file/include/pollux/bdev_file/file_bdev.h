@@ -36,6 +36,7 @@
 #include "pollux/bdev/bdev_module.h"
 #include "pollux/bdev_file/adaptive_submit.h"
 #include "pollux/bdev_file/file_target.h"
+#include "pollux/reactor/poller.h"
 #include "pollux/reactor/io_channel.h"
 #include "pollux/reactor/poller.h"
 
@@ -108,7 +109,9 @@ class FileChannel : public ChannelContext {
   // completions signal (-1: none; the reactor then cannot sleep with this channel). The engine
   // keeps owning the fd and may close it once StopPoller returned (the reactor unwatches a
   // poller's wake fd when it is unregistered).
-  void StartPoller(int wake_fd);
+  // `awaited`: what a request in flight waits on, for an idle reactor (AwaitedWork): the kernel
+  // (kDevice, the default) or the engine's own threads on the reactors' cores (kHelperThreads).
+  void StartPoller(int wake_fd, AwaitedWork awaited = AwaitedWork::kDevice);
   // Unregisters the poller now (the base destructor does it otherwise). Call first in a
   // subclass destructor that tears down what the poller's hooks use.
   void StopPoller() { poller_.reset(); }
@@ -126,6 +129,7 @@ class FileChannel : public ChannelContext {
  private:
   PollResult Poll() noexcept;
 
+  AwaitedWork awaited_ = AwaitedWork::kDevice;
   FileBdev* bdev_;
   const FileTarget* target_;
   AdaptiveSubmit adaptive_;

@@ -16,7 +16,13 @@
 //   looks at the ring once more, so a request enqueued meanwhile is never stranded.
 // - Completions go to the submitting thread's channel through that channel's own ring, which
 //   its poller reaps without a syscall. In interrupt mode the poller arms the channel before the
-//   reactor sleeps, and a worker writes the channel's eventfd only while it is armed.
+//   reactor sleeps, and a worker writes the channel's eventfd only while it is armed, and only
+//   once no more of the channel's requests are left at the workers than there are workers:
+//   until then the workers have its work and need nothing from it, so a sleeping reactor is
+//   woken once per batch of completions instead of once per completion.
+// - The workers run on the reactors' own cores (they inherit the pin of the thread that starts
+//   them, and pollux runs on the cores it was given): an idle reactor waiting for them sleeps at
+//   once in interrupt mode and yields its core in poll mode (AwaitedWork::kHelperThreads).
 //
 // Every side of a ring that several threads share uses DPDK's RTS sync mode (the request ring's
 // producers and consumers, the completion ring's producers): a thread preempted in the middle
@@ -221,7 +227,11 @@ class WorkerPoolChannel final : public ChannelContext {
   PollResult Poll() noexcept {
     unsigned work = Reap();
     work += Flush();
-    if (in_flight_ == 0 && poller_) poller_->Pause();
+    if (poller_) {
+      if (in_flight_ == 0) poller_->Pause();
+      // Our workers run on the reactors' cores: an idle reactor sleeps at once for them.
+      poller_->SetAwaiting(in_flight_ != 0 ? AwaitedWork::kHelperThreads : AwaitedWork::kNothing);
+    }
     return work != 0 ? PollResult::kBusy : PollResult::kIdle;
   }
 
@@ -235,7 +245,8 @@ class WorkerPoolChannel final : public ChannelContext {
   // ---- Interrupt mode ----
   // The eventfd completions write while the channel is armed.
   int wake_fd() const { return wake_fd_; }
-  // The owner is about to sleep: from now on the next completion writes wake_fd (once).
+  // The owner is about to sleep: from now on the first completion that leaves at most
+  // num_workers of the channel's requests at the workers writes wake_fd (once).
   // Returns false, not armed, when submitted requests wait to be flushed (Flush first). The
   // caller then issues a seq_cst fence and reaps once more before sleeping (the reactor does
   // both for pollers: it fences after arming and polls again), so that a completion that
@@ -254,6 +265,8 @@ class WorkerPoolChannel final : public ChannelContext {
   void StartPoller();
   // Worker side: queues a finished request on this channel and wakes its owner if armed.
   void PushCompletion(WorkerRequest& request) noexcept;
+  // Whether the completion that made pushed_total_ `pushed` should wake an armed owner.
+  bool WorthWaking(uint32_t pushed) const noexcept;
   // Completes the unflushed requests with ECANCELED (the pool stopped).
   unsigned CancelPending() noexcept;
 
@@ -283,8 +296,13 @@ class WorkerPoolChannel final : public ChannelContext {
   uint32_t in_flight_ = 0;
   uint32_t at_workers_ = 0;  // flushed, not reaped
 
+  // Requests this channel ever handed to the workers: written by the owner at each Flush, read
+  // by workers deciding whether a completion is worth waking a sleeping owner for.
+  alignas(64) std::atomic<uint32_t> flushed_total_{0};
   // Read by workers after every completion; written by the owner only around sleeps.
-  alignas(64) std::atomic<bool> armed_{false};
+  std::atomic<bool> armed_{false};
+  // Completions workers pushed, ever (wraps, as flushed_total_ does).
+  alignas(64) std::atomic<uint32_t> pushed_total_{0};
   // Workers between their completion's enqueue and their last touch of this channel: the
   // destructor waits for 0, since the owner may reap a completion before its worker is done.
   std::atomic<uint32_t> pushing_{0};
