@@ -65,6 +65,17 @@ TEST(DeviceWaitPolicyTest, FollowsAChange) {
   EXPECT_EQ(slept, 4);
 }
 
+TEST(DeviceWaitPolicyTest, SpinsOnlyWhenClearlyFaster) {
+  // Spinning 5 % faster does not pay for the core it burns: sleep.
+  DeviceWaitPolicy close;
+  Feed(close, 2 * DeviceWaitPolicy::kWarmUp, 950, 1000);
+  EXPECT_TRUE(close.prefers_sleep());
+  // 20 % faster does.
+  DeviceWaitPolicy clear;
+  Feed(clear, 2 * DeviceWaitPolicy::kWarmUp, 800, 1000);
+  EXPECT_FALSE(clear.prefers_sleep());
+}
+
 TEST(DeviceWaitPolicyTest, OneStretchedEpisodeDoesNotTurnTheChoice) {
   DeviceWaitPolicy policy;
   Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 110, 70);
