@@ -242,10 +242,9 @@ class UringChannel final : public FileChannel {
   void Disarm() noexcept override {
     if (!ring_ready_) return;
     if (eventfd_toggle_) io_uring_cq_eventfd_toggle(&ring_, false);
-    // Reset the counter (the reactor watches the fd edge-triggered; this keeps it bounded).
-    uint64_t value;
-    ssize_t ignored = read(event_fd_, &value, sizeof(value));
-    (void)ignored;
+    // The counter is left as it is: the reactor watches the fd edge-triggered, and every signal
+    // is an edge whatever the count, so reading it back would only cost a syscall per wake-up
+    // (a 64-bit count of wake-ups does not saturate).
   }
 
  private:
