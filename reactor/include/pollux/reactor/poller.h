@@ -19,7 +19,7 @@ enum class PollResult : uint8_t {
 };
 
 // What the work an idle poller waits for is done by, which decides how its idle reactor waits
-// in interrupt mode (Poller::SetAwaiting).
+// (Poller::SetAwaiting).
 enum class AwaitedWork : uint8_t {
   kNothing = 0,
   // A device that signals the wake fd (a kernel I/O completion). The reactor measures whether
@@ -29,7 +29,8 @@ enum class AwaitedWork : uint8_t {
   kDevice = 1,
   // Helper threads that run on the reactors' own cores (the file engines' worker pool, which
   // inherits the cores the process was given). A spinning reactor would only keep them off
-  // the core it waits for them on: the reactor sleeps at once.
+  // the core it waits for them on: the reactor sleeps at once in interrupt mode, and yields
+  // its core on every idle pass in poll mode.
   kHelperThreads = 2,
 };
 
@@ -78,8 +79,8 @@ class Poller {
   void Unregister();
 
   // Marks what the work this poller waits for now comes from (AwaitedWork), if not from other
-  // cores: set it while such work is outstanding, kNothing when none is. An idle reactor in
-  // interrupt mode then waits as AwaitedWork says. Needs a wake fd, which that work signals.
+  // cores: set it while such work is outstanding, kNothing when none is. An idle reactor then
+  // waits as AwaitedWork says. Needs a wake fd, which that work signals.
   // On the owning thread; a plain store.
   void SetAwaiting(AwaitedWork work) noexcept { awaiting_ = work; }
   void SetAwaitingDevice(bool awaiting) noexcept {

@@ -36,7 +36,6 @@
 #include "pollux/bdev/bdev_module.h"
 #include "pollux/bdev_file/adaptive_submit.h"
 #include "pollux/bdev_file/file_target.h"
-#include "pollux/reactor/poller.h"
 #include "pollux/reactor/io_channel.h"
 #include "pollux/reactor/poller.h"
 
