@@ -1,7 +1,9 @@
-// The malloc bdev: one buffer per device (malloc_memory.h) and memcpy per I/O.
+// The malloc bdev: one buffer per device (malloc_memory.h) and memcpy per I/O, batched per
+// thread and poll (MallocChannel).
 #include "pollux/bdev_malloc/bdev_malloc.h"
 
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -9,9 +11,52 @@
 
 #include "absl/strings/str_format.h"
 #include "malloc_memory.h"
+#include "pollux/env/log.h"
+#include "pollux/reactor/io_channel.h"
+#include "pollux/reactor/poller.h"
+#include "pollux/reactor/thread.h"
 
 namespace pollux {
 namespace {
+
+// Cache lines of a read's source started on their way at Submit. The first lines of a
+// page are the ones the hardware prefetcher cannot guess (a random page); once they are in
+// flight it streams the rest. More lines per I/O fill the core's miss buffers and stall.
+constexpr size_t kPrefetchLines = 8;
+constexpr size_t kCacheLine = 64;
+
+// Per-I/O scratch (MallocModule::io_context_size): the link of the channel's queue.
+struct MallocIo {
+  BdevIo* next;
+};
+
+class MallocBdev;
+
+// One thread's channel of a malloc bdev: the I/Os submitted since its last poll, executed in
+// submission order at the poll. Copying them in a batch, after every read among them has
+// started its source on the way from memory, overlaps the memory latency of up to a queue depth
+// of random pages instead of paying one after another (4 KiB random reads at depth 32: 1.25-1.45x
+// the IOPS of copying each at once; docs/performance.md).
+class MallocChannel final : public ChannelContext {
+ public:
+  explicit MallocChannel(MallocBdev& bdev);
+  ~MallocChannel() override;
+
+  void Queue(BdevIo& io) noexcept {
+    io.module_context<MallocIo>().next = nullptr;
+    *tail_ = &io;
+    tail_ = &io.module_context<MallocIo>().next;
+    if (poller_->paused()) poller_->Resume();
+  }
+
+ private:
+  PollResult Poll() noexcept;
+
+  MallocBdev& bdev_;
+  BdevIo* head_ = nullptr;
+  BdevIo** tail_ = &head_;
+  PollerHandle poller_;
+};
 
 class MallocBdev final : public Bdev {
  public:
@@ -22,10 +67,23 @@ class MallocBdev final : public Bdev {
   // The memory goes with the object: the layer deletes the bdev after Destruct, once no I/O
   // can reach it, and on a failed registration.
 
-  // Copies inline and completes at once: the layer checked range and type, and guarantees the
-  // iovecs add up to num_blocks * block_size, so the loop walks them once without checks.
+  // Starts a read's first source lines on their way from memory and queues the I/O for the
+  // channel's poll, which copies. Writes are not prefetched: their source is the caller's
+  // (recently written) buffer, and prefetching their destination for ownership measured 10 %
+  // slower than letting the copy take it.
   void Submit(BdevIo& io) noexcept override {
-    uint8_t* disk = data_ + io.offset_blocks() * block_size();
+    if (io.type() == IoType::kRead) {
+      const uint8_t* disk = Disk(io);
+      size_t bytes = std::min<size_t>(io.num_blocks() * block_size(), kPrefetchLines * kCacheLine);
+      for (size_t at = 0; at < bytes; at += kCacheLine) __builtin_prefetch(disk + at, 0, 3);
+    }
+    io.module_channel<MallocChannel>().Queue(io);
+  }
+
+  // Copies and completes: the layer checked range and type, and guarantees the iovecs add up to
+  // num_blocks * block_size, so the loop walks them once without checks.
+  void Execute(BdevIo& io) noexcept {
+    uint8_t* disk = Disk(io);
     switch (io.type()) {
       case IoType::kRead: {
         const iovec* iov = io.iovs();
@@ -48,13 +106,17 @@ class MallocBdev final : public Bdev {
         std::memset(disk, 0, io.num_blocks() * block_size());
         break;
       case IoType::kFlush:  // no write cache: every write is already "on the medium"
-      case IoType::kReset:  // nothing is ever in flight inside the module
+      case IoType::kReset:  // nothing is ever in flight inside the module past its poll
         break;
     }
     io.Complete(BdevIoStatus::kSuccess);
   }
 
   bool IoTypeSupported(IoType) const override { return true; }
+
+  std::unique_ptr<ChannelContext> CreateChannel() override {
+    return std::make_unique<MallocChannel>(*this);
+  }
 
   // bdev_get_bdevs' generic fields say all there is (SPDK's malloc has no driver_specific
   // either), so DumpInfo stays the default.
@@ -70,9 +132,48 @@ class MallocBdev final : public Bdev {
   }
 
  private:
+  uint8_t* Disk(const BdevIo& io) const noexcept {
+    return data_ + io.offset_blocks() * block_size();
+  }
+
   MallocMemory memory_;
   uint8_t* const data_;  // memory_.data(), where the hot path finds it
 };
+
+MallocChannel::MallocChannel(MallocBdev& bdev) : bdev_(bdev) {
+  PollerOptions options;
+  // Its work comes only from Submit on this thread, which runs while the reactor is awake:
+  // the reactor may sleep with it registered (it is paused whenever its queue is empty).
+  options.woken_by_messages = true;
+  poller_ = PollerHandle(Thread::Current()->RegisterPoller(
+      absl::StrFormat("malloc %s", bdev.name()), [this] { return Poll(); }, std::move(options)));
+  poller_->Pause();
+}
+
+MallocChannel::~MallocChannel() {
+  // The layer releases a channel only once none of its I/O is outstanding.
+  if (head_ != nullptr) {
+    PX_LOG(kError, "malloc", "%s: channel destroyed with queued I/O", bdev_.name());
+  }
+}
+
+PollResult MallocChannel::Poll() noexcept {
+  // The I/O queued so far; what their callbacks submit waits for the next poll (and has been
+  // prefetched meanwhile).
+  BdevIo* io = head_;
+  head_ = nullptr;
+  tail_ = &head_;
+  if (io == nullptr) {
+    poller_->Pause();
+    return PollResult::kIdle;
+  }
+  while (io != nullptr) {
+    BdevIo* next = io->module_context<MallocIo>().next;
+    bdev_.Execute(*io);
+    io = next;
+  }
+  return PollResult::kBusy;
+}
 
 bool ValidBlockSize(uint64_t block_size) {
   return block_size >= 512 && block_size <= 65536 && (block_size & (block_size - 1)) == 0;
@@ -90,6 +191,8 @@ std::string FirstFreeName() {
 }  // namespace
 
 POLLUX_BDEV_MODULE(MallocModule);
+
+size_t MallocModule::io_context_size() const { return sizeof(MallocIo); }
 
 absl::StatusOr<Bdev*> CreateMallocBdev(const MallocBdevOptions& options) {
   if (!ValidBlockSize(options.block_size)) {

@@ -25,6 +25,7 @@ class MallocModule final : public BdevModule {
  public:
   MallocModule() : BdevModule("malloc") {}
   static MallocModule& Get();
+  size_t io_context_size() const override;
 };
 
 struct MallocBdevOptions {
