@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_format.h"
 #include "pollux/bdev/bdev_desc.h"
+#include "pollux/bdev/bdev_io_list.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/poller.h"
 #include "pollux/reactor/thread.h"
@@ -42,24 +43,6 @@ DelayIo& Context(BdevIo& io) { return io.module_context<DelayIo>(); }
 // A FIFO of held I/Os, linked through their DelayIo. With a constant latency the deadlines
 // grow along it, so only the head needs checking (after a latency change the head may hold
 // later ones back for a while: SPDK's "dam", wanted when the point is to trigger a timeout).
-struct HeldList {
-  BdevIo* head = nullptr;
-  BdevIo* tail = nullptr;
-
-  bool empty() const { return head == nullptr; }
-  void Push(BdevIo& io) {
-    Context(io).next = nullptr;
-    (tail != nullptr ? Context(*tail).next : head) = &io;
-    tail = &io;
-  }
-  BdevIo* Pop() {
-    BdevIo* io = head;
-    head = Context(*io).next;
-    if (head == nullptr) tail = nullptr;
-    return io;
-  }
-};
-
 uint64_t UsToTsc(uint64_t us) {
   // Rounded up, so that a held I/O is never released before its latency has passed; split so
   // that an hour at any TSC rate does not overflow.
@@ -80,7 +63,7 @@ class DelayBdev;
 struct DelayChannel final : ChannelContext {
   DelayBdev* bdev = nullptr;
   IoChannelRef base;
-  HeldList held[kDelayLatencyCount];
+  BdevIoList<DelayIo> held[kDelayLatencyCount];
   size_t held_count = 0;
   PollerHandle poller;
   std::chrono::microseconds period{0};
@@ -95,8 +78,8 @@ struct DelayChannel final : ChannelContext {
   PollResult Release() {
     uint64_t now = rte_rdtsc();
     size_t released = 0;
-    for (HeldList& list : held) {
-      while (!list.empty() && Context(*list.head).deadline_tsc <= now) {
+    for (BdevIoList<DelayIo>& list : held) {
+      while (!list.empty() && Context(*list.front()).deadline_tsc <= now) {
         BdevIo* io = list.Pop();
         ++released;
         io->Complete(Context(*io).status, Context(*io).error_number);
@@ -109,7 +92,7 @@ struct DelayChannel final : ChannelContext {
 
   // Completes every held I/O with kAborted (a reset).
   void AbortAll() {
-    for (HeldList& list : held) {
+    for (BdevIoList<DelayIo>& list : held) {
       while (!list.empty()) list.Pop()->Complete(BdevIoStatus::kAborted);
     }
     held_count = 0;

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_format.h"
 #include "pollux/bdev/bdev_desc.h"
+#include "pollux/bdev/bdev_io_list.h"
 #include "pollux/env/log.h"
 
 namespace pollux {
@@ -37,25 +38,11 @@ struct ErrorChannel final : ChannelContext {
   ErrorBdev* bdev = nullptr;
   IoChannelRef base;            // this thread's channel of the base
   uint64_t at_base = 0;         // I/Os submitted to the base and not back yet
-  BdevIo* held_head = nullptr;  // FIFO of I/Os held by kPending
-  BdevIo* held_tail = nullptr;
+  BdevIoList<ErrorIo> held;     // I/Os held by kPending, oldest first
 
-  void Hold(BdevIo& io) {
-    Context(io).next = nullptr;
-    (held_tail != nullptr ? Context(*held_tail).next : held_head) = &io;
-    held_tail = &io;
-  }
-  BdevIo* TakeHeld() {
-    BdevIo* io = held_head;
-    if (io != nullptr) {
-      held_head = Context(*io).next;
-      if (held_head == nullptr) held_tail = nullptr;
-    }
-    return io;
-  }
   ~ErrorChannel() override {
     // Users wait for their I/O before letting their channel go, so nothing can be held here.
-    if (held_head != nullptr) PX_LOG(kError, "error", "channel destroyed with held I/Os");
+    if (!held.empty()) PX_LOG(kError, "error", "channel destroyed with held I/Os");
   }
 };
 
@@ -136,7 +123,7 @@ class ErrorBdev final : public Bdev, private IoDevice {
         // After the removal walk started, holding would be forever: abort instead. The walk
         // reaches this thread through a message, so from then on this load sees true.
         if (removing_.load(std::memory_order_relaxed)) return io.Complete(BdevIoStatus::kAborted);
-        return channel.Hold(io);
+        return channel.held.Push(io);
       case ErrorInjectionType::kCorruptData:
         if (io.type() == IoType::kWrite) Corrupt(io, context.corrupt_offset, context.corrupt_value);
         break;
@@ -195,7 +182,7 @@ class ErrorBdev final : public Bdev, private IoDevice {
         static_cast<IoDevice&>(*this),
         [](IoChannel& io_channel) {
           ErrorChannel& channel = io_channel.context<ErrorChannel>();
-          while (BdevIo* io = channel.TakeHeld()) Forward(*io, channel);
+          while (BdevIo* io = channel.held.Pop()) Forward(*io, channel);
         },
         std::move(done));
   }
@@ -247,7 +234,7 @@ class ErrorBdev final : public Bdev, private IoDevice {
         static_cast<IoDevice&>(*this),
         [](IoChannel& io_channel) {
           ErrorChannel& channel = io_channel.context<ErrorChannel>();
-          while (BdevIo* io = channel.TakeHeld()) io->Complete(BdevIoStatus::kAborted);
+          while (BdevIo* io = channel.held.Pop()) io->Complete(BdevIoStatus::kAborted);
         },
         std::move(done));
   }

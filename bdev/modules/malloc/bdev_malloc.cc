@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "malloc_memory.h"
+#include "pollux/bdev/bdev_io_list.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/io_channel.h"
 #include "pollux/reactor/poller.h"
@@ -43,9 +44,7 @@ class MallocChannel final : public ChannelContext {
   ~MallocChannel() override;
 
   void Queue(BdevIo& io) noexcept {
-    io.module_context<MallocIo>().next = nullptr;
-    *tail_ = &io;
-    tail_ = &io.module_context<MallocIo>().next;
+    queued_.Push(io);
     if (poller_->paused()) poller_->Resume();
   }
 
@@ -53,8 +52,7 @@ class MallocChannel final : public ChannelContext {
   PollResult Poll() noexcept;
 
   MallocBdev& bdev_;
-  BdevIo* head_ = nullptr;
-  BdevIo** tail_ = &head_;
+  BdevIoList<MallocIo> queued_;
   PollerHandle poller_;
 };
 
@@ -152,7 +150,7 @@ MallocChannel::MallocChannel(MallocBdev& bdev) : bdev_(bdev) {
 
 MallocChannel::~MallocChannel() {
   // The layer releases a channel only once none of its I/O is outstanding.
-  if (head_ != nullptr) {
+  if (!queued_.empty()) {
     PX_LOG(kError, "malloc", "%s: channel destroyed with queued I/O", bdev_.name());
   }
 }
@@ -160,18 +158,12 @@ MallocChannel::~MallocChannel() {
 PollResult MallocChannel::Poll() noexcept {
   // The I/O queued so far; what their callbacks submit waits for the next poll (and has been
   // prefetched meanwhile).
-  BdevIo* io = head_;
-  head_ = nullptr;
-  tail_ = &head_;
-  if (io == nullptr) {
+  BdevIoList<MallocIo> batch = queued_.TakeAll();
+  if (batch.empty()) {
     poller_->Pause();
     return PollResult::kIdle;
   }
-  while (io != nullptr) {
-    BdevIo* next = io->module_context<MallocIo>().next;
-    bdev_.Execute(*io);
-    io = next;
-  }
+  while (BdevIo* io = batch.Pop()) bdev_.Execute(*io);
   return PollResult::kBusy;
 }
 
