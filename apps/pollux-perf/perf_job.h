@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "command_line.h"
 #include "pollux/bdev/bdev_desc.h"
+#include "pollux/env/io_memory.h"
 #include "random_offsets.h"
 #include "report.h"
 
@@ -131,7 +132,7 @@ class alignas(64) Job {
   JobRecord& record_;
   std::unique_ptr<BdevDesc> desc_owner_;
   IoChannelRef channel_ref_;
-  void* buffers_ = nullptr;  // one rte_malloc'd block cut into the tasks' buffers
+  IoMemory buffers_;  // one block cut into the tasks' buffers
   std::vector<Task> tasks_;
   Poller* finish_poller_ = nullptr;
   uint64_t start_tsc_ = 0;

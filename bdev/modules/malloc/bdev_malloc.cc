@@ -1,4 +1,4 @@
-// The malloc bdev: one buffer per device (malloc_memory.h) and memcpy per I/O, batched per
+// The malloc bdev: one buffer per device (pollux/env/io_memory.h) and memcpy per I/O, batched per
 // thread and poll (MallocChannel).
 #include "pollux/bdev_malloc/bdev_malloc.h"
 
@@ -10,8 +10,8 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "malloc_memory.h"
 #include "pollux/bdev/bdev_io_list.h"
+#include "pollux/env/io_memory.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/io_channel.h"
 #include "pollux/reactor/poller.h"
@@ -58,7 +58,7 @@ class MallocChannel final : public ChannelContext {
 
 class MallocBdev final : public Bdev {
  public:
-  MallocBdev(BdevProperties properties, MallocMemory memory)
+  MallocBdev(BdevProperties properties, IoMemory memory)
       : Bdev(MallocModule::Get(), std::move(properties)),
         memory_(std::move(memory)),
         data_(memory_.data()) {}
@@ -134,7 +134,7 @@ class MallocBdev final : public Bdev {
     return data_ + io.offset_blocks() * block_size();
   }
 
-  MallocMemory memory_;
+  IoMemory memory_;
   uint8_t* const data_;  // memory_.data(), where the hot path finds it
 };
 
@@ -205,8 +205,8 @@ absl::StatusOr<Bdev*> CreateMallocBdev(const MallocBdevOptions& options) {
   if (FindBdev(name) != nullptr) {
     return absl::AlreadyExistsError(absl::StrFormat("bdev name %s already exists", name));
   }
-  absl::StatusOr<MallocMemory> memory =
-      MallocMemory::Allocate(options.num_blocks * options.block_size, name);
+  absl::StatusOr<IoMemory> memory =
+      IoMemory::Allocate(options.num_blocks * options.block_size, absl::StrFormat("\"%s\"", name));
   if (!memory.ok()) return memory.status();
   BdevProperties properties;
   properties.name = std::move(name);
@@ -219,7 +219,6 @@ absl::StatusOr<Bdev*> CreateMallocBdev(const MallocBdevOptions& options) {
   return RegisterBdev(std::make_unique<MallocBdev>(std::move(properties), std::move(*memory)));
 }
 
-uint64_t MallocBdevKernelBytes() { return MallocMemory::KernelBytesHeld(); }
 
 void DeleteMallocBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
   DeleteBdev(name, &MallocModule::Get(), std::move(done));

@@ -17,6 +17,7 @@
 #include "bdev_test_env.h"
 #include "pollux/bdev_malloc/bdev_malloc.h"
 #include "pollux/bdev_null/bdev_null.h"
+#include "pollux/env/io_memory.h"
 
 namespace pollux::testing {
 namespace {
@@ -27,11 +28,11 @@ using ::testing::StartsWith;
 
 constexpr uint64_t kMiB = 1 << 20;
 
-// Bytes held in every DPDK heap plus what malloc bdevs hold from the kernel (their memory
+// Bytes held in every DPDK heap plus what IoMemory holds from the kernel (a malloc bdev's memory
 // without hugepages). Nothing else allocates while a test waits on an RPC, so equal values
 // before and after an operation mean it leaked nothing.
 uint64_t HeldBytes() {
-  uint64_t held = MallocBdevKernelBytes();
+  uint64_t held = IoMemory::KernelBytesHeld();
   for (unsigned i = 0; i < rte_socket_count(); ++i) {
     rte_malloc_socket_stats stats{};
     if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &stats) == 0) {

@@ -1,8 +1,8 @@
 // The malloc bdev module (SPDK's bdev_malloc): a RAM disk whose memory comes from DPDK's
 // hugepages, or without hugepages from the kernel with transparent huge pages (see
-// malloc_memory.h for why). Reads
-// and writes are memcpy on the submitting thread, completed inside Submit (no offload engine:
-// a 4 KiB copy costs less than handing it to another thread). UNMAP and WRITE_ZEROES zero the
+// pollux/env/io_memory.h for why). Reads and writes are memcpy on the submitting thread, done
+// in a batch at the thread's next poll (no offload engine: a 4 KiB copy costs less than handing
+// it to another thread). UNMAP and WRITE_ZEROES zero the
 // range; FLUSH and RESET succeed (there is no cache).
 //
 // Threads: CreateMallocBdev and DeleteMallocBdev run on the app thread (like the RPC methods
@@ -45,8 +45,5 @@ absl::StatusOr<Bdev*> CreateMallocBdev(const MallocBdevOptions& options);
 // Unregisters the malloc bdev `name` (its memory is freed once every descriptor has closed);
 // done runs on the calling thread. Fails when `name` is unknown, not a malloc bdev, or claimed.
 void DeleteMallocBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done);
-
-// Bytes all malloc bdevs hold from the kernel (without hugepages), for leak checks. Any thread.
-uint64_t MallocBdevKernelBytes();
 
 }  // namespace pollux

@@ -1,4 +1,4 @@
-#include "malloc_memory.h"
+#include "pollux/env/io_memory.h"
 
 #include <rte_eal.h>
 #include <rte_malloc.h>
@@ -101,19 +101,19 @@ std::string FormatSize(uint64_t bytes) {
   return absl::StrFormat("%.1f %s", value, kUnits[unit]);
 }
 
-absl::StatusOr<MallocMemory> MallocMemory::Allocate(uint64_t size, const std::string& name) {
+absl::StatusOr<IoMemory> IoMemory::Allocate(uint64_t size, const std::string& owner) {
   if (rte_eal_has_hugepages()) {
     auto* data = static_cast<uint8_t*>(
-        rte_zmalloc_socket("bdev_malloc", size, kBufferAlignment, SOCKET_ID_ANY));
+        rte_zmalloc_socket("pollux_io_memory", size, kBufferAlignment, SOCKET_ID_ANY));
     if (data == nullptr) {
       return absl::ResourceExhaustedError(absl::StrFormat(
-          "cannot allocate %s for \"%s\" from DPDK memory (the largest free block is %s; give "
+          "cannot allocate %s for %s from DPDK memory (the largest free block is %s; give "
           "the app more with --mem-size)",
-          FormatSize(size), name, FormatSize(LargestFreeDpdkBlock())));
+          FormatSize(size), owner, FormatSize(LargestFreeDpdkBlock())));
     }
-    MallocMemory memory(data, 0);
+    IoMemory memory(data, 0);
     if (absl::Status s = Populate(data, size); !s.ok()) {
-      return absl::ResourceExhaustedError(absl::StrFormat("\"%s\": %s", name, s.message()));
+      return absl::ResourceExhaustedError(absl::StrFormat("%s: %s", owner, s.message()));
     }
     return memory;
   }
@@ -123,30 +123,41 @@ absl::StatusOr<MallocMemory> MallocMemory::Allocate(uint64_t size, const std::st
   const uint64_t available = AvailableRam();
   if (size > UINT64_MAX - kHugePageSize || (available != 0 && size > available)) {
     return absl::ResourceExhaustedError(
-        absl::StrFormat("cannot allocate %s for \"%s\": the machine has %s of RAM available",
-                        FormatSize(size), name, FormatSize(available)));
+        absl::StrFormat("cannot allocate %s for %s: the machine has %s of RAM available",
+                        FormatSize(size), owner, FormatSize(available)));
   }
   const uint64_t mapped = (size + kHugePageSize - 1) & ~(kHugePageSize - 1);
   void* p = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
-    return absl::ResourceExhaustedError(absl::StrFormat("cannot allocate %s for \"%s\": mmap: %s",
-                                                        FormatSize(size), name, strerror(errno)));
+    return absl::ResourceExhaustedError(absl::StrFormat("cannot allocate %s for %s: mmap: %s",
+                                                        FormatSize(size), owner, strerror(errno)));
   }
   // Advice: where the kernel has no huge page to give, 4 KiB pages still work.
   madvise(p, mapped, MADV_HUGEPAGE);
-  MallocMemory memory(static_cast<uint8_t*>(p), mapped);
+  IoMemory memory(static_cast<uint8_t*>(p), mapped);
   kernel_bytes_held.fetch_add(mapped, std::memory_order_relaxed);
   if (absl::Status s = Populate(memory.data_, mapped); !s.ok()) {
-    return absl::ResourceExhaustedError(absl::StrFormat("\"%s\": %s", name, s.message()));
+    return absl::ResourceExhaustedError(absl::StrFormat("%s: %s", owner, s.message()));
   }
   return memory;
 }
 
-MallocMemory::MallocMemory(MallocMemory&& other) noexcept
+IoMemory::IoMemory(IoMemory&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       mapped_size_(std::exchange(other.mapped_size_, 0)) {}
 
-MallocMemory::~MallocMemory() {
+IoMemory& IoMemory::operator=(IoMemory&& other) noexcept {
+  if (this != &other) {
+    Release();
+    data_ = std::exchange(other.data_, nullptr);
+    mapped_size_ = std::exchange(other.mapped_size_, 0);
+  }
+  return *this;
+}
+
+IoMemory::~IoMemory() { Release(); }
+
+void IoMemory::Release() {
   if (data_ == nullptr) return;
   if (mapped_size_ != 0) {
     munmap(data_, mapped_size_);
@@ -154,9 +165,11 @@ MallocMemory::~MallocMemory() {
   } else {
     rte_free(data_);
   }
+  data_ = nullptr;
+  mapped_size_ = 0;
 }
 
-uint64_t MallocMemory::KernelBytesHeld() {
+uint64_t IoMemory::KernelBytesHeld() {
   return kernel_bytes_held.load(std::memory_order_relaxed);
 }
 

@@ -1,0 +1,59 @@
+// Memory for data that the kernel or a copy loop touches on every I/O: a malloc bdev's disk,
+// pollux-perf's I/O buffers. Zeroed, 4 KiB aligned, every page populated at allocation, freed
+// on destruction (RAII).
+//
+// Where it comes from depends on the EAL:
+// - with hugepages, DPDK's heap (rte_zmalloc_socket): hugepage-backed, shared with the rest of
+//   the app, bounded by --mem-size;
+// - without (--no-huge, the default on these machines), the kernel: a private anonymous mapping
+//   with transparent huge pages asked for (MADV_HUGEPAGE). DPDK's no-huge memory is a memfd
+//   (shmem) mapping, which the kernel backs with 4 KiB pages only (shmem THP is off by
+//   default), and a random 4 KiB read from a RAM disk of 4 KiB pages is one TLB miss per page
+//   it touches: on this VM that costs a fifth of the read (docs/performance.md, issue 3).
+//   For O_DIRECT the difference is larger still: a huge page is physically contiguous, so a
+//   128 KiB request into one is a single segment for the device instead of 32 (128 KiB reads
+//   at depth 8 through io_uring: 14 K IOPS into DPDK's memory or 4 KiB anonymous pages, 33 K
+//   into huge pages; docs/performance.md, issue 4), and a read into shmem pays the kernel a
+//   locked dirtying per 4 KiB page (set_page_dirty_lock) that a huge page skips. pollux has no
+//   user-space device driver, so nothing needs the memory to be DPDK's (no IOVA, no sharing
+//   between processes).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace pollux {
+
+class IoMemory {
+ public:
+  // `size` bytes for `owner` (named in errors, e.g. "\"Malloc0\""). ResourceExhausted when the
+  // memory is not there: the message says how much was asked and what is available.
+  // After InitEal (it asks whether DPDK has hugepages).
+  static absl::StatusOr<IoMemory> Allocate(uint64_t size, const std::string& owner);
+
+  IoMemory() = default;
+  IoMemory(IoMemory&& other) noexcept;
+  IoMemory& operator=(IoMemory&& other) noexcept;
+  IoMemory(const IoMemory&) = delete;
+  IoMemory& operator=(const IoMemory&) = delete;
+  ~IoMemory();
+
+  uint8_t* data() const { return data_; }
+
+  // Bytes all live IoMemory hold from the kernel (the no-huge case), for leak checks.
+  static uint64_t KernelBytesHeld();
+
+ private:
+  IoMemory(uint8_t* data, uint64_t mapped_size) : data_(data), mapped_size_(mapped_size) {}
+  void Release();
+
+  uint8_t* data_ = nullptr;
+  uint64_t mapped_size_ = 0;  // non-zero: an mmap of this length; zero: DPDK memory
+};
+
+// "256 MiB", "1.5 GiB", "4 KiB", "100 bytes": sizes for error messages.
+std::string FormatSize(uint64_t bytes);
+
+}  // namespace pollux
