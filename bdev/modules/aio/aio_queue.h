@@ -1,5 +1,6 @@
 // AioQueue: one channel's path to the kernel through Linux AIO. Iocbs are queued as requests
-// arrive and go to the kernel together, in one io_submit per poll; completions are reaped from
+// arrive and go to the kernel together, in one io_submit per poll (or at once, when the caller
+// sees the kernel starving: SubmitQueued may be called any time); completions are reaped from
 // the context's user-space ring; every iocb carries the queue's eventfd, which a reactor in
 // interrupt mode watches to sleep while I/O is in flight. Private to the aio module; it knows
 // nothing of bdevs (the iocbs and what they belong to are the caller's), so tests drive it

@@ -133,7 +133,12 @@ bool AioChannel::Enqueue(BdevIo& io) noexcept {
         io_prep_pwritev(&context.cb, target().fd(), io.iovs(), io.iovcnt(), offset);
       }
       context.cb.data = &io;
-      return queue_->Enqueue(context.cb);
+      if (!queue_->Enqueue(context.cb)) return false;
+      // A starving kernel gets the request now, not at the end of the poll (kStarvingDepth).
+      if (KernelStarves(queue_->in_flight(), io.num_blocks() * target().block_size())) {
+        queue_->SubmitQueued();
+      }
+      return true;
     }
     default: {
       // FLUSH, UNMAP, WRITE_ZEROES (IoTypeSupported admits nothing else): blocking calls.

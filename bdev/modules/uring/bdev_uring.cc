@@ -10,6 +10,8 @@
 //     reactor polls and enabled only while it sleeps.
 // Submit (FileChannel::Submit -> Enqueue) prepares an SQE and makes no syscall; the poller
 // hands the iteration's SQEs to the kernel with one io_uring_submit, then reads the CQ ring.
+// Except while the kernel holds fewer than kStarvingDepth of the channel's requests: then
+// Enqueue submits at once (file_bdev.h says why).
 // With DEFER_TASKRUN (or COOP_TASKRUN) the kernel sets IORING_SQ_TASKRUN in the SQ ring's flags
 // when completions wait to be posted: only then does the poller enter the kernel to post them
 // (io_uring_get_events, or folded into the submit), so an idle poll makes no syscall.
@@ -178,23 +180,18 @@ class UringChannel final : public FileChannel {
     }
     if (fixed_file_) sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data(sqe, &io);
+    // The kernel holds in_flight() minus the SQEs still queued (this one not yet counted in
+    // either): when that is little, this request goes now (kStarvingDepth).
+    if (KernelStarves(in_flight() + 1 - io_uring_sq_ready(&ring_), io.num_blocks() * block_size_)) {
+      SubmitRing();
+    }
     return true;
   }
 
   unsigned SubmitQueued() noexcept override {
     unsigned work = sync_head_ != nullptr ? RunSyncQueue() : 0;
-    if (!ring_ready_ || io_uring_sq_ready(&ring_) == 0) return work;
-    // One syscall for the iteration's requests; if completions also wait to be posted, the
-    // same call posts them (GETEVENTS).
-    int ret = TaskWorkPending() ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
-    if (ret > 0) return work + static_cast<unsigned>(ret);
-    if (ret < 0 && ret != -EAGAIN && ret != -EBUSY && ret != -EINTR && !submit_error_logged_) {
-      // The SQEs stay queued and are retried every iteration. EEXIST here means the ring was
-      // used from another OS thread than its creator (SINGLE_ISSUER).
-      submit_error_logged_ = true;
-      PX_LOG(kError, "uring", "bdev %s: io_uring_submit: %s", bdev().name(), std::strerror(-ret));
-    }
-    return work;
+    if (!ring_ready_) return work;
+    return work + SubmitRing();
   }
 
   unsigned Reap() noexcept override {
@@ -248,6 +245,22 @@ class UringChannel final : public FileChannel {
   }
 
  private:
+  // Hands the queued SQEs to the kernel; returns how many it took.
+  unsigned SubmitRing() noexcept {
+    if (io_uring_sq_ready(&ring_) == 0) return 0;
+    // One syscall for the iteration's requests; if completions also wait to be posted, the
+    // same call posts them (GETEVENTS).
+    int ret = TaskWorkPending() ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
+    if (ret > 0) return static_cast<unsigned>(ret);
+    if (ret < 0 && ret != -EAGAIN && ret != -EBUSY && ret != -EINTR && !submit_error_logged_) {
+      // The SQEs stay queued and are retried every iteration. EEXIST here means the ring was
+      // used from another OS thread than its creator (SINGLE_ISSUER).
+      submit_error_logged_ = true;
+      PX_LOG(kError, "uring", "bdev %s: io_uring_submit: %s", bdev().name(), std::strerror(-ret));
+    }
+    return 0;
+  }
+
   bool TaskWorkPending() const noexcept {
     return (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) !=
            0;

@@ -1,6 +1,7 @@
-// The bdev_file toolkit on its own: the adaptive depth-1 policy's decisions, FileTarget's
-// examination of files and block devices (a loop device when the test may attach one), and
-// file_io's synchronous paths (short-transfer continuation, reads past the end).
+// The bdev_file toolkit on its own: the adaptive depth-1 policy's decisions, when a kernel
+// engine submits at once (KernelStarves), FileTarget's examination of files and block devices
+// (a loop device when the test may attach one), and file_io's synchronous paths
+// (short-transfer continuation, reads past the end).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/loop.h>
@@ -13,6 +14,7 @@
 
 #include "file_test_util.h"
 #include "pollux/bdev_file/adaptive_submit.h"
+#include "pollux/bdev_file/file_bdev.h"
 #include "pollux/bdev_file/file_io.h"
 #include "pollux/bdev_file/file_target.h"
 
@@ -52,6 +54,24 @@ TEST(AdaptiveSubmitTest, InFlightElsewhereOnTheThreadKeepsRequestsAsynchronous) 
   EXPECT_FALSE(b.ChooseInline(false)) << "another channel of this thread has I/O in flight";
   a.AsyncFinished();
   EXPECT_EQ(file_thread_load.in_flight, 0u);
+}
+
+// ---- When a kernel engine submits at once instead of at the end of the poll ----
+
+TEST(KernelStarvesTest, SmallRequestsGoAtOnceBelowTheDepthLargeOnesOnlyToAnIdleKernel) {
+  // 4 KiB: at once while the kernel holds fewer than kStarvingDepth requests.
+  for (uint32_t held = 0; held < kStarvingDepth; ++held) EXPECT_TRUE(KernelStarves(held, 4096));
+  EXPECT_FALSE(KernelStarves(kStarvingDepth, 4096));
+  EXPECT_FALSE(KernelStarves(32, 4096));
+  // 128 KiB: one such request keeps the device busy; only the first of a refill goes at once.
+  EXPECT_TRUE(KernelStarves(0, 128 << 10));
+  EXPECT_FALSE(KernelStarves(1, 128 << 10));
+  // 16 KiB: the byte bound comes first (4 x 16 KiB = kStarvingBytes).
+  EXPECT_TRUE(KernelStarves(3, 16 << 10));
+  EXPECT_FALSE(KernelStarves(4, 16 << 10));
+  // FLUSH carries no bytes: the request count alone decides.
+  EXPECT_TRUE(KernelStarves(kStarvingDepth - 1, 0));
+  EXPECT_FALSE(KernelStarves(kStarvingDepth, 0));
 }
 
 // ---- FileTarget and file_io ----
