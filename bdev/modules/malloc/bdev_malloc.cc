@@ -219,7 +219,6 @@ absl::StatusOr<Bdev*> CreateMallocBdev(const MallocBdevOptions& options) {
   return RegisterBdev(std::make_unique<MallocBdev>(std::move(properties), std::move(*memory)));
 }
 
-
 void DeleteMallocBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
   DeleteBdev(name, &MallocModule::Get(), std::move(done));
 }

@@ -204,7 +204,8 @@ TEST_F(MallocBdevTest, TooLargeForMemoryIsAClearErrorAndLeaksNothing) {
   // size above the RAM available (1 TiB on these machines) nor 4 PiB fits. With hugepages
   // the message names DPDK memory and --mem-size instead.
   for (int round = 0; round < 3; ++round) {
-    auto result = Create({{"name", "Big"}, {"num_blocks", uint64_t{1} << 28}, {"block_size", 4096}});
+    auto result =
+        Create({{"name", "Big"}, {"num_blocks", uint64_t{1} << 28}, {"block_size", 4096}});
     ASSERT_FALSE(result.ok());
     EXPECT_THAT(std::string(result.status().message()),
                 StartsWith("bdev_malloc_create: cannot allocate 1 TiB for \"Big\""));

@@ -64,18 +64,19 @@ struct FileBdevOptions {
 // hands the new one over at once. A batch pays one system call for many requests, which is
 // what a busy device wants; but a device with little to do starts each request as it arrives,
 // and a request held back for the end of the iteration waits behind the completions handled
-// before it. On this project's virtual disk, 4 KiB random writes at depth 8: 80 K -> 84 K IOPS
-// and a p50 of 94 -> 86 us; 128 KiB reads at depth 8: 32 K -> 37 K IOPS, for 35 % more CPU per
-// I/O (still below fio's, which submits every request alone); depth 32 is unchanged (a refill
-// finds the kernel busy and is batched). docs/performance.md, issue 4.
+// before it (the virtual disk here completed a batch of 8 together, and the 8 requests sent
+// back as one batch left it idle for every turnaround). 4 KiB random writes at depth 8 through
+// io_uring: 75 K -> 81 K IOPS (fio, which submits every request alone: 81 K), p50 101 -> 90
+// us, CPU per I/O 6.4 -> 8.9 us (fio 9.4); depth 32 is unchanged (a refill finds the kernel
+// busy and is batched). docs/performance.md, issue 4.
 inline constexpr uint32_t kStarvingDepth = 8;
 inline constexpr uint64_t kStarvingBytes = 64 << 10;
 
 // Whether the kernel, holding `held` of a channel's requests, starves for one of `bytes`: fewer
 // than kStarvingDepth requests and, counting each as large as this one, less than
 // kStarvingBytes. Large requests keep a device busy long enough to be batched: at 128 KiB only
-// the first request of a refill goes at once (every request at once cost 1.5x fio's CPU per
-// I/O, for a virtio notification each).
+// the first request of a refill goes at once (every request at once gained 15 % IOPS at depth
+// 8 but cost 1.5x fio's CPU per I/O, a virtio notification, a VM exit, for each).
 constexpr bool KernelStarves(uint32_t held, uint64_t bytes) {
   return held < kStarvingDepth && held * bytes < kStarvingBytes;
 }

@@ -2,8 +2,8 @@
 // hugepages, or without hugepages from the kernel with transparent huge pages (see
 // pollux/env/io_memory.h for why). Reads and writes are memcpy on the submitting thread, done
 // in a batch at the thread's next poll (no offload engine: a 4 KiB copy costs less than handing
-// it to another thread). UNMAP and WRITE_ZEROES zero the
-// range; FLUSH and RESET succeed (there is no cache).
+// it to another thread). UNMAP and WRITE_ZEROES zero the range; FLUSH and RESET succeed
+// (there is no cache).
 //
 // Threads: CreateMallocBdev and DeleteMallocBdev run on the app thread (like the RPC methods
 // bdev_malloc_create and bdev_malloc_delete in malloc_rpc.cc); I/O runs on any thread.
