@@ -114,8 +114,10 @@ class DeviceWaitTest : public ReactorTest {
 
   // `ios` requests through a fake device on reactor 0: the poller marks one in flight (and
   // declares that it awaits `awaited`), the test waits 200 us and writes the eventfd (the
-  // completion), the poller reads it and is done.
-  Result RunFakeDevice(int ios, AwaitedWork awaited) {
+  // completion), the poller reads it and is done. `until_asleep`: instead of 200 us, wait for
+  // the reactor to go to sleep (a reactor that must sleep at once may still be preempted for
+  // longer than 200 us on a loaded machine; the sanitizer suite beside another build was).
+  Result RunFakeDevice(int ios, AwaitedWork awaited, bool until_asleep = false) {
     Thread* t = CreateThread("device", 0);
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     EXPECT_GE(fd, 0);
@@ -140,8 +142,14 @@ class DeviceWaitTest : public ReactorTest {
     });
     const ReactorInfo before = Info(0);
     for (int i = 0; i < ios; ++i) {
+      const uint64_t sleeps_before = Info(0).sleeps;
       RunOn(t, [&] { state->poller->SetAwaiting(awaited); });
-      std::this_thread::sleep_for(microseconds(200));
+      if (until_asleep) {
+        EXPECT_TRUE(WaitUntil([&] { return Info(0).sleeps > sleeps_before; }))
+            << "request " << i << ": the reactor did not sleep";
+      } else {
+        std::this_thread::sleep_for(microseconds(200));
+      }
       uint64_t one = 1;
       EXPECT_EQ(write(fd, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
       EXPECT_TRUE(WaitUntil([&] { return state->completed.load() == i + 1; }))
@@ -172,7 +180,7 @@ TEST_F(DeviceWaitTest, WithoutADeviceTheSpinWindowHolds) {
 
 TEST_F(DeviceWaitTest, AwaitingHelperThreadsSleepsAtOnceWithoutSampling) {
   constexpr int kIos = 2 * DeviceWaitPolicy::kWarmUp;
-  Result result = RunFakeDevice(kIos, AwaitedWork::kHelperThreads);
+  Result result = RunFakeDevice(kIos, AwaitedWork::kHelperThreads, /*until_asleep=*/true);
   // Every wait slept (the spin window never ends), and none fed the device policy.
   EXPECT_GE(result.sleeps, static_cast<uint64_t>(kIos));
   EXPECT_EQ(result.episodes, 0u);
