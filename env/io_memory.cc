@@ -27,6 +27,22 @@ constexpr uint64_t kHugePageSize = 2ull << 20;
 
 std::atomic<uint64_t> kernel_bytes_held{0};
 
+// "256 MiB", "1.5 GiB", "4 KiB", "100 bytes": sizes for error messages.
+std::string FormatSize(uint64_t bytes) {
+  constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024) return absl::StrFormat("%u bytes", bytes);
+  double value = static_cast<double>(bytes) / 1024;
+  int unit = 0;
+  while (value >= 1024 && unit < 5) {
+    value /= 1024;
+    ++unit;
+  }
+  if (value == static_cast<double>(static_cast<uint64_t>(value))) {
+    return absl::StrFormat("%u %s", static_cast<uint64_t>(value), kUnits[unit]);
+  }
+  return absl::StrFormat("%.1f %s", value, kUnits[unit]);
+}
+
 // The largest block DPDK's heaps could hand out now, over every NUMA node.
 uint64_t LargestFreeDpdkBlock() {
   uint64_t largest = 0;
@@ -85,21 +101,6 @@ absl::Status Populate(uint8_t* data, size_t size) {
 }
 
 }  // namespace
-
-std::string FormatSize(uint64_t bytes) {
-  constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  if (bytes < 1024) return absl::StrFormat("%u bytes", bytes);
-  double value = static_cast<double>(bytes) / 1024;
-  int unit = 0;
-  while (value >= 1024 && unit < 5) {
-    value /= 1024;
-    ++unit;
-  }
-  if (value == static_cast<double>(static_cast<uint64_t>(value))) {
-    return absl::StrFormat("%u %s", static_cast<uint64_t>(value), kUnits[unit]);
-  }
-  return absl::StrFormat("%.1f %s", value, kUnits[unit]);
-}
 
 absl::StatusOr<IoMemory> IoMemory::Allocate(uint64_t size, const std::string& owner) {
   if (rte_eal_has_hugepages()) {

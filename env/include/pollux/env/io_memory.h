@@ -53,7 +53,4 @@ class IoMemory {
   uint64_t mapped_size_ = 0;  // non-zero: an mmap of this length; zero: DPDK memory
 };
 
-// "256 MiB", "1.5 GiB", "4 KiB", "100 bytes": sizes for error messages.
-std::string FormatSize(uint64_t bytes);
-
 }  // namespace pollux
