@@ -11,12 +11,19 @@ For every case and round it runs pollux-perf (one reactor on --cpu, O_DIRECT) an
 since they inherit the reactors' cores), alternating which goes first, and prints per case:
 IOPS, p50 and p99 latency, and CPU microseconds per I/O for both, with pollux / fio ratios.
 
-CPU per I/O: fio's own usr+sys over its I/O count. pollux: the process's utime+stime (every
-thread: reactor, workers, RPC) between its first and last progress line (steady state, no
-start-up), over the I/O done between them. pollux runs in both modes: interrupt (pollux-tgt's
-default; idle with I/O in flight, the reactor spins or sleeps at once by what it measured to be
-faster, see reactor/device_wait_policy.h) and poll (always spinning); both are printed, each
-with its ratio to fio.
+CPU per I/O is measured the same way for both, by a sampler that reads every 100 ms, while the
+run goes on: the process's utime+stime (every thread; fio runs with --thread so its jobs are
+threads of one process), the machine's busy time (all cores, wall time minus idle, iowait and
+steal: this counts interrupts and kernel threads wherever they ran, which the process's own
+figure misses when an interrupt lands on an idle core) and the bytes the file's block device has
+moved (/sys/dev/block/M:m/stat). The window is steady state on the device's own counters: from
+1 s after the device first moved to 0.3 s before it last moved, so start-up, ramp and exit are
+out of it for both. I/O in the window = bytes moved / I/O size (the block layer may merge or
+split requests, so its request count is not the application's). "proc" and "machine" columns
+are both printed. pollux runs in both modes: interrupt (pollux-tgt's default; idle with I/O in
+flight, the reactor spins or sleeps at once by what it measured to be faster, see
+reactor/device_wait_policy.h) and poll (always spinning); both are printed, each with its ratio
+to fio.
 """
 import argparse
 import json
@@ -25,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -55,6 +63,62 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (all threads)
 
 
+def machine_busy_seconds():
+    """All cores' time not idle, in iowait or stolen by the host, since boot."""
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+    return (sum(cpu[:8]) - cpu[3] - cpu[4] - cpu[7]) / CLK_TCK
+
+
+def device_stat_path(path):
+    dev = os.stat(path).st_dev
+    return f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}/stat"
+
+
+def device_bytes(stat_path):
+    with open(stat_path) as f:
+        fields = [int(x) for x in f.read().split()]
+    return (fields[2] + fields[6]) * 512  # sectors read + sectors written
+
+
+class CpuSampler:
+    """Samples (time, process CPU, machine busy, device bytes) every 100 ms while pid lives."""
+
+    def __init__(self, pid, stat_path):
+        self.pid, self.stat_path, self.samples = pid, stat_path, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.samples.append((time.monotonic(), proc_cpu_seconds(self.pid),
+                                     machine_busy_seconds(), device_bytes(self.stat_path)))
+            except OSError:
+                return  # the process has gone
+            self.stop.wait(0.1)
+
+    def finish(self, io_bytes):
+        """CPU us per I/O (process, machine) over the steady window, and the window's IOPS."""
+        self.stop.set()
+        self.thread.join()
+        s = self.samples
+        moved = [i for i in range(1, len(s)) if s[i][3] > s[i - 1][3]]
+        if not moved:
+            return None, None, None
+        t_first, t_last = s[moved[0] - 1][0], s[moved[-1]][0]
+        window = [x for x in s if t_first + 1.0 <= x[0] <= t_last - 0.3]
+        if len(window) < 2:
+            return None, None, None
+        a, b = window[0], window[-1]
+        ios = (b[3] - a[3]) / io_bytes
+        if ios <= 0:
+            return None, None, None
+        return ((b[1] - a[1]) * 1e6 / ios, (b[2] - a[2]) * 1e6 / ios, ios / (b[0] - a[0]))
+
+
 def ensure_file(path, size):
     if os.path.exists(path) and os.path.getsize(path) == size:
         return
@@ -63,6 +127,13 @@ def ensure_file(path, size):
     subprocess.run(["fio", "--name=fill", f"--filename={path}", f"--size={size}", "--rw=write",
                     "--bs=1M", "--direct=1", "--ioengine=psync", "--output-format=terse"],
                    check=True, stdout=subprocess.DEVNULL)
+
+
+def measured(result, sampler, io_size):
+    proc_us, machine_us, window_iops = sampler.finish(parse_size(io_size))
+    result.update({"cpu_us_per_io": proc_us, "machine_us_per_io": machine_us,
+                   "window_iops": window_iops})
+    return result
 
 
 def run_pollux(args, engine, workload, io_size, depth, mode):
@@ -74,50 +145,41 @@ def run_pollux(args, engine, workload, io_size, depth, mode):
         config_path = f.name
     cmd = [args.perf, "-c", config_path, "-q", str(depth), "-o", io_size, "-w", workload,
            "-t", str(args.time), "--cpus", str(args.cpu), "--json", "--mode", mode]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    marks = []  # (cpu seconds, iops of the second just printed) at each progress line
-    for line in proc.stderr:
-        if "IOPS" in line and line.startswith("pollux-perf: ["):
-            iops = float(line.split("]")[1].split()[0])
-            try:
-                marks.append((proc_cpu_seconds(proc.pid), iops, time.monotonic()))
-            except OSError:
-                pass
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    sampler = CpuSampler(proc.pid, args.device_stat)
     out = proc.stdout.read()
     proc.wait()
     os.unlink(config_path)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode})")
     total = json.loads(out)["total"]
-    cpu_us_per_io = None
-    if len(marks) >= 2:
-        ios = sum(m[1] * 1.0 for m in marks[1:])  # each line is one second's IOPS
-        cpu = marks[-1][0] - marks[0][0]
-        if ios > 0:
-            cpu_us_per_io = cpu * 1e6 / ios
-    return {"iops": total["iops"], "p50_us": total["latency_us"]["p50"],
-            "p99_us": total["latency_us"]["p99"], "cpu_us_per_io": cpu_us_per_io}
+    return measured({"iops": total["iops"], "p50_us": total["latency_us"]["p50"],
+                     "p99_us": total["latency_us"]["p99"]}, sampler, io_size)
 
 
 def run_fio(args, ioengine, extra, workload, io_size, depth):
+    # --thread: the jobs are threads of one process, so the sampler sees all of their CPU.
     cmd = ["fio", "--name=peer", f"--filename={args.file}", f"--size={args.size}",
            f"--rw={workload}", f"--bs={io_size}", f"--iodepth={depth}", f"--ioengine={ioengine}",
-           "--direct=1", "--time_based", f"--runtime={args.time}", "--ramp_time=1",
+           "--direct=1", "--time_based", f"--runtime={args.time}", "--ramp_time=1", "--thread",
            "--lat_percentiles=1", "--group_reporting", "--output-format=json"] + extra
     cmd.append(f"--cpus_allowed={args.cpu}")
     if ioengine == "psync":
         cmd = [c for c in cmd if not c.startswith("--iodepth")]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    sampler = CpuSampler(proc.pid, args.device_stat)
+    out = proc.stdout.read()
+    proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode})")
     job = json.loads(out[out.index("{"):])["jobs"][0]
     side = job["write"] if workload in ("randwrite", "write") else job["read"]
-    ios = side["total_ios"]
-    runtime_s = job["job_runtime"] / 1000.0
-    # usr_cpu / sys_cpu are percentages of the job's runtime, summed over its threads.
-    cpu_s = (job["usr_cpu"] + job["sys_cpu"]) / 100.0 * runtime_s
     pct = side["lat_ns"].get("percentile", {})
-    return {"iops": side["iops"], "p50_us": pct.get("50.000000", 0) / 1000.0,
-            "p99_us": pct.get("99.000000", 0) / 1000.0,
-            "cpu_us_per_io": cpu_s * 1e6 / ios if ios else None}
+    return measured({"iops": side["iops"], "p50_us": pct.get("50.000000", 0) / 1000.0,
+                     "p99_us": pct.get("99.000000", 0) / 1000.0}, sampler, io_size)
+
+
+FIGURES = ("iops", "p50_us", "p99_us", "cpu_us_per_io", "machine_us_per_io", "window_iops")
 
 
 def median(values):
@@ -143,6 +205,7 @@ def main():
     p.add_argument("--json", help="also write every figure to this file")
     args = p.parse_args()
     ensure_file(args.file, parse_size(args.size))
+    args.device_stat = device_stat_path(args.file)
 
     results = []
     for case in args.cases.split(","):
@@ -163,13 +226,17 @@ def main():
                             rows["poll"].append(run_pollux(args, engine, workload, io_size, d, "poll"))
                             rows["interrupt"].append(
                                 run_pollux(args, engine, workload, io_size, d, "interrupt"))
-                m = {k: {f: median([x[f] for x in v]) for f in ("iops", "p50_us", "p99_us",
-                                                               "cpu_us_per_io")}
+                m = {k: {f: median([x[f] for x in v]) for f in FIGURES}
                      for k, v in rows.items()}
                 entry = {"case": case, "workload": workload, "io_size": io_size, "depth": d,
                          "engine": engine, "fio_ioengine": ioengine + "".join(extra),
                          "median": m, "rounds": rows}
                 results.append(entry)
+                def cpu(mode, field):
+                    ours, theirs = m[mode][field], m["fio"][field]
+                    ratio = f" ({ours / theirs:.2f}x)" if ours and theirs else ""
+                    return fmt(ours, "%.2f") + ratio
+
                 def ratio(mode):
                     fio_iops = m["fio"]["iops"]
                     return m[mode]["iops"] / fio_iops if fio_iops and m[mode]["iops"] else None
@@ -180,9 +247,12 @@ def main():
                       f"p50 {fmt(m['interrupt']['p50_us'])} / {fmt(m['poll']['p50_us'])} vs "
                       f"{fmt(m['fio']['p50_us'])} us; p99 {fmt(m['interrupt']['p99_us'])} / "
                       f"{fmt(m['poll']['p99_us'])} vs {fmt(m['fio']['p99_us'])} us; "
-                      f"CPU us/IO intr {fmt(m['interrupt']['cpu_us_per_io'], '%.2f')}"
-                      f" poll {fmt(m['poll']['cpu_us_per_io'], '%.2f')} vs fio "
-                      f"{fmt(m['fio']['cpu_us_per_io'], '%.2f')}", flush=True)
+                      f"CPU us/IO proc intr {cpu('interrupt', 'cpu_us_per_io')}"
+                      f" poll {cpu('poll', 'cpu_us_per_io')} vs fio "
+                      f"{fmt(m['fio']['cpu_us_per_io'], '%.2f')}; machine intr "
+                      f"{cpu('interrupt', 'machine_us_per_io')} poll "
+                      f"{cpu('poll', 'machine_us_per_io')} vs fio "
+                      f"{fmt(m['fio']['machine_us_per_io'], '%.2f')}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
