@@ -9,7 +9,7 @@ uint64_t LatencyHistogram::BucketUpperBound(int bucket) {
   if (bucket < kSubBuckets) return static_cast<uint64_t>(bucket);
   int group = bucket / kSubBuckets;  // >= 1
   uint64_t sub = static_cast<uint64_t>(bucket % kSubBuckets);
-  int shift = group - 1;  // msb = group + kSubBucketBits - 1; values (16 + sub) << shift
+  int shift = group - 1;  // msb = group + kSubBucketBits - 1; values (kSubBuckets + sub) << shift
   return ((kSubBuckets + sub + 1) << shift) - 1;
 }
 

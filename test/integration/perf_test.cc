@@ -114,7 +114,7 @@ TEST_F(PerfTest, NullRandReadJson) {
     EXPECT_EQ(job["write_ops"], 0);
     EXPECT_EQ(job["bytes"].get<uint64_t>(), job["ops"].get<uint64_t>() * 4096);
     ExpectLatencyFields(job);
-    // Ordered percentiles, between min and max (the histogram is exact to 1/16).
+    // Ordered percentiles, between min and max (the histogram is exact to 1/64).
     const json& lat = job["latency_us"];
     EXPECT_LE(lat["p50"].get<double>(), lat["p99"].get<double>());
     EXPECT_LE(lat["p99"].get<double>(), lat["p99_9"].get<double>());
