@@ -33,7 +33,9 @@ int SkipBytes(const iovec* iov, int iovcnt, uint64_t skip, size_t& inner) noexce
 // Transfers all of `iov` (after `skip` bytes) at `offset` with preadv / pwritev, looping over
 // short transfers. The fast case is one call; a short transfer continues from the exact point
 // reached, first inside the current iovec (with a single-buffer pread / pwrite), then with the
-// remaining iovecs as they are, so the caller's iovecs are never modified or copied.
+// remaining iovecs as they are, so the caller's iovecs are never modified or copied. A single
+// buffer (the usual request) goes by pread / pwrite: the kernel then copies no iovec array
+// from user space (copy_iovec_from_user, 0.3 % of a thread-pool run's samples).
 template <bool kWrite>
 int Transfer(int fd, const iovec* iov, int iovcnt, uint64_t offset, uint64_t skip) noexcept {
   size_t inner = 0;
@@ -41,7 +43,7 @@ int Transfer(int fd, const iovec* iov, int iovcnt, uint64_t offset, uint64_t ski
   offset += skip;
   while (i < iovcnt) {
     ssize_t n;
-    if (inner != 0) {
+    if (inner != 0 || i == iovcnt - 1) {
       char* base = static_cast<char*>(iov[i].iov_base) + inner;
       size_t len = iov[i].iov_len - inner;
       n = kWrite ? pwrite(fd, base, len, static_cast<off_t>(offset))
