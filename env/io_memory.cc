@@ -116,6 +116,7 @@ absl::StatusOr<IoMemory> IoMemory::Allocate(uint64_t size, const std::string& ow
     if (absl::Status s = Populate(data, size); !s.ok()) {
       return absl::ResourceExhaustedError(absl::StrFormat("%s: %s", owner, s.message()));
     }
+    memory.region_ = IoRegion::Publish(data, size);
     return memory;
   }
 
@@ -140,18 +141,21 @@ absl::StatusOr<IoMemory> IoMemory::Allocate(uint64_t size, const std::string& ow
   if (absl::Status s = Populate(memory.data_, mapped); !s.ok()) {
     return absl::ResourceExhaustedError(absl::StrFormat("%s: %s", owner, s.message()));
   }
+  memory.region_ = IoRegion::Publish(memory.data_, mapped);
   return memory;
 }
 
 IoMemory::IoMemory(IoMemory&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
-      mapped_size_(std::exchange(other.mapped_size_, 0)) {}
+      mapped_size_(std::exchange(other.mapped_size_, 0)),
+      region_(std::move(other.region_)) {}
 
 IoMemory& IoMemory::operator=(IoMemory&& other) noexcept {
   if (this != &other) {
     Release();
     data_ = std::exchange(other.data_, nullptr);
     mapped_size_ = std::exchange(other.mapped_size_, 0);
+    region_ = std::move(other.region_);
   }
   return *this;
 }
@@ -160,6 +164,8 @@ IoMemory::~IoMemory() { Release(); }
 
 void IoMemory::Release() {
   if (data_ == nullptr) return;
+  // First, so that no engine keeps using the range as registered once the address is free.
+  region_.Withdraw();
   if (mapped_size_ != 0) {
     munmap(data_, mapped_size_);
     kernel_bytes_held.fetch_sub(mapped_size_, std::memory_order_relaxed);

@@ -6,6 +6,8 @@
 //     asks: no inter-processor interrupt, no task work interrupting the poll loop), falling back
 //     flag by flag on older kernels;
 //   - the file registered (IOSQE_FIXED_FILE: no fd lookup per request);
+//   - I/O memory registered (READ_FIXED / WRITE_FIXED: no page pinning per request) for
+//     buffers in published I/O regions, every IoMemory (registered_buffers.h);
 //   - an eventfd registered for completions, silenced (IORING_CQ_EVENTFD_DISABLED) while the
 //     reactor polls and enabled only while it sleeps.
 // Submit (FileChannel::Submit -> Enqueue) prepares an SQE and makes no syscall; the poller
@@ -22,16 +24,20 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "pollux/bdev_file/file_engine.h"
 #include "pollux/bdev_file/file_io.h"
 #include "pollux/env/log.h"
+#include "registered_buffers.h"
 
 namespace pollux {
 namespace {
@@ -85,9 +91,40 @@ struct UringIo {
   BdevIo* next = nullptr;
 };
 
+// How many reads and writes of a bdev went into registered buffers (bdev_get_bdevs shows it):
+// each channel counts its own, written by its thread only, and the bdev sums them when asked.
+class RegisteredIoTally {
+ public:
+  void Attach(const std::atomic<uint64_t>* counter) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    live_.push_back(counter);
+  }
+  // Keeps the closing channel's count.
+  void Detach(const std::atomic<uint64_t>* counter) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ += counter->load(std::memory_order_relaxed);
+    live_.erase(std::find(live_.begin(), live_.end(), counter));
+  }
+  uint64_t Total() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    uint64_t total = closed_;
+    for (const std::atomic<uint64_t>* counter : live_) {
+      total += counter->load(std::memory_order_relaxed);
+    }
+    return total;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<const std::atomic<uint64_t>*> live_;
+  uint64_t closed_ = 0;
+};
+
 class UringChannel final : public FileChannel {
  public:
-  explicit UringChannel(FileBdev& bdev) : FileChannel(bdev), block_size_(bdev.block_size()) {
+  UringChannel(FileBdev& bdev, RegisteredIoTally& tally)
+      : FileChannel(bdev), block_size_(bdev.block_size()), tally_(&tally) {
+    tally_->Attach(&fixed_ios_);
     int err = SetUpRing(ring_, kRingEntries);
     if (err != 0) {
       // No ring on this thread (locked memory limit, io_uring disabled since the bdev was
@@ -103,6 +140,7 @@ class UringChannel final : public FileChannel {
     cq_entries_ = ring_.cq.ring_entries;
     int fd = target().fd();
     fixed_file_ = io_uring_register_files(&ring_, &fd, 1) == 0;
+    (void)buffers_.Init(ring_);
     // The ring's fd registered with itself: io_uring_enter skips an fd lookup (Linux 5.18+).
     (void)io_uring_register_ring_fd(&ring_);
     event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -124,6 +162,7 @@ class UringChannel final : public FileChannel {
   }
 
   ~UringChannel() override {
+    tally_->Detach(&fixed_ios_);
     // The layer releases a channel once its I/O has completed: nothing is in flight.
     StopPoller();
     if (ring_ready_) io_uring_queue_exit(&ring_);
@@ -146,20 +185,8 @@ class UringChannel final : public FileChannel {
     const uint64_t offset = io.offset_blocks() * block_size_;
     switch (io.type()) {
       case IoType::kRead:
-        if (io.iovcnt() == 1) {
-          io_uring_prep_read(sqe, fd, io.iovs()[0].iov_base,
-                             static_cast<unsigned>(io.iovs()[0].iov_len), offset);
-        } else {
-          io_uring_prep_readv(sqe, fd, io.iovs(), static_cast<unsigned>(io.iovcnt()), offset);
-        }
-        break;
       case IoType::kWrite:
-        if (io.iovcnt() == 1) {
-          io_uring_prep_write(sqe, fd, io.iovs()[0].iov_base,
-                              static_cast<unsigned>(io.iovs()[0].iov_len), offset);
-        } else {
-          io_uring_prep_writev(sqe, fd, io.iovs(), static_cast<unsigned>(io.iovcnt()), offset);
-        }
+        PrepareReadWrite(sqe, fd, io, offset);
         break;
       case IoType::kFlush:
         io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
@@ -245,6 +272,38 @@ class UringChannel final : public FileChannel {
   }
 
  private:
+  // A READ or WRITE: a single buffer in a registered piece goes as READ_FIXED / WRITE_FIXED, any
+  // other single buffer as READ / WRITE, iovecs as READV / WRITEV.
+  void PrepareReadWrite(io_uring_sqe* sqe, int fd, BdevIo& io, uint64_t offset) noexcept {
+    const bool write = io.type() == IoType::kWrite;
+    if (io.iovcnt() != 1) {
+      const auto count = static_cast<unsigned>(io.iovcnt());
+      if (write) {
+        io_uring_prep_writev(sqe, fd, io.iovs(), count, offset);
+      } else {
+        io_uring_prep_readv(sqe, fd, io.iovs(), count, offset);
+      }
+      return;
+    }
+    void* base = io.iovs()[0].iov_base;
+    const size_t len = io.iovs()[0].iov_len;
+    const auto ulen = static_cast<unsigned>(len);
+    const int slot = buffers_.Find(ring_, base, len);
+    if (slot >= 0) {
+      // Only this thread writes it: a plain increment, atomic so that the tally may read it.
+      fixed_ios_.store(fixed_ios_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      if (write) {
+        io_uring_prep_write_fixed(sqe, fd, base, ulen, offset, slot);
+      } else {
+        io_uring_prep_read_fixed(sqe, fd, base, ulen, offset, slot);
+      }
+    } else if (write) {
+      io_uring_prep_write(sqe, fd, base, ulen, offset);
+    } else {
+      io_uring_prep_read(sqe, fd, base, ulen, offset);
+    }
+  }
+
   // Hands the queued SQEs to the kernel; returns how many it took.
   unsigned SubmitRing() noexcept {
     if (io_uring_sq_ready(&ring_) == 0) return 0;
@@ -305,6 +364,9 @@ class UringChannel final : public FileChannel {
 
   const uint32_t block_size_;
   io_uring ring_{};
+  RegisteredBuffers buffers_;
+  RegisteredIoTally* tally_;
+  std::atomic<uint64_t> fixed_ios_{0};  // reads and writes into registered buffers
   bool ring_ready_ = false;
   bool fixed_file_ = false;
   bool eventfd_toggle_ = false;
@@ -321,13 +383,17 @@ class UringBdev final : public FileBdev {
       : FileBdev(UringModule::Get(), "uring", "URING bdev", options, std::move(target)) {}
 
   std::unique_ptr<FileChannel> CreateFileChannel() override {
-    return std::make_unique<UringChannel>(*this);
+    return std::make_unique<UringChannel>(*this, registered_ios_);
   }
 
   void DumpInfo(rpc::Json& driver_specific) const override {
     FileBdev::DumpInfo(driver_specific);
     driver_specific["uring"]["setup_flags"] = UringSetupFlagNames();
+    driver_specific["uring"]["registered_buffer_ios"] = registered_ios_.Total();
   }
+
+ private:
+  RegisteredIoTally registered_ios_;
 };
 
 void DeleteUring(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {

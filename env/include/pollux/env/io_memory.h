@@ -17,12 +17,16 @@
 //   locked dirtying per 4 KiB page (set_page_dirty_lock) that a huge page skips. pollux has no
 //   user-space device driver, so nothing needs the memory to be DPDK's (no IOVA, no sharing
 //   between processes).
+//
+// Every IoMemory is published as an I/O region (pollux/env/io_regions.h) for as long as it
+// lives, so that io_uring channels can register it with their ring once.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "pollux/env/io_regions.h"
 
 namespace pollux {
 
@@ -51,6 +55,7 @@ class IoMemory {
 
   uint8_t* data_ = nullptr;
   uint64_t mapped_size_ = 0;  // non-zero: an mmap of this length; zero: DPDK memory
+  IoRegion region_;           // withdrawn before the memory is returned
 };
 
 }  // namespace pollux
