@@ -34,54 +34,80 @@ int Feed(DeviceWaitPolicy& policy, int episodes, uint64_t spin, uint64_t sleep) 
   return slept;
 }
 
-TEST(DeviceWaitPolicyTest, TriesBothAnswersFirst) {
+using Policy = DeviceWaitPolicy;
+constexpr int kWarmUp = static_cast<int>(Policy::kWarmUpEpisodes);
+constexpr int kPhase = static_cast<int>(Policy::kPhase);
+
+TEST(DeviceWaitPolicyTest, TriesBothAnswersInPhasesFirst) {
   DeviceWaitPolicy policy;
-  constexpr int kBoth = 2 * DeviceWaitPolicy::kWarmUp;
-  EXPECT_EQ(Feed(policy, kBoth, 100, 100), static_cast<int>(DeviceWaitPolicy::kWarmUp));
-  EXPECT_EQ(policy.episodes(), static_cast<uint64_t>(kBoth));
+  // Spinning first, then the answers alternate a phase at a time.
+  for (int i = 0; i < kWarmUp; ++i) {
+    bool sleeps = policy.ChooseSleep();
+    EXPECT_EQ(sleeps, (i / kPhase) % 2 == 1) << "episode " << i;
+    policy.EndEpisode(100);
+  }
+  EXPECT_EQ(policy.episodes(), static_cast<uint64_t>(kWarmUp));
 }
 
-TEST(DeviceWaitPolicyTest, TakesTheShorterAndStillTriesTheOther) {
+TEST(DeviceWaitPolicyTest, TheFirstEpisodesOfAPhaseAreNotCounted) {
+  // Each phase's settling episodes are far longer (the first sleep after spins wakes a vCPU
+  // that was never halting): they must not reach the averages.
   DeviceWaitPolicy policy;
-  Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 110, 70);
+  for (int i = 0; i < kWarmUp; ++i) {
+    bool sleeps = policy.ChooseSleep();
+    bool settling = i % kPhase < static_cast<int>(Policy::kSettle);
+    policy.EndEpisode(settling ? 1'000'000 : (sleeps ? 300 : 100));
+  }
+  EXPECT_EQ(policy.average_spin_ticks(), 100u);
+  EXPECT_EQ(policy.average_sleep_ticks(), 300u);
+}
+
+TEST(DeviceWaitPolicyTest, TakesTheBetterAndStillTriesTheOtherOnePhaseInMany) {
+  DeviceWaitPolicy policy;
+  Feed(policy, kWarmUp, 110, 70);
   EXPECT_TRUE(policy.prefers_sleep());
-  constexpr int kRun = 32 * DeviceWaitPolicy::kExploreEvery;
+  constexpr int kRun = 4 * Policy::kExplorePhases * kPhase;
   int slept = Feed(policy, kRun, 110, 70);
-  // Sleeps except for one exploring episode in kExploreEvery.
-  EXPECT_EQ(kRun - slept, kRun / static_cast<int>(DeviceWaitPolicy::kExploreEvery));
+  // Sleeps except for one exploring phase in kExplorePhases.
+  EXPECT_EQ(kRun - slept, 4 * kPhase);
   EXPECT_EQ(policy.average_sleep_ticks(), 70u);
   EXPECT_EQ(policy.average_spin_ticks(), 110u);
 }
 
 TEST(DeviceWaitPolicyTest, FollowsAChange) {
   DeviceWaitPolicy policy;
-  Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 110, 70);
+  Feed(policy, kWarmUp, 110, 70);
   ASSERT_TRUE(policy.prefers_sleep());
-  // The machine changes: sleeping now costs a long wake-up. The exploring episodes see spinning
+  // The machine changes: sleeping now costs a long wake-up. The exploring phases see spinning
   // get cheap again, the sleeping ones see sleep get dear: the choice turns.
-  Feed(policy, 64 * DeviceWaitPolicy::kExploreEvery, 20, 300);
+  Feed(policy, 8 * Policy::kExplorePhases * kPhase, 20, 300);
   EXPECT_FALSE(policy.prefers_sleep());
-  int slept = Feed(policy, DeviceWaitPolicy::kExploreEvery * 4, 20, 300);
-  EXPECT_EQ(slept, 4);
+  int slept = Feed(policy, 4 * Policy::kExplorePhases * kPhase, 20, 300);
+  EXPECT_EQ(slept, 4 * kPhase);
 }
 
-TEST(DeviceWaitPolicyTest, SpinsOnlyWhenClearlyFaster) {
-  // Spinning 5 % faster does not pay for the core it burns: sleep.
-  DeviceWaitPolicy close;
-  Feed(close, 2 * DeviceWaitPolicy::kWarmUp, 950, 1000);
-  EXPECT_TRUE(close.prefers_sleep());
-  // 20 % faster does.
-  DeviceWaitPolicy clear;
-  Feed(clear, 2 * DeviceWaitPolicy::kWarmUp, 800, 1000);
-  EXPECT_FALSE(clear.prefers_sleep());
+TEST(DeviceWaitPolicyTest, SpinsOnlyWhenThatHalvesTheWait) {
+  // Spinning 40 % faster saves less waiting than the core it burns: sleep.
+  DeviceWaitPolicy faster;
+  Feed(faster, kWarmUp, 600, 1000);
+  EXPECT_TRUE(faster.prefers_sleep());
+  // A third of sleeping's wait (a wake-up that costs more than the wait itself): spin.
+  DeviceWaitPolicy halves;
+  Feed(halves, kWarmUp, 330, 1000);
+  EXPECT_FALSE(halves.prefers_sleep());
+  // The answers each policy then takes follow.
+  EXPECT_EQ(Feed(faster, kPhase, 600, 1000), kPhase);
+  EXPECT_EQ(Feed(halves, kPhase, 330, 1000), 0);
 }
 
 TEST(DeviceWaitPolicyTest, OneStretchedEpisodeDoesNotTurnTheChoice) {
   DeviceWaitPolicy policy;
-  Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 110, 70);
+  Feed(policy, kWarmUp, 110, 70);
   ASSERT_TRUE(policy.prefers_sleep());
-  // A sleep that lasted 100 ms (a preempted vCPU): counted as 4 x 70.
-  while (!policy.ChooseSleep()) policy.EndEpisode(110);
+  // A sleep that lasted 100 ms (a preempted vCPU), past the phase's settling episodes:
+  // counted as 4 x 70.
+  Feed(policy, static_cast<int>(Policy::kSettle), 110, 70);
+  ASSERT_TRUE(policy.ChooseSleep());
   policy.EndEpisode(100'000'000);
   EXPECT_LE(policy.average_sleep_ticks(), 70u + (4 * 70u - 70u) / 16 + 1);
   EXPECT_TRUE(policy.prefers_sleep());
@@ -89,10 +115,11 @@ TEST(DeviceWaitPolicyTest, OneStretchedEpisodeDoesNotTurnTheChoice) {
 
 TEST(DeviceWaitPolicyTest, AveragesMove) {
   DeviceWaitPolicy policy;
-  Feed(policy, 2 * DeviceWaitPolicy::kWarmUp, 1000, 1000);
+  Feed(policy, kWarmUp, 1000, 1000);
   // Both stay at 1000 until the lengths change; then they move towards the new value.
   EXPECT_EQ(policy.average_spin_ticks(), 1000u);
-  Feed(policy, 200, 0, 0);
+  EXPECT_EQ(policy.average_sleep_ticks(), 1000u);
+  Feed(policy, 200 * kPhase, 0, 0);
   EXPECT_LT(policy.average_spin_ticks() + policy.average_sleep_ticks(), 2000u);
 }
 
@@ -164,22 +191,23 @@ class DeviceWaitTest : public ReactorTest {
 };
 
 TEST_F(DeviceWaitTest, AwaitingADeviceMaySleepBeforeTheSpinWindowEnds) {
-  constexpr int kIos = 4 * DeviceWaitPolicy::kWarmUp;
+  constexpr int kIos = 2 * kWarmUp;
   Result result = RunFakeDevice(kIos, AwaitedWork::kDevice);
-  // Every request was an episode; the policy tried sleeping on half the first 2 * kWarmUp
-  // (which answer wins afterwards depends on this machine).
+  // Every request was an episode; the policy chose sleeping for every other phase of the first
+  // kWarmUp (which answer wins afterwards depends on this machine). Half of those episodes,
+  // at least, found the reactor asleep when the completion came 200 us later.
   EXPECT_GE(result.episodes, static_cast<uint64_t>(kIos));
-  EXPECT_GE(result.sleeps, DeviceWaitPolicy::kWarmUp / 2);
+  EXPECT_GE(result.sleeps, static_cast<uint64_t>(kWarmUp / 4));
 }
 
 TEST_F(DeviceWaitTest, WithoutADeviceTheSpinWindowHolds) {
-  Result result = RunFakeDevice(2 * DeviceWaitPolicy::kWarmUp, AwaitedWork::kNothing);
+  Result result = RunFakeDevice(kWarmUp, AwaitedWork::kNothing);
   EXPECT_EQ(result.sleeps, 0u);
   EXPECT_EQ(result.episodes, 0u);
 }
 
 TEST_F(DeviceWaitTest, AwaitingHelperThreadsSleepsAtOnceWithoutSampling) {
-  constexpr int kIos = 2 * DeviceWaitPolicy::kWarmUp;
+  constexpr int kIos = kWarmUp;
   Result result = RunFakeDevice(kIos, AwaitedWork::kHelperThreads, /*until_asleep=*/true);
   // Every wait slept (the spin window never ends), and none fed the device policy.
   EXPECT_GE(result.sleeps, static_cast<uint64_t>(kIos));
