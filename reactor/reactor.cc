@@ -118,6 +118,9 @@ void Reactor::OpenIdleEpisode(bool interrupt_mode) {
   episode_awaits_device_ = interrupt_mode && awaited == AwaitedWork::kDevice;
   episode_sleeps_ = episode_awaits_helpers_ ||
                     (episode_awaits_device_ && device_wait_policy_->ChooseSleep());
+  if (episode_awaits_device_) {
+    device_wait_episodes_.store(device_wait_policy_->episodes(), std::memory_order_relaxed);
+  }
 }
 
 void Reactor::EndIdleEpisode(uint64_t pass_start) {
@@ -125,7 +128,6 @@ void Reactor::EndIdleEpisode(uint64_t pass_start) {
   if (!episode_awaits_device_) return;
   DeviceWaitPolicy& policy = *device_wait_policy_;
   policy.EndEpisode(pass_start - last_busy_tsc_);
-  device_wait_episodes_.store(policy.episodes(), std::memory_order_relaxed);
   device_wait_spin_tsc_.store(policy.average_spin_ticks(), std::memory_order_relaxed);
   device_wait_sleep_tsc_.store(policy.average_sleep_ticks(), std::memory_order_relaxed);
   device_wait_sleeps_.store(policy.prefers_sleep(), std::memory_order_relaxed);

@@ -139,12 +139,24 @@ class DeviceWaitTest : public ReactorTest {
     uint64_t episodes;
   };
 
+  // How the test completes each request of the fake device.
+  enum class Completion {
+    // 200 us after the poller declared it (nothing to wait for: the episode never opens).
+    kAfterDelay,
+    // 200 us after the reactor opened the request's device-wait episode. An episode opens at
+    // the first idle pass after the request; a reactor preempted past the completion never
+    // has one (it finds the completion at once, and that wait was no wait), so completing
+    // on a timer alone lost an episode under load (63 of 64).
+    kAfterEpisodeOpens,
+    // Once the reactor has gone to sleep (a reactor that must sleep at once may still be
+    // preempted for longer than 200 us on a loaded machine).
+    kWhenAsleep,
+  };
+
   // `ios` requests through a fake device on reactor 0: the poller marks one in flight (and
-  // declares that it awaits `awaited`), the test waits 200 us and writes the eventfd (the
-  // completion), the poller reads it and is done. `until_asleep`: instead of 200 us, wait for
-  // the reactor to go to sleep (a reactor that must sleep at once may still be preempted for
-  // longer than 200 us on a loaded machine; the sanitizer suite beside another build was).
-  Result RunFakeDevice(int ios, AwaitedWork awaited, bool until_asleep = false) {
+  // declares that it awaits `awaited`), the test writes the eventfd (the completion) as
+  // `completion` says, the poller reads it and is done.
+  Result RunFakeDevice(int ios, AwaitedWork awaited, Completion completion) {
     Thread* t = CreateThread("device", 0);
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     EXPECT_GE(fd, 0);
@@ -169,51 +181,58 @@ class DeviceWaitTest : public ReactorTest {
     });
     const ReactorInfo before = Info(0);
     for (int i = 0; i < ios; ++i) {
-      const uint64_t sleeps_before = Info(0).sleeps;
+      const ReactorInfo last = Info(0);
       RunOn(t, [&] { state->poller->SetAwaiting(awaited); });
-      if (until_asleep) {
-        EXPECT_TRUE(WaitUntil([&] { return Info(0).sleeps > sleeps_before; }))
-            << "request " << i << ": the reactor did not sleep";
-      } else {
-        std::this_thread::sleep_for(microseconds(200));
+      switch (completion) {
+        case Completion::kAfterDelay:
+          break;
+        case Completion::kAfterEpisodeOpens:
+          EXPECT_TRUE(WaitUntil([&] {
+            return Info(0).device_wait_episodes > last.device_wait_episodes;
+          })) << "request "
+              << i << ": no device-wait episode opened";
+          break;
+        case Completion::kWhenAsleep:
+          EXPECT_TRUE(WaitUntil([&] { return Info(0).sleeps > last.sleeps; }))
+              << "request " << i << ": the reactor did not sleep";
+          break;
       }
+      if (completion != Completion::kWhenAsleep) std::this_thread::sleep_for(microseconds(200));
       uint64_t one = 1;
       EXPECT_EQ(write(fd, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
       EXPECT_TRUE(WaitUntil([&] { return state->completed.load() == i + 1; }))
           << "completion " << i << " was not polled";
     }
-    // The poller counts a completion inside its pass; the reactor counts the episode that
-    // completion ended only when the pass has returned. A message's round trip runs after that
-    // pass, so the figures read below include the last episode (without it, a slow reactor,
-    // under the sanitizers beside a build, was read with 63 episodes of 64).
-    RunOn(t, [] {});
+    // Sleeps are counted before the reactor sleeps and episodes when they open, so nothing is
+    // left to publish once the last completion was polled.
     const ReactorInfo after = Info(0);
     RunOn(t, [&] { state->poller->Unregister(); });
     ExitThread(t);
     close(fd);
-    return {after.sleeps - before.sleeps, after.device_wait_episodes};
+    return {after.sleeps - before.sleeps, after.device_wait_episodes - before.device_wait_episodes};
   }
 };
 
 TEST_F(DeviceWaitTest, AwaitingADeviceMaySleepBeforeTheSpinWindowEnds) {
   constexpr int kIos = 2 * kWarmUp;
-  Result result = RunFakeDevice(kIos, AwaitedWork::kDevice);
-  // Every request was an episode; the policy chose sleeping for every other phase of the first
-  // kWarmUp (which answer wins afterwards depends on this machine). Half of those episodes,
-  // at least, found the reactor asleep when the completion came 200 us later.
+  Result result = RunFakeDevice(kIos, AwaitedWork::kDevice, Completion::kAfterEpisodeOpens);
+  // Every request was an episode (more only if something else on the reactor worked in one);
+  // the policy chose sleeping for every other phase of the first kWarmUp (which answer wins
+  // afterwards depends on this machine). Half of those episodes, at least, found the reactor
+  // asleep when the completion came 200 us after the episode opened.
   EXPECT_GE(result.episodes, static_cast<uint64_t>(kIos));
   EXPECT_GE(result.sleeps, static_cast<uint64_t>(kWarmUp / 4));
 }
 
 TEST_F(DeviceWaitTest, WithoutADeviceTheSpinWindowHolds) {
-  Result result = RunFakeDevice(kWarmUp, AwaitedWork::kNothing);
+  Result result = RunFakeDevice(kWarmUp, AwaitedWork::kNothing, Completion::kAfterDelay);
   EXPECT_EQ(result.sleeps, 0u);
   EXPECT_EQ(result.episodes, 0u);
 }
 
 TEST_F(DeviceWaitTest, AwaitingHelperThreadsSleepsAtOnceWithoutSampling) {
   constexpr int kIos = kWarmUp;
-  Result result = RunFakeDevice(kIos, AwaitedWork::kHelperThreads, /*until_asleep=*/true);
+  Result result = RunFakeDevice(kIos, AwaitedWork::kHelperThreads, Completion::kWhenAsleep);
   // Every wait slept (the spin window never ends), and none fed the device policy.
   EXPECT_GE(result.sleeps, static_cast<uint64_t>(kIos));
   EXPECT_EQ(result.episodes, 0u);

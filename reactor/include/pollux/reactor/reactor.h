@@ -41,7 +41,8 @@ struct ReactorInfo {
   uint64_t sleep_tsc;
   uint64_t sleeps;    // times it went to sleep
   uint64_t wakeups;   // times epoll returned
-  // Idle with device I/O in flight (Poller::SetAwaitingDevice): episodes so far, what the
+  // Idle with device I/O in flight (Poller::SetAwaitingDevice): episodes opened so far (an
+  // episode is counted when it opens, so a waiter can see that one is under way), what the
   // reactor measured for spinning and for sleeping at once (average microseconds from the
   // end of work to the next), and which it takes.
   uint64_t device_wait_episodes;
@@ -157,7 +158,8 @@ class Reactor {
   std::atomic<uint64_t> sleep_tsc_{0};
   std::atomic<uint64_t> sleeps_{0};
   std::atomic<uint64_t> wakeups_{0};
-  // The policy's figures, published for Info at the end of each device-wait episode.
+  // The policy's figures for Info: the episode count when an episode opens, the averages when
+  // it ends.
   std::atomic<uint64_t> device_wait_episodes_{0};
   std::atomic<uint64_t> device_wait_spin_tsc_{0};
   std::atomic<uint64_t> device_wait_sleep_tsc_{0};
