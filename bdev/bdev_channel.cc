@@ -7,6 +7,7 @@
 #include "bdev_io_pool.h"
 #include "bdev_state.h"
 #include "pollux/env/log.h"
+#include "pollux/env/shared_io_memory.h"
 
 namespace pollux {
 namespace {
@@ -50,14 +51,21 @@ BdevChannel::BdevChannel(Bdev& bdev)
       alignment_mask_(bdev.required_alignment() - 1),
       may_split_((bdev.split_on_optimal_io_boundary() && bdev.optimal_io_boundary() != 0) ||
                  bdev.max_transfer_blocks() != 0 || bdev.max_segments() != 0),
-      needs_data_fixups_(alignment_mask_ != 0 || may_split_),
+      requires_shared_memory_(bdev.requires_shared_memory()),
+      needs_data_fixups_(alignment_mask_ != 0 || may_split_ || requires_shared_memory_),
       supported_mask_(bdev.supported_mask_),
       module_supported_mask_(bdev.module_supported_mask_),
       block_count_(bdev.block_count()),
       forward_fast_mask_{ForwardFastMask(needs_data_fixups_, module_supported_mask_, false),
-                         ForwardFastMask(needs_data_fixups_, module_supported_mask_, true)} {}
+                         ForwardFastMask(needs_data_fixups_, module_supported_mask_, true)},
+      zero_buffer_(requires_shared_memory_ && HasType(supported_mask_, IoType::kWriteZeroes) &&
+                           !HasType(module_supported_mask_, IoType::kWriteZeroes)
+                       ? AcquireSharedZeroBuffer(bdev)
+                       : GetBdevIoPool()->zero_buffer()) {}
 
 BdevChannel::~BdevChannel() {
+  // The zero buffer's address says whether it is the shared one.
+  if (InSharedIoMemory(zero_buffer_, 1)) ReleaseSharedZeroBuffer();
   thread_.RemoveChannel(this);
   if (in_flight_ != 0 || nomem_head_ != nullptr) {
     PX_LOG(kError, "bdev", "%s: channel destroyed with %lu I/O in flight", bdev_.name(),
@@ -182,19 +190,24 @@ void BdevChannel::Submit(const WaitingRequest& request) noexcept {
 void BdevChannel::Dispatch(BdevIo& io) noexcept {
   IoType type = io.type_;
   if (CarriesData(type)) {
-    // Bounced: buffers the device cannot take, and iovecs that would make a child of a split
-    // end inside a block (a block over more segments than the module takes).
-    if (((alignment_mask_ != 0 && Misaligned(io)) || (may_split_ && UnsplittableSegments(io))) &&
-        !Bounce(io)) {
-      return CompleteInLayer(io, BdevIoStatus::kFailed);
+    // One test for the devices that take any buffer of any size (most of them).
+    if (needs_data_fixups_) {
+      // Bounced: buffers the device cannot take (misaligned, or outside the shared memory its
+      // back-end maps), and iovecs that would make a child of a split end inside a block (a
+      // block over more segments than the module takes).
+      if (NeedsBounce(io) && !Bounce(io)) return CompleteInLayer(io, BdevIoStatus::kFailed);
+      if (may_split_ && NeedsSplit(io)) return StartSplit(io);
     }
-    if (may_split_ && NeedsSplit(io)) return StartSplit(io);
     return SubmitToModule(io);
   }
   if (!HasType(module_supported_mask_, type)) {
     // Emulated: WRITE_ZEROES as writes of a zero buffer; FLUSH of a device without write
     // cache has nothing to do.
-    if (type == IoType::kWriteZeroes) return StartSplit(io);
+    if (type == IoType::kWriteZeroes) {
+      // No zero buffer: the shared one could not be had when the channel was made (logged).
+      if (zero_buffer_ == nullptr) return CompleteInLayer(io, BdevIoStatus::kFailed);
+      return StartSplit(io);
+    }
     return CompleteInLayer(io, BdevIoStatus::kSuccess);
   }
   if (type == IoType::kReset) AbortNoMemory();
@@ -292,8 +305,7 @@ void BdevChannel::ForwardSlow(BdevIo& io, bool writable) noexcept {
   if (status != BdevIoStatus::kSuccess) return io.Complete(status);
   // In place unless the base needs a second bounce (the I/O's bounce state is taken) or the
   // chain is too deep: then as an ordinary request whose completion completes `io`.
-  bool bounce = CarriesData(type) && ((alignment_mask_ != 0 && Misaligned(io)) ||
-                                      (may_split_ && UnsplittableSegments(io)));
+  bool bounce = CarriesData(type) && needs_data_fixups_ && NeedsBounce(io);
   if ((bounce && io.bounced_) || io.forward_depth_ == BdevIo::kMaxForwardDepth) [[unlikely]] {
     bool data = CarriesData(type);
     return Submit(WaitingRequest{this, type, writable, data ? io.iovs_ : nullptr,

@@ -144,10 +144,24 @@ class BdevChannel : public ChannelContext {
   void ChildDone(BdevIo& child) noexcept;
 
   // Bounce buffers (bdev_io_splitter.cc).
+  // Whether data I/O `io` must be bounced here. Only when needs_data_fixups_.
+  bool NeedsBounce(const BdevIo& io) const noexcept {
+    return (alignment_mask_ != 0 && Misaligned(io)) || (may_split_ && UnsplittableSegments(io)) ||
+           (requires_shared_memory_ && OutsideSharedMemory(io));
+  }
   bool Misaligned(const BdevIo& io) const noexcept;
   bool UnsplittableSegments(const BdevIo& io) const noexcept;
+  bool OutsideSharedMemory(const BdevIo& io) const noexcept;
+  // The bounce buffer comes from the shared I/O arena when the bdev requires shared memory,
+  // from DPDK's heap otherwise; Unbounce frees it by where it lies (it may run at another
+  // channel: the origin of a forwarded I/O).
   bool Bounce(BdevIo& io) noexcept;
   void Unbounce(BdevIo& io) noexcept;
+  // The zero buffer of emulated WRITE_ZEROES for bdevs that require shared memory (the pool's
+  // is DPDK memory): one in the shared arena for the process, made by the first channel that
+  // needs it, freed with the last. nullptr (logged) when it cannot be had.
+  static void* AcquireSharedZeroBuffer(const Bdev& bdev) noexcept;
+  static void ReleaseSharedZeroBuffer() noexcept;
 
   Bdev& bdev_;
   IoChannelRef thread_ref_;  // keeps the thread context alive while this channel lives
@@ -156,8 +170,10 @@ class BdevChannel : public ChannelContext {
   const uint32_t block_shift_;
   const uint64_t alignment_mask_;
   const bool may_split_;
+  // Data buffers must lie in the shared I/O arena (the bdev's requires_shared_memory).
+  const bool requires_shared_memory_;
   // Data I/O may need bouncing or splitting here (what Forward must check before going
-  // straight to the module).
+  // straight to the module, and Dispatch before the checks that cost).
   const bool needs_data_fixups_;
   // The bdev's, copied here: the checks of every I/O then read only this channel's cache line
   // (the bdev's properties are one more dependent load away).
@@ -167,6 +183,9 @@ class BdevChannel : public ChannelContext {
   // The types Forward sends straight to the module, by the descriptor's writability: READ
   // (and WRITE when writable) if supported natively and nothing bounces or splits here.
   const uint32_t forward_fast_mask_[2];
+  // What emulated WRITE_ZEROES writes from: the pool's zero buffer, or the shared one
+  // (AcquireSharedZeroBuffer); nullptr if that failed.
+  void* const zero_buffer_;
   // Callers' I/O submitted here and not yet delivered (wherever it was forwarded to): only
   // for the warning of a channel destroyed too early, so nothing moves on a forward.
   uint64_t in_flight_ = 0;

@@ -6,18 +6,63 @@
 // iovecs a child carries inline). Up to kMaxChildrenInFlight children run at once; each
 // completion cuts the next. The parent completes once the last child has, with the first
 // failure among them. An emulated WRITE_ZEROES is the same with WRITE children that all point
-// at the shared zero buffer.
+// at a zero buffer.
+//
+// A bdev that requires shared memory gets its bounce buffers and zero buffer from the shared
+// I/O arena, which its back-end maps.
 #include <rte_malloc.h>
 
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <utility>
 
 #include "bdev_channel.h"
 #include "bdev_io_pool.h"
+#include "pollux/env/io_memory.h"
 #include "pollux/env/log.h"
+#include "pollux/env/shared_io_memory.h"
 
 namespace pollux {
+namespace {
+
+struct SharedZeroBuffer {
+  std::mutex mutex;
+  IoMemory memory;
+  uint32_t users = 0;
+};
+
+// Never destroyed: a channel may outlive this file's statics at exit.
+SharedZeroBuffer& TheSharedZeroBuffer() {
+  static auto* buffer = new SharedZeroBuffer;
+  return *buffer;
+}
+
+}  // namespace
+
+void* BdevChannel::AcquireSharedZeroBuffer(const Bdev& bdev) noexcept {
+  SharedZeroBuffer& zero = TheSharedZeroBuffer();
+  std::lock_guard lock(zero.mutex);
+  if (zero.users == 0) {
+    absl::StatusOr<IoMemory> memory =
+        IoMemory::AllocateShared(BdevIoPool::kZeroBufferSize, "the bdev layer's zero buffer");
+    if (!memory.ok()) {
+      PX_LOG(kError, "bdev", "%s: %s: its emulated WRITE_ZEROES will fail", bdev.name(),
+             memory.status().message());
+      return nullptr;
+    }
+    zero.memory = std::move(*memory);
+  }
+  ++zero.users;
+  return zero.memory.data();
+}
+
+void BdevChannel::ReleaseSharedZeroBuffer() noexcept {
+  SharedZeroBuffer& zero = TheSharedZeroBuffer();
+  std::lock_guard lock(zero.mutex);
+  if (--zero.users == 0) zero.memory = IoMemory();
+}
 
 bool BdevChannel::NeedsSplit(const BdevIo& io) const noexcept {
   uint32_t boundary = bdev_.optimal_io_boundary();
@@ -100,7 +145,7 @@ bool BdevChannel::BuildChild(BdevIo& parent, BdevIo& child) noexcept {
     uint64_t max_blocks = BdevIoPool::kZeroBufferSize / block_size;
     uint64_t blocks = std::min(limit, max_blocks);
     child.type_ = IoType::kWrite;
-    child.child_iovs_[0] = {GetBdevIoPool()->zero_buffer(), blocks * block_size};
+    child.child_iovs_[0] = {zero_buffer_, blocks * block_size};
     child.iovcnt_ = 1;
     child.num_blocks_ = blocks;
     parent.split_next_block_ += blocks;
@@ -196,13 +241,34 @@ bool BdevChannel::UnsplittableSegments(const BdevIo& io) const noexcept {
   return (bits & (bdev_.block_size() - 1)) != 0;
 }
 
+bool BdevChannel::OutsideSharedMemory(const BdevIo& io) const noexcept {
+  for (int i = 0; i < io.iovcnt_; ++i) {
+    if (!InSharedIoMemory(io.iovs_[i].iov_base, io.iovs_[i].iov_len)) return true;
+  }
+  return false;
+}
+
 bool BdevChannel::Bounce(BdevIo& io) noexcept {
   uint64_t bytes = io.num_blocks_ << block_shift_;
-  void* buffer = rte_malloc("bdev_bounce", bytes, std::max<uint64_t>(alignment_mask_ + 1, 64));
-  if (buffer == nullptr) {
-    PX_LOG(kError, "bdev", "%s: no DPDK memory for a %lu-byte bounce buffer", bdev_.name(),
-           bytes);
-    return false;
+  void* buffer;
+  if (requires_shared_memory_) {
+    // Per I/O from the arena's allocator (a mutex, a populate and later a punch): the slow
+    // path of callers whose buffers are not shared; theirs should come from AllocateShared.
+    absl::StatusOr<void*> shared =
+        AllocateSharedIo(bytes, bdev_.name(), std::max<uint64_t>(alignment_mask_ + 1, 4096));
+    if (!shared.ok()) {
+      PX_LOG(kError, "bdev", "%s: no shared I/O memory for a %lu-byte bounce buffer: %s",
+             bdev_.name(), bytes, shared.status().message());
+      return false;
+    }
+    buffer = *shared;
+  } else {
+    buffer = rte_malloc("bdev_bounce", bytes, std::max<uint64_t>(alignment_mask_ + 1, 64));
+    if (buffer == nullptr) {
+      PX_LOG(kError, "bdev", "%s: no DPDK memory for a %lu-byte bounce buffer", bdev_.name(),
+             bytes);
+      return false;
+    }
   }
   // The caller's single-buffer iovec lives in single_iov_, which now describes the bounce
   // buffer: keep the caller's in child_iovs_[0] (a caller's I/O has no use for it).
@@ -235,7 +301,12 @@ void BdevChannel::Unbounce(BdevIo& io) noexcept {
       in += io.caller_iovs_[i].iov_len;
     }
   }
-  rte_free(io.single_iov_.iov_base);
+  // The arena never overlaps DPDK's heap: where the buffer lies says which allocator it is.
+  if (InSharedIoMemory(io.single_iov_.iov_base, io.single_iov_.iov_len)) {
+    FreeSharedIo(io.single_iov_.iov_base);
+  } else {
+    rte_free(io.single_iov_.iov_base);
+  }
   io.iovs_ = io.caller_iovs_;
   io.iovcnt_ = io.caller_iovcnt_;
   io.bounced_ = false;

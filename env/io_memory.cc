@@ -15,19 +15,12 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "memory_pages.h"
+#include "pollux/env/shared_io_memory.h"
 
 namespace pollux {
-namespace {
+namespace memory_pages {
 
-// 4 KiB alignment: page-aligned like SPDK's, so that any block size up to a page never
-// straddles a page and the memcpy of aligned requests runs on aligned data.
-constexpr size_t kBufferAlignment = 4096;
-// Mappings are cut to whole 2 MiB pages, so that the kernel can back all of one with huge pages.
-constexpr uint64_t kHugePageSize = 2ull << 20;
-
-std::atomic<uint64_t> kernel_bytes_held{0};
-
-// "256 MiB", "1.5 GiB", "4 KiB", "100 bytes": sizes for error messages.
 std::string FormatSize(uint64_t bytes) {
   constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   if (bytes < 1024) return absl::StrFormat("%u bytes", bytes);
@@ -43,19 +36,6 @@ std::string FormatSize(uint64_t bytes) {
   return absl::StrFormat("%.1f %s", value, kUnits[unit]);
 }
 
-// The largest block DPDK's heaps could hand out now, over every NUMA node.
-uint64_t LargestFreeDpdkBlock() {
-  uint64_t largest = 0;
-  for (unsigned i = 0; i < rte_socket_count(); ++i) {
-    rte_malloc_socket_stats stats{};
-    if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &stats) == 0) {
-      largest = std::max<uint64_t>(largest, stats.greatest_free_size);
-    }
-  }
-  return largest;
-}
-
-// MemAvailable from /proc/meminfo (what can be had without swapping), or 0 if unknown.
 uint64_t AvailableRam() {
   FILE* f = std::fopen("/proc/meminfo", "r");
   if (f == nullptr) return 0;
@@ -86,7 +66,8 @@ absl::Status Populate(uint8_t* data, size_t size) {
   if (madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE) == 0) {
     return absl::OkStatus();
   }
-  // ENOMEM: no RAM left; EFAULT: the shared memory behind a DPDK mapping could not grow.
+  // ENOMEM: no RAM left; EFAULT: shared memory (behind a DPDK mapping, or the shared I/O
+  // arena) could not grow.
   if (errno == ENOMEM || errno == EFAULT) {
     return absl::ResourceExhaustedError(
         absl::StrFormat("cannot back %s with RAM: %s", FormatSize(size), strerror(errno)));
@@ -98,6 +79,34 @@ absl::Status Populate(uint8_t* data, size_t size) {
     reinterpret_cast<volatile uint8_t*>(data)[offset] = 0;
   }
   return absl::OkStatus();
+}
+
+}  // namespace memory_pages
+
+namespace {
+
+using memory_pages::AvailableRam;
+using memory_pages::FormatSize;
+using memory_pages::Populate;
+
+// 4 KiB alignment: page-aligned like SPDK's, so that any block size up to a page never
+// straddles a page and the memcpy of aligned requests runs on aligned data.
+constexpr size_t kBufferAlignment = 4096;
+// Mappings are cut to whole 2 MiB pages, so that the kernel can back all of one with huge pages.
+constexpr uint64_t kHugePageSize = 2ull << 20;
+
+std::atomic<uint64_t> kernel_bytes_held{0};
+
+// The largest block DPDK's heaps could hand out now, over every NUMA node.
+uint64_t LargestFreeDpdkBlock() {
+  uint64_t largest = 0;
+  for (unsigned i = 0; i < rte_socket_count(); ++i) {
+    rte_malloc_socket_stats stats{};
+    if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &stats) == 0) {
+      largest = std::max<uint64_t>(largest, stats.greatest_free_size);
+    }
+  }
+  return largest;
 }
 
 }  // namespace
@@ -112,7 +121,7 @@ absl::StatusOr<IoMemory> IoMemory::Allocate(uint64_t size, const std::string& ow
           "the app more with --mem-size)",
           FormatSize(size), owner, FormatSize(LargestFreeDpdkBlock())));
     }
-    IoMemory memory(data, 0);
+    IoMemory memory(data, 0, false);
     if (absl::Status s = Populate(data, size); !s.ok()) {
       return absl::ResourceExhaustedError(absl::StrFormat("%s: %s", owner, s.message()));
     }
@@ -136,7 +145,7 @@ absl::StatusOr<IoMemory> IoMemory::Allocate(uint64_t size, const std::string& ow
   }
   // Advice: where the kernel has no huge page to give, 4 KiB pages still work.
   madvise(p, mapped, MADV_HUGEPAGE);
-  IoMemory memory(static_cast<uint8_t*>(p), mapped);
+  IoMemory memory(static_cast<uint8_t*>(p), mapped, false);
   kernel_bytes_held.fetch_add(mapped, std::memory_order_relaxed);
   if (absl::Status s = Populate(memory.data_, mapped); !s.ok()) {
     return absl::ResourceExhaustedError(absl::StrFormat("%s: %s", owner, s.message()));
@@ -145,9 +154,19 @@ absl::StatusOr<IoMemory> IoMemory::Allocate(uint64_t size, const std::string& ow
   return memory;
 }
 
+absl::StatusOr<IoMemory> IoMemory::AllocateShared(uint64_t size, const std::string& owner) {
+  // Zeroed (a fresh or punched-out range of the memfd), page-aligned and populated already.
+  absl::StatusOr<void*> data = AllocateSharedIo(size, owner, kBufferAlignment);
+  if (!data.ok()) return data.status();
+  IoMemory memory(static_cast<uint8_t*>(*data), 0, true);
+  memory.region_ = IoRegion::Publish(*data, size);
+  return memory;
+}
+
 IoMemory::IoMemory(IoMemory&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       mapped_size_(std::exchange(other.mapped_size_, 0)),
+      shared_(std::exchange(other.shared_, false)),
       region_(std::move(other.region_)) {}
 
 IoMemory& IoMemory::operator=(IoMemory&& other) noexcept {
@@ -155,6 +174,7 @@ IoMemory& IoMemory::operator=(IoMemory&& other) noexcept {
     Release();
     data_ = std::exchange(other.data_, nullptr);
     mapped_size_ = std::exchange(other.mapped_size_, 0);
+    shared_ = std::exchange(other.shared_, false);
     region_ = std::move(other.region_);
   }
   return *this;
@@ -166,7 +186,9 @@ void IoMemory::Release() {
   if (data_ == nullptr) return;
   // First, so that no engine keeps using the range as registered once the address is free.
   region_.Withdraw();
-  if (mapped_size_ != 0) {
+  if (shared_) {
+    FreeSharedIo(data_);
+  } else if (mapped_size_ != 0) {
     munmap(data_, mapped_size_);
     kernel_bytes_held.fetch_sub(mapped_size_, std::memory_order_relaxed);
   } else {
@@ -174,6 +196,7 @@ void IoMemory::Release() {
   }
   data_ = nullptr;
   mapped_size_ = 0;
+  shared_ = false;
 }
 
 uint64_t IoMemory::KernelBytesHeld() {

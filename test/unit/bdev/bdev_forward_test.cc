@@ -14,32 +14,6 @@ namespace {
 
 constexpr uint32_t kBlock = 512;
 
-struct BaseChannel final : ChannelContext {
-  IoChannelRef base;
-};
-
-// The smallest virtual bdev: every I/O forwarded to the base.
-class ForwardingBdev final : public Bdev {
- public:
-  ForwardingBdev(BdevProperties properties, std::unique_ptr<BdevDesc> base)
-      : Bdev(TestBdevModule::Get(), std::move(properties)), base_(std::move(base)) {}
-  void Submit(BdevIo& io) noexcept override {
-    base_->Forward(*io.module_channel<BaseChannel>().base, io);
-  }
-  bool IoTypeSupported(IoType type) const override { return base_->bdev().Supports(type); }
-  std::unique_ptr<ChannelContext> CreateChannel() override {
-    auto channel = std::make_unique<BaseChannel>();
-    channel->base = base_->GetIoChannel();
-    return channel;
-  }
-  void Destruct(absl::AnyInvocable<void()> done) override {
-    CloseBdevDesc(std::move(base_), std::move(done));
-  }
-
- private:
-  std::unique_ptr<BdevDesc> base_;
-};
-
 class BdevForwardTest : public BdevTest {
  protected:
   // A base TestBdev "B" with `base` properties and a forwarding bdev "F" over it.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pollux/bdev/bdev.h"
+#include "pollux/bdev/bdev_desc.h"
 #include "pollux/bdev/bdev_module.h"
 
 namespace pollux::testing {
@@ -142,5 +143,31 @@ inline TestBdev* RegisterTestBdev(BdevProperties properties) {
   auto registered = RegisterBdev(std::move(bdev));
   return registered.ok() ? static_cast<TestBdev*>(*registered) : nullptr;
 }
+
+struct BaseChannel final : ChannelContext {
+  IoChannelRef base;
+};
+
+// The smallest virtual bdev: every I/O forwarded to the base (properties as given).
+class ForwardingBdev final : public Bdev {
+ public:
+  ForwardingBdev(BdevProperties properties, std::unique_ptr<BdevDesc> base)
+      : Bdev(TestBdevModule::Get(), std::move(properties)), base_(std::move(base)) {}
+  void Submit(BdevIo& io) noexcept override {
+    base_->Forward(*io.module_channel<BaseChannel>().base, io);
+  }
+  bool IoTypeSupported(IoType type) const override { return base_->bdev().Supports(type); }
+  std::unique_ptr<ChannelContext> CreateChannel() override {
+    auto channel = std::make_unique<BaseChannel>();
+    channel->base = base_->GetIoChannel();
+    return channel;
+  }
+  void Destruct(absl::AnyInvocable<void()> done) override {
+    CloseBdevDesc(std::move(base_), std::move(done));
+  }
+
+ private:
+  std::unique_ptr<BdevDesc> base_;
+};
 
 }  // namespace pollux::testing

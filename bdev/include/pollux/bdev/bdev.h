@@ -40,6 +40,9 @@ struct BdevProperties {
   bool split_on_optimal_io_boundary = false;
   uint32_t max_transfer_blocks = 0;  // largest request the module takes; 0: no limit
   uint32_t max_segments = 0;         // most iovecs per request the module takes; 0: no limit
+  // Data buffers must lie in shared I/O memory (pollux/env/shared_io_memory.h): the back-end,
+  // another process, maps them (vhost-user). The layer bounces other buffers into it.
+  bool requires_shared_memory = false;
 };
 
 // A block device. Modules subclass it, fill BdevProperties, and hand it to RegisterBdev,
@@ -64,6 +67,7 @@ class Bdev {
   bool split_on_optimal_io_boundary() const { return properties_.split_on_optimal_io_boundary; }
   uint32_t max_transfer_blocks() const { return properties_.max_transfer_blocks; }
   uint32_t max_segments() const { return properties_.max_segments; }
+  bool requires_shared_memory() const { return properties_.requires_shared_memory; }
   const BdevProperties& properties() const { return properties_; }
   BdevModule& module() const { return *module_; }
   // Whether `name` is this bdev's name or one of its aliases.

@@ -18,6 +18,9 @@
 //   user-space device driver, so nothing needs the memory to be DPDK's (no IOVA, no sharing
 //   between processes).
 //
+// AllocateShared carves it from the shared I/O arena instead (pollux/env/shared_io_memory.h):
+// memory another process maps too, for the buffers of a bdev whose back-end must map them.
+//
 // Every IoMemory is published as an I/O region (pollux/env/io_regions.h) for as long as it
 // lives, so that io_uring channels can register it with their ring once.
 #pragma once
@@ -36,6 +39,9 @@ class IoMemory {
   // memory is not there: the message says how much was asked and what is available.
   // After InitEal (it asks whether DPDK has hugepages).
   static absl::StatusOr<IoMemory> Allocate(uint64_t size, const std::string& owner);
+  // The same from the shared I/O arena (created by the first call): memory a vhost-user
+  // back-end maps. ResourceExhausted when the arena or RAM cannot hold it. Any time, no EAL.
+  static absl::StatusOr<IoMemory> AllocateShared(uint64_t size, const std::string& owner);
 
   IoMemory() = default;
   IoMemory(IoMemory&& other) noexcept;
@@ -45,16 +51,21 @@ class IoMemory {
   ~IoMemory();
 
   uint8_t* data() const { return data_; }
+  // Whether it lies in the shared I/O arena (AllocateShared).
+  bool shared() const { return shared_; }
 
-  // Bytes all live IoMemory hold from the kernel (the no-huge case), for leak checks.
+  // Bytes all live IoMemory hold from the kernel (the no-huge case, not the shared arena:
+  // SharedIoBytesAllocated counts that), for leak checks.
   static uint64_t KernelBytesHeld();
 
  private:
-  IoMemory(uint8_t* data, uint64_t mapped_size) : data_(data), mapped_size_(mapped_size) {}
+  IoMemory(uint8_t* data, uint64_t mapped_size, bool shared)
+      : data_(data), mapped_size_(mapped_size), shared_(shared) {}
   void Release();
 
   uint8_t* data_ = nullptr;
-  uint64_t mapped_size_ = 0;  // non-zero: an mmap of this length; zero: DPDK memory
+  uint64_t mapped_size_ = 0;  // non-zero: an mmap of this length; zero: DPDK or arena memory
+  bool shared_ = false;       // from the shared I/O arena (FreeSharedIo)
   IoRegion region_;           // withdrawn before the memory is returned
 };
 
