@@ -10,6 +10,8 @@ PACKAGES=(
   libdpdk-dev liburing-dev libaio-dev libabsl-dev nlohmann-json3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev fio python3
+  # the vhost-user-blk peer the virtio initiator is tested and measured against
+  qemu-system-common
 )
 
 missing=()

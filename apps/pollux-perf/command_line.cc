@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "pollux/env/cpu_list.h"
 #include "pollux/env/log.h"
+#include "pollux/env/shared_io_memory.h"
 
 namespace pollux::perf {
 namespace {
@@ -45,6 +46,8 @@ Options:
   -L, --log-level LEVEL    error, warning, notice, info or debug (default notice)
   -s, --mem-size MB        DPDK memory in MiB (default 512)
       --hugepages          back DPDK memory with hugepages (default --no-huge)
+      --shared-mem-size MB the shared I/O arena's address space, in MiB (an even number, default
+                           65536): buffers for bdevs whose back-end maps them (virtio)
   -h, --help               print this help and exit
   -v, --version            print the version and exit
 
@@ -160,7 +163,7 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
 }
 
 ParsedCommandLine ParseCommandLine(int argc, char** argv) {
-  enum { kJson = 256, kMode, kHugepages, kMemcpyPeer };
+  enum { kJson = 256, kMode, kHugepages, kMemcpyPeer, kSharedMemSize };
   static const option kOptions[] = {
       {"config", required_argument, nullptr, 'c'},
       {"queue-depth", required_argument, nullptr, 'q'},
@@ -177,6 +180,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       {"log-level", required_argument, nullptr, 'L'},
       {"mem-size", required_argument, nullptr, 's'},
       {"hugepages", no_argument, nullptr, kHugepages},
+      {"shared-mem-size", required_argument, nullptr, kSharedMemSize},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'v'},
       {nullptr, 0, nullptr, 0},
@@ -280,6 +284,14 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       case kHugepages:
         o.app.eal.hugepages = true;
         break;
+      case kSharedMemSize: {
+        auto v = ParseBounded("--shared-mem-size", "MiB", optarg, 16, 1u << 24);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        if (absl::Status s = SetSharedIoArenaSize(*v << 20); !s.ok()) {
+          return fail(absl::StrFormat("--shared-mem-size: %s", s.message()));
+        }
+        break;
+      }
       case 'h':
         std::fputs(kUsage, stdout);
         parsed.exit_now = true;

@@ -9,6 +9,7 @@
 
 #include "pollux/app/app.h"
 #include "pollux/env/cpu_list.h"
+#include "pollux/env/shared_io_memory.h"
 
 namespace {
 
@@ -32,6 +33,8 @@ Options:
   -s, --mem-size MB        DPDK memory in MiB (default 512)
       --hugepages          back DPDK memory with hugepages (default: ordinary memory,
                            --no-huge, since most machines reserve none)
+      --shared-mem-size MB the shared I/O arena's address space, in MiB (an even number, default
+                           65536): I/O buffers a vhost-user back-end maps
   -h, --help               print this help and exit
   -v, --version            print the version and exit
 )";
@@ -54,7 +57,7 @@ int UsageError(const std::string& message) {
 }
 
 ParsedArgs Parse(int argc, char** argv) {
-  enum { kMode = 256, kSpinWindow, kHugepages };
+  enum { kMode = 256, kSpinWindow, kHugepages, kSharedMemSize };
   static const option kOptions[] = {
       {"config", required_argument, nullptr, 'c'},
       {"cpus", required_argument, nullptr, 'm'},
@@ -64,6 +67,7 @@ ParsedArgs Parse(int argc, char** argv) {
       {"log-level", required_argument, nullptr, 'L'},
       {"mem-size", required_argument, nullptr, 's'},
       {"hugepages", no_argument, nullptr, kHugepages},
+      {"shared-mem-size", required_argument, nullptr, kSharedMemSize},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'v'},
       {nullptr, 0, nullptr, 0},
@@ -126,6 +130,16 @@ ParsedArgs Parse(int argc, char** argv) {
       case kHugepages:
         parsed.app.eal.hugepages = true;
         break;
+      case kSharedMemSize: {
+        uint64_t mb;
+        if (!ParseUint(optarg, &mb) || mb > (1u << 24)) {
+          return fail(std::string("--shared-mem-size: expected MiB, got \"") + optarg + "\"");
+        }
+        if (auto s = pollux::SetSharedIoArenaSize(mb << 20); !s.ok()) {
+          return fail("--shared-mem-size: " + std::string(s.message()));
+        }
+        break;
+      }
       case 'h':
         std::fputs(kUsage, stdout);
         parsed.exit_now = true;
