@@ -12,6 +12,7 @@
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_io.h"
 #include "pollux/bdev/bdev_stats.h"
+#include "pollux/env/shared_io_memory.h"
 #include "pollux/reactor/io_channel.h"
 
 namespace pollux {
@@ -138,7 +139,14 @@ class BdevChannel : public ChannelContext {
   void AbortNoMemory() noexcept;
 
   // Splitting (bdev_io_splitter.cc).
-  bool NeedsSplit(const BdevIo& io) const noexcept;
+  bool NeedsSplit(const BdevIo& io) const noexcept {
+    if (io.num_blocks_ > max_transfer_blocks_ ||
+        static_cast<uint32_t>(io.iovcnt_) > max_segments_) {
+      return true;
+    }
+    return split_boundary_ != 0 && io.offset_blocks_ / split_boundary_ !=
+                                       (io.offset_blocks_ + io.num_blocks_ - 1) / split_boundary_;
+  }
   void StartSplit(BdevIo& parent) noexcept;
   bool BuildChild(BdevIo& parent, BdevIo& child) noexcept;
   void ChildDone(BdevIo& child) noexcept;
@@ -151,7 +159,12 @@ class BdevChannel : public ChannelContext {
   }
   bool Misaligned(const BdevIo& io) const noexcept;
   bool UnsplittableSegments(const BdevIo& io) const noexcept;
-  bool OutsideSharedMemory(const BdevIo& io) const noexcept;
+  bool OutsideSharedMemory(const BdevIo& io) const noexcept {
+    for (int i = 0; i < io.iovcnt_; ++i) {
+      if (!InSharedIoMemory(io.iovs_[i].iov_base, io.iovs_[i].iov_len)) return true;
+    }
+    return false;
+  }
   // The bounce buffer comes from the shared I/O arena when the bdev requires shared memory,
   // from DPDK's heap otherwise; Unbounce frees it by where it lies (it may run at another
   // channel: the origin of a forwarded I/O).
@@ -170,6 +183,11 @@ class BdevChannel : public ChannelContext {
   const uint32_t block_shift_;
   const uint64_t alignment_mask_;
   const bool may_split_;
+  // The bdev's split limits with "none" as the largest value, so that each is one compare on
+  // every data I/O of a bdev that has any (a virtio bdev: max_segments, max_transfer_blocks).
+  const uint64_t max_transfer_blocks_;
+  const uint32_t max_segments_;
+  const uint32_t split_boundary_;  // 0: requests are not cut at a boundary
   // Data buffers must lie in the shared I/O arena (the bdev's requires_shared_memory).
   const bool requires_shared_memory_;
   // Data I/O may need bouncing or splitting here (what Forward must check before going

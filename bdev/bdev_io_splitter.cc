@@ -64,18 +64,6 @@ void BdevChannel::ReleaseSharedZeroBuffer() noexcept {
   if (--zero.users == 0) zero.memory = IoMemory();
 }
 
-bool BdevChannel::NeedsSplit(const BdevIo& io) const noexcept {
-  uint32_t boundary = bdev_.optimal_io_boundary();
-  if (bdev_.split_on_optimal_io_boundary() && boundary != 0 &&
-      io.offset_blocks_ / boundary != (io.offset_blocks_ + io.num_blocks_ - 1) / boundary) {
-    return true;
-  }
-  if (bdev_.max_transfer_blocks() != 0 && io.num_blocks_ > bdev_.max_transfer_blocks()) {
-    return true;
-  }
-  return bdev_.max_segments() != 0 && static_cast<uint32_t>(io.iovcnt_) > bdev_.max_segments();
-}
-
 void BdevChannel::StartSplit(BdevIo& parent) noexcept {
   parent.split_next_block_ = parent.offset_blocks_;
   parent.split_iov_index_ = 0;
@@ -232,20 +220,12 @@ bool BdevChannel::Misaligned(const BdevIo& io) const noexcept {
 }
 
 bool BdevChannel::UnsplittableSegments(const BdevIo& io) const noexcept {
-  uint32_t max_segments = bdev_.max_segments();
-  if (max_segments == 0 || static_cast<uint32_t>(io.iovcnt_) <= max_segments) return false;
+  if (static_cast<uint32_t>(io.iovcnt_) <= max_segments_) return false;
   // Segments of whole blocks can always be cut between segments; otherwise a block may span
   // more segments than a child can carry, so one contiguous bounce buffer is the safe form.
   uint64_t bits = 0;
   for (int i = 0; i < io.iovcnt_; ++i) bits |= io.iovs_[i].iov_len;
   return (bits & (bdev_.block_size() - 1)) != 0;
-}
-
-bool BdevChannel::OutsideSharedMemory(const BdevIo& io) const noexcept {
-  for (int i = 0; i < io.iovcnt_; ++i) {
-    if (!InSharedIoMemory(io.iovs_[i].iov_base, io.iovs_[i].iov_len)) return true;
-  }
-  return false;
 }
 
 bool BdevChannel::Bounce(BdevIo& io) noexcept {

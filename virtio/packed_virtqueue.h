@@ -52,31 +52,41 @@ class PackedVirtqueue {
   uint16_t next_id() const { return free_ids_[free_id_count_ - 1]; }
   static uint32_t initial_base();
 
-  uint16_t Add(const VirtqueueBuffer* buffers, int count) noexcept {
+  // Makes a chain of `count` descriptors (1 to free_descriptors()) available; returns its id.
+  // `fill(push)` calls push(address, length, device_writes) `count` times.
+  template <typename Fill>
+  uint16_t AddChain(int count, Fill&& fill) noexcept {
     const uint16_t id = TakeId(count);
     const uint16_t head = next_avail_;
-    const bool head_wrap = avail_wrap_;
     uint16_t head_flags = 0;
-    for (int k = 0; k < count; ++k) {
+    int k = 0;
+    fill([&](uint64_t address, uint32_t length, bool device_writes) {
       vring_packed_desc& d = desc_[next_avail_];
-      d.addr = buffers[k].address;
-      d.len = buffers[k].length;
+      d.addr = address;
+      d.len = length;
       d.id = id;
       uint16_t flags = AvailUsedBits(avail_wrap_);
-      if (buffers[k].device_writes) flags |= VRING_DESC_F_WRITE;
-      if (k + 1 < count) flags |= VRING_DESC_F_NEXT;
-      if (k == 0) {
+      if (device_writes) flags |= VRING_DESC_F_WRITE;
+      if (++k < count) flags |= VRING_DESC_F_NEXT;
+      if (k == 1) {
         head_flags = flags;
       } else {
         __atomic_store_n(&d.flags, flags, __ATOMIC_RELAXED);
       }
       Advance(next_avail_, avail_wrap_, 1);
-    }
-    (void)head_wrap;
+    });
     // The head's flags last, with release: the device sees the whole chain or none of it.
     __atomic_store_n(&desc_[head].flags, head_flags, __ATOMIC_RELEASE);
     added_since_check_ += static_cast<uint16_t>(count);
     return id;
+  }
+
+  uint16_t Add(const VirtqueueBuffer* buffers, int count) noexcept {
+    return AddChain(count, [&](auto push) {
+      for (int k = 0; k < count; ++k) {
+        push(buffers[k].address, buffers[k].length, buffers[k].device_writes);
+      }
+    });
   }
 
   uint16_t AddIndirect(uint64_t table_address, int count) noexcept {
@@ -93,14 +103,17 @@ class PackedVirtqueue {
   }
 
   // An indirect table in the packed layout: descriptors in order, no NEXT flags.
-  static void FillIndirect(void* table, const VirtqueueBuffer* buffers, int count) noexcept {
+  template <typename Fill>
+  static void FillIndirect(void* table, int /*count*/, Fill&& fill) noexcept {
     auto* d = static_cast<vring_packed_desc*>(table);
-    for (int k = 0; k < count; ++k) {
-      d[k].addr = buffers[k].address;
-      d[k].len = buffers[k].length;
+    int k = 0;
+    fill([&](uint64_t address, uint32_t length, bool device_writes) {
+      d[k].addr = address;
+      d[k].len = length;
       d[k].id = 0;
-      d[k].flags = buffers[k].device_writes ? VRING_DESC_F_WRITE : 0;
-    }
+      d[k].flags = device_writes ? VRING_DESC_F_WRITE : 0;
+      ++k;
+    });
   }
 
   bool NeedsKick() noexcept {

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 
 #include "virtqueue_buffer.h"
@@ -55,30 +56,40 @@ class SplitVirtqueue {
   // SET_VRING_BASE's value for a fresh ring.
   static uint32_t initial_base() { return 0; }
 
-  // Makes `count` buffers (1 to free_descriptors()) available as one chain; returns its id.
-  uint16_t Add(const VirtqueueBuffer* buffers, int count) noexcept {
+  // Makes a chain of `count` descriptors (1 to free_descriptors()) available; returns its id.
+  // `fill(push)` calls push(address, length, device_writes) `count` times, writing each
+  // descriptor in place (no staging copy on the data path).
+  template <typename Fill>
+  uint16_t AddChain(int count, Fill&& fill) noexcept {
     const uint16_t head = free_head_;
     uint16_t index = head;
     uint16_t tail = head;
-    for (int k = 0; k < count; ++k) {
-      vring_desc& d = desc_[index];
-      d.addr = buffers[k].address;
-      d.len = buffers[k].length;
-      uint16_t flags = buffers[k].device_writes ? VRING_DESC_F_WRITE : 0;
-      if (k + 1 < count) {
-        flags |= VRING_DESC_F_NEXT;
-        d.next = next_free_[index];
-      }
-      d.flags = flags;
+    int left = count;
+    fill([&](uint64_t address, uint32_t length, bool device_writes) {
+      const uint16_t next = next_free_[index];
+      const uint16_t flags = static_cast<uint16_t>((device_writes ? VRING_DESC_F_WRITE : 0) |
+                                                   (--left != 0 ? VRING_DESC_F_NEXT : 0));
+      // Two stores for the 16 bytes; `next` is written on the last descriptor too, where
+      // the device ignores it without NEXT.
+      WriteDescriptor(desc_[index], address, length, flags, next);
       tail = index;
-      index = next_free_[index];
-    }
+      index = next;
+    });
     free_head_ = index;
     free_count_ -= static_cast<uint32_t>(count);
     chain_length_[head] = static_cast<uint16_t>(count);
     chain_tail_[head] = tail;
     Publish(head);
     return head;
+  }
+
+  // The same from an array of buffers (control path).
+  uint16_t Add(const VirtqueueBuffer* buffers, int count) noexcept {
+    return AddChain(count, [&](auto push) {
+      for (int k = 0; k < count; ++k) {
+        push(buffers[k].address, buffers[k].length, buffers[k].device_writes);
+      }
+    });
   }
 
   // One descriptor pointing at an indirect table of `count` descriptors the caller filled
@@ -97,17 +108,21 @@ class SplitVirtqueue {
     return head;
   }
 
-  // Writes an indirect table (split layout: chained through `next`).
-  static void FillIndirect(void* table, const VirtqueueBuffer* buffers, int count) noexcept {
+  // Writes an indirect table of `count` descriptors (split layout: chained through `next`),
+  // each from a push(address, length, device_writes) of `fill`.
+  template <typename Fill>
+  static void FillIndirect(void* table, int count, Fill&& fill) noexcept {
     auto* d = static_cast<vring_desc*>(table);
-    for (int k = 0; k < count; ++k) {
-      d[k].addr = buffers[k].address;
-      d[k].len = buffers[k].length;
-      uint16_t flags = buffers[k].device_writes ? VRING_DESC_F_WRITE : 0;
+    int k = 0;
+    fill([&](uint64_t address, uint32_t length, bool device_writes) {
+      d[k].addr = address;
+      d[k].len = length;
+      uint16_t flags = device_writes ? VRING_DESC_F_WRITE : 0;
       if (k + 1 < count) flags |= VRING_DESC_F_NEXT;
       d[k].flags = flags;
       d[k].next = static_cast<uint16_t>(k + 1);
-    }
+      ++k;
+    });
   }
 
   // After a batch of Adds: whether the device asked to be notified of it (EVENT_IDX's
@@ -132,9 +147,12 @@ class SplitVirtqueue {
   // Takes the next used element, if any. kBroken: the device returned something that was
   // never made available (`error` says what); the queue must not be used any more.
   UsedResult NextUsed(uint16_t& id, uint32_t& length, const char*& error) noexcept {
-    const uint16_t used_idx = __atomic_load_n(&used_->idx, __ATOMIC_ACQUIRE);
-    if (used_idx == last_used_) return UsedResult::kNone;
-    if (static_cast<uint16_t>(used_idx - last_used_) > in_flight_) {
+    // The device's index is read again only once the entries seen last time are taken.
+    if (seen_used_idx_ == last_used_) {
+      seen_used_idx_ = __atomic_load_n(&used_->idx, __ATOMIC_ACQUIRE);
+      if (seen_used_idx_ == last_used_) return UsedResult::kNone;
+    }
+    if (static_cast<uint16_t>(seen_used_idx_ - last_used_) > in_flight_) {
       error = "the used index ran ahead of the requests in flight";
       return UsedResult::kBroken;
     }
@@ -197,6 +215,16 @@ class SplitVirtqueue {
                                         sizeof(vring_used_elem) * size_);
   }
 
+  static void WriteDescriptor(vring_desc& d, uint64_t address, uint32_t length, uint16_t flags,
+                              uint16_t next) noexcept {
+    const uint64_t rest = length | (uint64_t{flags} << 32) | (uint64_t{next} << 48);
+    static_assert(offsetof(vring_desc, len) == 8 && offsetof(vring_desc, flags) == 12 &&
+                  offsetof(vring_desc, next) == 14);
+    auto* bytes = reinterpret_cast<uint8_t*>(&d);
+    std::memcpy(bytes, &address, 8);
+    std::memcpy(bytes + 8, &rest, 8);
+  }
+
   void Publish(uint16_t head) noexcept {
     avail_->ring[avail_idx_ & mask_] = head;
     ++avail_idx_;
@@ -222,6 +250,7 @@ class SplitVirtqueue {
   uint16_t avail_idx_ = 0;
   uint16_t checked_idx_ = 0;  // avail index at the last NeedsKick
   uint16_t last_used_ = 0;
+  uint16_t seen_used_idx_ = 0;  // the device's used index as last read
 };
 
 }  // namespace pollux

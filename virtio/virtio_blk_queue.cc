@@ -21,10 +21,75 @@ namespace pollux {
 namespace {
 
 constexpr uint8_t kStatusUnset = 0xff;  // a status the back-end never wrote stays this
-// The most buffers one request takes: its data segments, the header and the status byte.
-constexpr int kMaxBuffers = 256 + 2;
 
 bool IsRange(IoType type) { return type == IoType::kUnmap || type == IoType::kWriteZeroes; }
+
+// Descriptors a request takes: header, data buffers or a range, status.
+int ChainLength(const BdevIo& io) {
+  switch (io.type()) {
+    case IoType::kRead:
+    case IoType::kWrite:
+      return io.iovcnt() + 2;
+    case IoType::kFlush:
+      return 2;
+    default:
+      return 3;
+  }
+}
+
+}  // namespace
+
+template <typename Push>
+uint64_t VirtioBlkQueue::Describe(BdevIo& io, uint16_t id, Push& push) noexcept {
+  RequestSlot& s = slot(id);
+  virtio_blk_outhdr header{};
+  uint64_t piece = 0;
+  s.status = kStatusUnset;
+  switch (io.type()) {
+    case IoType::kRead:
+    case IoType::kWrite: {
+      const bool read = io.type() == IoType::kRead;
+      header.type = read ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
+      header.sector = io.offset_blocks() << sector_shift_;
+      std::memcpy(s.header, &header, sizeof(header));
+      push(reinterpret_cast<uint64_t>(s.header), sizeof(header), false);
+      const iovec* iovs = io.iovs();
+      for (int i = 0; i < io.iovcnt(); ++i) {
+        push(reinterpret_cast<uint64_t>(iovs[i].iov_base), static_cast<uint32_t>(iovs[i].iov_len),
+             read);
+      }
+      break;
+    }
+    case IoType::kFlush:
+      header.type = VIRTIO_BLK_T_FLUSH;
+      std::memcpy(s.header, &header, sizeof(header));
+      push(reinterpret_cast<uint64_t>(s.header), sizeof(header), false);
+      break;
+    default: {  // kUnmap, kWriteZeroes (the only other types IoTypeSupported admits)
+      const bool discard = io.type() == IoType::kUnmap;
+      header.type = discard ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES;
+      std::memcpy(s.header, &header, sizeof(header));
+      push(reinterpret_cast<uint64_t>(s.header), sizeof(header), false);
+      const auto& context = io.module_context<VirtioBlkIo>();
+      uint64_t limit = discard ? limits_.max_discard_sectors : limits_.max_write_zeroes_sectors;
+      if (limit == 0 || limit > UINT32_MAX) limit = UINT32_MAX;
+      // Whole blocks per piece, at least one.
+      const uint64_t per_block = uint64_t{1} << sector_shift_;
+      limit = std::max(per_block, limit / per_block * per_block);
+      piece = std::min(context.remaining_sectors, limit);
+      virtio_blk_discard_write_zeroes range{};
+      range.sector = context.next_sector;
+      range.num_sectors = static_cast<uint32_t>(piece);
+      std::memcpy(s.range, &range, sizeof(range));
+      push(reinterpret_cast<uint64_t>(s.range), sizeof(range), false);
+      break;
+    }
+  }
+  push(reinterpret_cast<uint64_t>(&s.status), 1, true);
+  return piece;
+}
+
+namespace {
 
 // The queue over one ring layout. The data path is here, in one class per layout, so that
 // the ring's calls inline.
@@ -130,21 +195,22 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
 
  private:
   bool Add(BdevIo& io) noexcept {
-    if (ring_->free_descriptors() == 0) return false;
+    const uint32_t free = ring_->free_descriptors();
+    if (free == 0) return false;
     const uint16_t id = ring_->next_id();
-    VirtqueueBuffer buffers[kMaxBuffers];
+    const int count = ChainLength(io);
     uint64_t piece = 0;
-    const int count = Describe(io, id, buffers, piece);
-    if (static_cast<uint32_t>(count) <= ring_->free_descriptors()) {
-      ring_->Add(buffers, count);
+    auto fill = [&](auto push) { piece = Describe(io, id, push); };
+    if (static_cast<uint32_t>(count) <= free) {
+      ring_->AddChain(count, fill);
     } else if (limits_.indirect) {
       void* table = indirect_table(id);
-      Ring::FillIndirect(table, buffers, count);
+      Ring::FillIndirect(table, count, fill);
       ring_->AddIndirect(reinterpret_cast<uint64_t>(table), count);
     } else {
       return false;
     }
-    if (IsRange(io.type())) {
+    if (IsRange(io.type())) [[unlikely]] {
       auto& context = io.module_context<VirtioBlkIo>();
       context.next_sector += piece;
       context.remaining_sectors -= piece;
@@ -161,8 +227,10 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
     ios_[id] = nullptr;
     --in_flight_;
     const uint8_t status = __atomic_load_n(&slot(id).status, __ATOMIC_RELAXED);
+    // Most back-ends report 1 (the status byte) or the bytes read plus 1; only a larger length
+    // costs the multiplication.
     const uint64_t writable =
-        1 + (io->type() == IoType::kRead ? io->num_blocks() * limits_.block_size : 0);
+        length <= 1 ? 1 : 1 + (io->type() == IoType::kRead ? io->num_blocks() * limits_.block_size : 0);
     if (length > writable) [[unlikely]] {
       if (!warned_length_) {
         warned_length_ = true;
@@ -250,52 +318,6 @@ absl::StatusOr<std::string> VirtioBlkQueue::GetId(uint64_t timeout_us) {
     return static_cast<VirtioBlkQueueOn<PackedVirtqueue>*>(this)->RunGetId(timeout_us);
   }
   return static_cast<VirtioBlkQueueOn<SplitVirtqueue>*>(this)->RunGetId(timeout_us);
-}
-
-int VirtioBlkQueue::Describe(BdevIo& io, uint16_t id, VirtqueueBuffer* buffers,
-                             uint64_t& piece) noexcept {
-  RequestSlot& s = slot(id);
-  virtio_blk_outhdr header{};
-  int count = 1;
-  switch (io.type()) {
-    case IoType::kRead:
-    case IoType::kWrite: {
-      const bool read = io.type() == IoType::kRead;
-      header.type = read ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
-      header.sector = io.offset_blocks() << sector_shift_;
-      const iovec* iovs = io.iovs();
-      for (int i = 0; i < io.iovcnt(); ++i) {
-        buffers[count++] = {reinterpret_cast<uint64_t>(iovs[i].iov_base),
-                            static_cast<uint32_t>(iovs[i].iov_len), read};
-      }
-      break;
-    }
-    case IoType::kFlush:
-      header.type = VIRTIO_BLK_T_FLUSH;
-      break;
-    default: {  // kUnmap, kWriteZeroes (the only other types IoTypeSupported admits)
-      const bool discard = io.type() == IoType::kUnmap;
-      header.type = discard ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES;
-      const auto& context = io.module_context<VirtioBlkIo>();
-      uint64_t limit = discard ? limits_.max_discard_sectors : limits_.max_write_zeroes_sectors;
-      if (limit == 0 || limit > UINT32_MAX) limit = UINT32_MAX;
-      // Whole blocks per piece, at least one.
-      const uint64_t per_block = uint64_t{1} << sector_shift_;
-      limit = std::max(per_block, limit / per_block * per_block);
-      piece = std::min(context.remaining_sectors, limit);
-      virtio_blk_discard_write_zeroes range{};
-      range.sector = context.next_sector;
-      range.num_sectors = static_cast<uint32_t>(piece);
-      std::memcpy(s.range, &range, sizeof(range));
-      buffers[count++] = {reinterpret_cast<uint64_t>(s.range), sizeof(range), false};
-      break;
-    }
-  }
-  std::memcpy(s.header, &header, sizeof(header));
-  s.status = kStatusUnset;
-  buffers[0] = {reinterpret_cast<uint64_t>(s.header), sizeof(header), false};
-  buffers[count++] = {reinterpret_cast<uint64_t>(&s.status), 1, true};
-  return count;
 }
 
 void VirtioBlkQueue::Kick() noexcept {

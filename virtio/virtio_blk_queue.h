@@ -110,11 +110,11 @@ class VirtioBlkQueue {
   RequestSlot& slot(uint16_t id) const { return slots_[id]; }
   void* indirect_table(uint16_t id) const { return indirect_ + static_cast<size_t>(id) * table_bytes_; }
 
-  // Fills the descriptors of `io`'s next request into `buffers` (and its slot, for request
-  // id `id`); returns how many. A discard or write-zeroes sets `piece` to the sectors this
-  // request covers (the back-end's limit may cut it).
-  int Describe(BdevIo& io, uint16_t id, struct VirtqueueBuffer* buffers,
-               uint64_t& piece) noexcept;
+  // Writes `io`'s next request into its slot (request id `id`) and hands its descriptors to
+  // push(address, length, device_writes), in order. Returns, for a discard or write-zeroes,
+  // the sectors this request covers (the back-end's limit may cut it), else 0.
+  template <typename Push>
+  uint64_t Describe(BdevIo& io, uint16_t id, Push& push) noexcept;
   // After a reap that found the protocol broken.
   void Break(const char* why) noexcept;
   void Kick() noexcept;
