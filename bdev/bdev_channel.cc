@@ -49,12 +49,12 @@ BdevChannel::BdevChannel(Bdev& bdev)
       module_channel_(bdev.CreateChannel()),
       block_shift_(static_cast<uint32_t>(std::countr_zero(bdev.block_size()))),
       alignment_mask_(bdev.required_alignment() - 1),
-      may_split_((bdev.split_on_optimal_io_boundary() && bdev.optimal_io_boundary() != 0) ||
-                 bdev.max_transfer_blocks() != 0 || bdev.max_segments() != 0),
       max_transfer_blocks_(bdev.max_transfer_blocks() != 0 ? bdev.max_transfer_blocks()
                                                             : UINT64_MAX),
       max_segments_(bdev.max_segments() != 0 ? bdev.max_segments() : UINT32_MAX),
       split_boundary_(bdev.split_on_optimal_io_boundary() ? bdev.optimal_io_boundary() : 0),
+      may_split_(split_boundary_ != 0 || max_transfer_blocks_ != UINT64_MAX ||
+                 max_segments_ != UINT32_MAX),
       requires_shared_memory_(bdev.requires_shared_memory()),
       needs_data_fixups_(alignment_mask_ != 0 || may_split_ || requires_shared_memory_),
       supported_mask_(bdev.supported_mask_),

@@ -182,12 +182,13 @@ class BdevChannel : public ChannelContext {
   std::unique_ptr<ChannelContext> module_channel_;
   const uint32_t block_shift_;
   const uint64_t alignment_mask_;
-  const bool may_split_;
   // The bdev's split limits with "none" as the largest value, so that each is one compare on
   // every data I/O of a bdev that has any (a virtio bdev: max_segments, max_transfer_blocks).
   const uint64_t max_transfer_blocks_;
   const uint32_t max_segments_;
   const uint32_t split_boundary_;  // 0: requests are not cut at a boundary
+  // Any of those set (derived from them).
+  const bool may_split_;
   // Data buffers must lie in the shared I/O arena (the bdev's requires_shared_memory).
   const bool requires_shared_memory_;
   // Data I/O may need bouncing or splitting here (what Forward must check before going

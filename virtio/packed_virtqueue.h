@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "virtqueue_buffer.h"
+#include "virtqueue_used.h"
 
 namespace pollux {
 
@@ -81,13 +81,6 @@ class PackedVirtqueue {
     return id;
   }
 
-  uint16_t Add(const VirtqueueBuffer* buffers, int count) noexcept {
-    return AddChain(count, [&](auto push) {
-      for (int k = 0; k < count; ++k) {
-        push(buffers[k].address, buffers[k].length, buffers[k].device_writes);
-      }
-    });
-  }
 
   uint16_t AddIndirect(uint64_t table_address, int count) noexcept {
     const uint16_t id = TakeId(1);

@@ -17,7 +17,7 @@
 #include <cstring>
 #include <memory>
 
-#include "virtqueue_buffer.h"
+#include "virtqueue_used.h"
 
 namespace pollux {
 
@@ -83,14 +83,6 @@ class SplitVirtqueue {
     return head;
   }
 
-  // The same from an array of buffers (control path).
-  uint16_t Add(const VirtqueueBuffer* buffers, int count) noexcept {
-    return AddChain(count, [&](auto push) {
-      for (int k = 0; k < count; ++k) {
-        push(buffers[k].address, buffers[k].length, buffers[k].device_writes);
-      }
-    });
-  }
 
   // One descriptor pointing at an indirect table of `count` descriptors the caller filled
   // (FillIndirect) at `table_address`; returns its id.

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_format.h"
@@ -15,7 +16,7 @@
 #include "pollux/bdev/bdev.h"
 #include "pollux/env/log.h"
 #include "split_virtqueue.h"
-#include "virtqueue_buffer.h"
+#include "virtqueue_used.h"
 
 namespace pollux {
 namespace {
@@ -42,48 +43,49 @@ int ChainLength(const BdevIo& io) {
 template <typename Push>
 uint64_t VirtioBlkQueue::Describe(BdevIo& io, uint16_t id, Push& push) noexcept {
   RequestSlot& s = slot(id);
+  const IoType type = io.type();
   virtio_blk_outhdr header{};
-  uint64_t piece = 0;
-  s.status = kStatusUnset;
-  switch (io.type()) {
+  switch (type) {
     case IoType::kRead:
-    case IoType::kWrite: {
-      const bool read = io.type() == IoType::kRead;
-      header.type = read ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
+      header.type = VIRTIO_BLK_T_IN;
       header.sector = io.offset_blocks() << sector_shift_;
-      std::memcpy(s.header, &header, sizeof(header));
-      push(reinterpret_cast<uint64_t>(s.header), sizeof(header), false);
-      const iovec* iovs = io.iovs();
-      for (int i = 0; i < io.iovcnt(); ++i) {
-        push(reinterpret_cast<uint64_t>(iovs[i].iov_base), static_cast<uint32_t>(iovs[i].iov_len),
-             read);
-      }
       break;
-    }
+    case IoType::kWrite:
+      header.type = VIRTIO_BLK_T_OUT;
+      header.sector = io.offset_blocks() << sector_shift_;
+      break;
     case IoType::kFlush:
       header.type = VIRTIO_BLK_T_FLUSH;
-      std::memcpy(s.header, &header, sizeof(header));
-      push(reinterpret_cast<uint64_t>(s.header), sizeof(header), false);
       break;
-    default: {  // kUnmap, kWriteZeroes (the only other types IoTypeSupported admits)
-      const bool discard = io.type() == IoType::kUnmap;
-      header.type = discard ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES;
-      std::memcpy(s.header, &header, sizeof(header));
-      push(reinterpret_cast<uint64_t>(s.header), sizeof(header), false);
-      const auto& context = io.module_context<VirtioBlkIo>();
-      uint64_t limit = discard ? limits_.max_discard_sectors : limits_.max_write_zeroes_sectors;
-      if (limit == 0 || limit > UINT32_MAX) limit = UINT32_MAX;
-      // Whole blocks per piece, at least one.
-      const uint64_t per_block = uint64_t{1} << sector_shift_;
-      limit = std::max(per_block, limit / per_block * per_block);
-      piece = std::min(context.remaining_sectors, limit);
-      virtio_blk_discard_write_zeroes range{};
-      range.sector = context.next_sector;
-      range.num_sectors = static_cast<uint32_t>(piece);
-      std::memcpy(s.range, &range, sizeof(range));
-      push(reinterpret_cast<uint64_t>(s.range), sizeof(range), false);
+    default:  // kUnmap, kWriteZeroes (the only other types IoTypeSupported admits)
+      header.type = type == IoType::kUnmap ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES;
       break;
+  }
+  std::memcpy(s.header, &header, sizeof(header));
+  s.status = kStatusUnset;
+  push(reinterpret_cast<uint64_t>(s.header), sizeof(header), false);
+  uint64_t piece = 0;
+  if (type == IoType::kRead || type == IoType::kWrite) {
+    const bool read = type == IoType::kRead;
+    const iovec* iovs = io.iovs();
+    for (int i = 0; i < io.iovcnt(); ++i) {
+      push(reinterpret_cast<uint64_t>(iovs[i].iov_base), static_cast<uint32_t>(iovs[i].iov_len),
+           read);
     }
+  } else if (IsRange(type)) {
+    const auto& context = io.module_context<VirtioBlkIo>();
+    uint64_t limit = type == IoType::kUnmap ? limits_.max_discard_sectors
+                                            : limits_.max_write_zeroes_sectors;
+    if (limit == 0 || limit > UINT32_MAX) limit = UINT32_MAX;
+    // Whole blocks per piece, at least one.
+    const uint64_t per_block = uint64_t{1} << sector_shift_;
+    limit = std::max(per_block, limit / per_block * per_block);
+    piece = std::min(context.remaining_sectors, limit);
+    virtio_blk_discard_write_zeroes range{};
+    range.sector = context.next_sector;
+    range.num_sectors = static_cast<uint32_t>(piece);
+    std::memcpy(s.range, &range, sizeof(range));
+    push(reinterpret_cast<uint64_t>(s.range), sizeof(range), false);
   }
   push(reinterpret_cast<uint64_t>(&s.status), 1, true);
   return piece;
@@ -102,7 +104,7 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
 
   absl::Status Start() {
     if (absl::Status s = Init(Ring::MemoryBytes(size_)); !s.ok()) return s;
-    ring_ = std::make_unique<Ring>(ring_memory(), size_, limits_.event_idx);
+    ring_.emplace(ring_memory(), size_, limits_.event_idx);
     return absl::OkStatus();
   }
 
@@ -139,20 +141,19 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
       ++done;
       Complete(id, length);
     }
-    if (done != 0) counters_.completions.store(counters_.completions.load(std::memory_order_relaxed) + done, std::memory_order_relaxed);
+    if (done != 0) VirtioBlkQueueCounters::Add(counters_.completions, done);
     if (ring_->NeedsKick()) Kick();
     return done;
   }
 
   bool Arm() noexcept override {
     if (ring_->NeedsKick()) Kick();
-    counters_.arms.store(counters_.arms.load(std::memory_order_relaxed) + 1,
-                         std::memory_order_relaxed);
+    VirtioBlkQueueCounters::Add(counters_.arms, 1);
     return ring_->EnableInterrupts();
   }
   void Disarm() noexcept override { ring_->DisableInterrupts(); }
 
-  absl::StatusOr<std::string> RunGetId(uint64_t timeout_us) {
+  absl::StatusOr<std::string> GetId(uint64_t timeout_us) override {
     const uint16_t id = ring_->next_id();
     RequestSlot& s = slot(id);
     virtio_blk_outhdr header{};
@@ -160,11 +161,11 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
     std::memcpy(s.header, &header, sizeof(header));
     s.status = kStatusUnset;
     std::memset(s.id, 0, sizeof(s.id));
-    VirtqueueBuffer buffers[3] = {
-        {reinterpret_cast<uint64_t>(s.header), sizeof(header), false},
-        {reinterpret_cast<uint64_t>(s.id), VIRTIO_BLK_ID_BYTES, true},
-        {reinterpret_cast<uint64_t>(&s.status), 1, true}};
-    ring_->Add(buffers, 3);
+    ring_->AddChain(3, [&](auto push) {
+      push(reinterpret_cast<uint64_t>(s.header), sizeof(header), false);
+      push(reinterpret_cast<uint64_t>(s.id), VIRTIO_BLK_ID_BYTES, true);
+      push(reinterpret_cast<uint64_t>(&s.status), 1, true);
+    });
     (void)ring_->NeedsKick();
     Kick();  // the back-end's notification wishes are not known before its first look
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(timeout_us);
@@ -217,8 +218,7 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
     }
     ios_[id] = &io;
     ++in_flight_;
-    counters_.requests.store(counters_.requests.load(std::memory_order_relaxed) + 1,
-                             std::memory_order_relaxed);
+    VirtioBlkQueueCounters::Add(counters_.requests, 1);
     return true;
   }
 
@@ -230,7 +230,8 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
     // Most back-ends report 1 (the status byte) or the bytes read plus 1; only a larger length
     // costs the multiplication.
     const uint64_t writable =
-        length <= 1 ? 1 : 1 + (io->type() == IoType::kRead ? io->num_blocks() * limits_.block_size : 0);
+        length <= 1 ? 1
+                    : 1 + (io->type() == IoType::kRead ? io->num_blocks() * limits_.block_size : 0);
     if (length > writable) [[unlikely]] {
       if (!warned_length_) {
         warned_length_ = true;
@@ -262,7 +263,7 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
     }
   }
 
-  std::unique_ptr<Ring> ring_;
+  std::optional<Ring> ring_;  // made in Start, once the ring's memory exists
   bool warned_status_ = false;
 };
 
@@ -313,20 +314,12 @@ absl::Status VirtioBlkQueue::Init(size_t ring_bytes) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> VirtioBlkQueue::GetId(uint64_t timeout_us) {
-  if (limits_.packed) {
-    return static_cast<VirtioBlkQueueOn<PackedVirtqueue>*>(this)->RunGetId(timeout_us);
-  }
-  return static_cast<VirtioBlkQueueOn<SplitVirtqueue>*>(this)->RunGetId(timeout_us);
-}
-
 void VirtioBlkQueue::Kick() noexcept {
   const uint64_t one = 1;
   // An eventfd write fails only when the counter would overflow (the back-end never reads
   // it): the back-end is woken all the same.
   (void)!write(kick_fd_, &one, sizeof(one));
-  counters_.kicks.store(counters_.kicks.load(std::memory_order_relaxed) + 1,
-                        std::memory_order_relaxed);
+  VirtioBlkQueueCounters::Add(counters_.kicks, 1);
 }
 
 void VirtioBlkQueue::Break(const char* why) noexcept {

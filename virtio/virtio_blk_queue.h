@@ -39,6 +39,11 @@ struct VirtioBlkQueueCounters {
   std::atomic<uint64_t> completions{0};  // used entries reaped
   std::atomic<uint64_t> kicks{0};        // notifications sent to the back-end
   std::atomic<uint64_t> arms{0};         // times completion interrupts were asked for
+
+  // A load and a store, not a fetch_add (a locked instruction): one writer, the queue's thread.
+  static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
 };
 
 // Per-I/O scratch space (the module's io_context_size): where a discard or write-zeroes
@@ -69,7 +74,7 @@ class VirtioBlkQueue {
   virtual uint64_t used_address() const = 0;
   virtual uint32_t initial_base() const = 0;
   // VIRTIO_BLK_T_GET_ID, waited for on the calling thread (at attach, before any channel).
-  absl::StatusOr<std::string> GetId(uint64_t timeout_us);
+  virtual absl::StatusOr<std::string> GetId(uint64_t timeout_us) = 0;
 
   // ---- Data path, on the claiming thread ----
   // Makes the request available. False when the ring has no room (retry later).
