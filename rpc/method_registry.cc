@@ -168,4 +168,10 @@ void ReplyError(RpcResponder& responder, std::string_view method, const absl::St
   responder.Reply(absl::Status(status.code(), absl::StrFormat("%s: %s", method, status.message())));
 }
 
+void ReplyTrueOrError(RpcResponder& responder, std::string_view method,
+                      const absl::Status& status) {
+  if (!status.ok()) return ReplyError(responder, method, status);
+  responder.Result(true);
+}
+
 }  // namespace pollux::rpc

@@ -16,6 +16,7 @@ namespace {
 using rpc::Json;
 using rpc::ParamReader;
 using rpc::ReplyError;
+using rpc::ReplyTrueOrError;
 using rpc::RpcResponder;
 
 void BdevVirtioAttachController(const Json& params, RpcResponder responder) {
@@ -62,8 +63,7 @@ void BdevVirtioDetachController(const Json& params, RpcResponder responder) {
   std::string name = reader.String("name");
   if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
   DetachVirtioBlkController(name, [responder = std::move(responder)](absl::Status s) mutable {
-    if (!s.ok()) return ReplyError(responder, kMethod, s);
-    responder.Result(true);
+    ReplyTrueOrError(responder, kMethod, s);
   });
 }
 POLLUX_RPC_METHOD("bdev_virtio_detach_controller", BdevVirtioDetachController);

@@ -1,6 +1,7 @@
 // pollux-tgt: the pollux target. Starts the reactors, replays a JSON config and serves
 // JSON-RPC until SIGINT, SIGTERM or framework_shutdown.
 #include <getopt.h>
+#include <sys/stat.h>
 
 #include <charconv>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "pollux/app/app.h"
 #include "pollux/env/cpu_list.h"
 #include "pollux/env/shared_io_memory.h"
+#include "pollux/virtio/vhost_blk.h"
 
 namespace {
 
@@ -25,6 +27,8 @@ Options:
   -m, --cpus LIST          cores to run reactors on: a list ("0-1", "0,2-3") or a hex mask
                            ("0x3"); default: every core this process may run on
   -r, --rpc-socket PATH    JSON-RPC Unix socket (default /var/tmp/pollux.sock)
+  -S, --socket-dir DIR     folder for vhost-user controller sockets (default: the working
+                           directory); it must exist
       --mode MODE          poll: reactors always spin; interrupt: idle reactors sleep
                            (default interrupt); overrides the config file
       --spin-window-us N   in interrupt mode, how long a reactor keeps polling after its last
@@ -62,6 +66,7 @@ ParsedArgs Parse(int argc, char** argv) {
       {"config", required_argument, nullptr, 'c'},
       {"cpus", required_argument, nullptr, 'm'},
       {"rpc-socket", required_argument, nullptr, 'r'},
+      {"socket-dir", required_argument, nullptr, 'S'},
       {"mode", required_argument, nullptr, kMode},
       {"spin-window-us", required_argument, nullptr, kSpinWindow},
       {"log-level", required_argument, nullptr, 'L'},
@@ -81,7 +86,7 @@ ParsedArgs Parse(int argc, char** argv) {
   };
   opterr = 0;
   int opt;
-  while ((opt = getopt_long(argc, argv, ":c:m:r:L:s:hv", kOptions, nullptr)) != -1) {
+  while ((opt = getopt_long(argc, argv, ":c:m:r:S:L:s:hv", kOptions, nullptr)) != -1) {
     switch (opt) {
       case 'c':
         parsed.app.config_path = optarg;
@@ -96,6 +101,14 @@ ParsedArgs Parse(int argc, char** argv) {
       case 'r':
         parsed.app.rpc_socket = optarg;
         break;
+      case 'S': {
+        struct stat st;
+        if (::stat(optarg, &st) != 0 || !S_ISDIR(st.st_mode)) {
+          return fail(std::string("--socket-dir \"") + optarg + "\": not a directory");
+        }
+        pollux::SetVhostSocketFolder(optarg);
+        break;
+      }
       case kMode: {
         auto mode = pollux::ParseReactorMode(optarg);
         if (!mode.ok()) return fail(std::string(mode.status().message()));

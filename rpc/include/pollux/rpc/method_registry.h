@@ -46,6 +46,10 @@ using RpcHandler = absl::AnyInvocable<void(const Json& params, RpcResponder resp
 // replay that fails says which call did: "bdev_malloc_create: block_size 1000 is not ...".
 void ReplyError(RpcResponder& responder, std::string_view method, const absl::Status& status);
 
+// Answers `true` on OK, else as ReplyError: `status` from an operation that finishes later.
+// `method` must outlive the reply (a string literal).
+void ReplyTrueOrError(RpcResponder& responder, std::string_view method, const absl::Status& status);
+
 class MethodRegistry {
  public:
   // The process-wide registry that POLLUX_RPC_METHOD fills.

@@ -1,0 +1,550 @@
+#include "vhost_blk_queue.h"
+
+#include <linux/virtio_blk.h>
+#include <poll.h>
+#include <rte_cycles.h>
+#include <rte_vhost.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "pollux/env/log.h"
+#include "pollux/reactor/thread.h"
+#include "vhost_blk_limits.h"
+
+namespace pollux {
+namespace {
+
+constexpr uint32_t kHeaderBytes = sizeof(virtio_blk_outhdr);  // 16
+constexpr uint32_t kSectorBytes = 512;
+constexpr uint32_t kSegmentBytes = sizeof(virtio_blk_discard_write_zeroes);  // 16
+// Chains popped per poll before completions get a turn (a full ring is popped in a few passes).
+constexpr int kPopBudget = 64;
+
+uint8_t StatusOf(BdevIoStatus status) {
+  if (status == BdevIoStatus::kSuccess) return VIRTIO_BLK_S_OK;
+  if (status == BdevIoStatus::kNotSupported) return VIRTIO_BLK_S_UNSUPP;
+  return VIRTIO_BLK_S_IOERR;
+}
+
+// Copies the bytes [skip_front, total - drop_back) of src[0, count) as iovecs into dst; returns
+// how many it wrote.
+int CopyRange(const iovec* src, int count, uint64_t skip_front, uint64_t drop_back,
+              iovec* dst) noexcept {
+  uint64_t total = 0;
+  for (int i = 0; i < count; ++i) total += src[i].iov_len;
+  uint64_t end = total - drop_back;  // callers guarantee skip_front + drop_back <= total
+  uint64_t pos = 0;
+  int n = 0;
+  for (int i = 0; i < count && pos < end; ++i) {
+    uint64_t start = pos;
+    uint64_t stop = std::min<uint64_t>(pos + src[i].iov_len, end);
+    pos += src[i].iov_len;
+    if (stop <= skip_front) continue;
+    uint64_t from = std::max<uint64_t>(start, skip_front);
+    dst[n].iov_base = static_cast<uint8_t*>(src[i].iov_base) + (from - start);
+    dst[n].iov_len = stop - from;
+    ++n;
+  }
+  return n;
+}
+
+// Gathers `len` bytes from the front of src into out (the guest may split anything).
+void GatherFront(const iovec* src, int count, void* out, size_t len) noexcept {
+  auto* dst = static_cast<uint8_t*>(out);
+  for (int i = 0; i < count && len > 0; ++i) {
+    size_t n = std::min(len, src[i].iov_len);
+    std::memcpy(dst, src[i].iov_base, n);
+    dst += n;
+    len -= n;
+  }
+}
+
+void Bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+template <typename Ring>
+Ring MakeRing(const VhostBlkQueueSetup& setup);
+
+template <>
+SplitRingDevice MakeRing<SplitRingDevice>(const VhostBlkQueueSetup& s) {
+  return SplitRingDevice(static_cast<vring_desc*>(s.desc), static_cast<vring_avail*>(s.driver_area),
+                         static_cast<vring_used*>(s.device_area), s.ring, s.position);
+}
+
+template <>
+PackedRingDevice MakeRing<PackedRingDevice>(const VhostBlkQueueSetup& s) {
+  return PackedRingDevice(static_cast<vring_packed_desc*>(s.desc),
+                          static_cast<vring_packed_desc_event*>(s.driver_area),
+                          static_cast<vring_packed_desc_event*>(s.device_area), s.ring,
+                          s.position);
+}
+
+template <typename Ring>
+class VhostBlkQueueOn final : public VhostBlkQueueEngine {
+ public:
+  VhostBlkQueueOn(VhostBlkQueue& queue, VhostBlkQueueSetup setup)
+      : queue_(queue),
+        setup_(std::move(setup)),
+        device_(setup_.device),
+        ring_(MakeRing<Ring>(setup_)),
+        tasks_(setup_.ring.size),
+        batch_ids_(setup_.track_inflight ? setup_.ring.size : 0),
+        counters_(queue.counters()) {
+    for (Task& t : tasks_) t.queue = this;
+  }
+
+  ~VhostBlkQueueOn() override { poller_.reset(); }
+
+  absl::Status Start(uint64_t coalescing_delay_tsc, uint32_t coalescing_threshold) {
+    SetCoalescing(coalescing_delay_tsc, coalescing_threshold);
+    if (device_.desc != nullptr) {
+      channel_ = device_.desc->GetIoChannel();
+      if (!channel_) device_.desc = nullptr;  // the bdev is being removed
+    }
+    ring_.DisableNotifications();
+    PollerOptions options;
+    options.wake_fd = setup_.kick_fd;
+    options.arm = [this] { return Arm(); };
+    options.disarm = [this] { ring_.DisableNotifications(); };
+    poller_ = PollerHandle(Thread::Current()->RegisterPoller(
+        absl::StrFormat("vhost_blk %s", setup_.name), [this] { return Poll(); },
+        std::move(options)));
+    // Requests the previous target had in flight go first, in the order they were made.
+    for (uint16_t head : setup_.resubmit) {
+      if (!Resubmit(head)) break;
+    }
+    Publish();
+    // The guest may have kicked before the poller existed; one interrupt also wakes a guest
+    // that waited on completions the previous target published without telling it.
+    SendInterrupt();
+    return absl::OkStatus();
+  }
+
+  void Stop(absl::AnyInvocable<void(RingPosition)> done) override {
+    stopping_ = true;
+    stop_done_ = std::move(done);
+    MaybeFinishStop();
+  }
+
+  void DetachBdev(absl::AnyInvocable<void()> done) override {
+    device_.desc = nullptr;
+    detach_done_ = std::move(done);
+    MaybeFinishDetach();
+  }
+
+  void SetCoalescing(uint64_t delay_tsc, uint32_t threshold) override {
+    coalescing_delay_tsc_ = delay_tsc;
+    coalescing_threshold_ = threshold;
+    irq_delay_tsc_ = 0;
+  }
+
+  void CollectKicks() override {
+    pollfd p{setup_.kick_fd, POLLIN, 0};
+    uint64_t value = 0;
+    if (setup_.kick_fd >= 0 && ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) &&
+        ::read(setup_.kick_fd, &value, sizeof(value)) == sizeof(value)) {
+      Bump(counters_.kicks, value);
+    }
+  }
+
+ private:
+  struct Task {
+    VhostBlkQueueOn* queue = nullptr;
+    uint8_t* status = nullptr;
+    uint32_t used_len = 0;
+    uint16_t id = 0;
+    uint16_t ring_slots = 0;
+    bool in_flight = false;
+    bool on_bdev = false;
+    int iovcnt = 0;
+    iovec iov[kVhostBlkTaskIovecs];
+  };
+
+  PollResult Poll() noexcept {
+    bool busy = Publish();
+    if (!stopping_ && !broken_) busy |= PopAvailable();
+    busy |= Publish();
+    if (interrupt_owed_ && rte_rdtsc() >= next_interrupt_tsc_) busy |= SendInterrupt();
+    Bump(busy ? counters_.polls_busy : counters_.polls_idle);
+    return busy ? PollResult::kBusy : PollResult::kIdle;
+  }
+
+  bool Arm() noexcept {
+    if (publish_pending_ || interrupt_owed_) return false;
+    if (stopping_ || broken_) return true;
+    return ring_.EnableNotifications();
+  }
+
+  bool PopAvailable() noexcept {
+    int budget = kPopBudget;
+    if constexpr (std::is_same_v<Ring, SplitRingDevice>) {
+      RingError error = RingError::kNone;
+      uint16_t available = ring_.Available(&error);
+      if (error != RingError::kNone) return Break(RingErrorText(error));
+      if (available == 0) return false;
+      budget = std::min<int>(budget, available);
+      for (int i = 0; i < budget; ++i) {
+        if (!PopOne()) return true;
+      }
+    } else {
+      int i = 0;
+      for (; i < budget && ring_.HasAvailable(); ++i) {
+        if (!PopOne()) return true;
+      }
+      if (i == 0) return false;
+    }
+    ring_.KeepNotificationsOff();
+    return true;
+  }
+
+  bool PopOne() noexcept {
+    DescriptorChain chain;
+    RingError error = ring_.Pop(&chain, scratch_, kVhostBlkTaskIovecs);
+    if (error != RingError::kNone) return Break(RingErrorText(error));
+    return Accept(chain);
+  }
+
+  bool Resubmit(uint16_t head) noexcept {
+    if constexpr (std::is_same_v<Ring, SplitRingDevice>) {
+      DescriptorChain chain;
+      RingError error = ring_.ReadChain(head, &chain, scratch_, kVhostBlkTaskIovecs);
+      if (error != RingError::kNone) return Break(RingErrorText(error));
+      return Accept(chain, /*resubmitted=*/true);
+    } else {
+      (void)head;
+      return true;
+    }
+  }
+
+  // Takes a popped chain: its task, the inflight record, then the request itself.
+  bool Accept(const DescriptorChain& chain, bool resubmitted = false) noexcept {
+    if (chain.id >= tasks_.size()) return Break("descriptor id out of range");
+    Task& t = tasks_[chain.id];
+    if (t.in_flight) return Break("descriptor chain made available again while in flight");
+    if (chain.writable_bytes == 0) return Break("request without a writable status byte");
+    t.in_flight = true;
+    t.id = chain.id;
+    t.ring_slots = chain.ring_slots;
+    const iovec& last = scratch_[chain.iov_count - 1];
+    t.status = static_cast<uint8_t*>(last.iov_base) + last.iov_len - 1;
+    t.used_len = 0;
+    ++in_flight_;
+    Bump(counters_.requests);
+    if (setup_.track_inflight && !resubmitted) {
+      rte_vhost_set_inflight_desc_split(setup_.vid, setup_.vring_index, chain.id);
+    }
+    Process(t, chain);
+    return true;
+  }
+
+  // Turns one request into a bdev call, or completes it at once (errors, GET_ID).
+  void Process(Task& t, const DescriptorChain& chain) noexcept {
+    const int readable = chain.readable_count;
+    const int writable = chain.iov_count - readable;
+    const iovec* in = scratch_ + readable;  // device-writable part, status byte last
+    if (chain.readable_bytes < kHeaderBytes) return Finish(t, VIRTIO_BLK_S_IOERR);
+    virtio_blk_outhdr header;
+    if (scratch_[0].iov_len >= kHeaderBytes) {
+      std::memcpy(&header, scratch_[0].iov_base, kHeaderBytes);
+    } else {
+      GatherFront(scratch_, readable, &header, kHeaderBytes);
+    }
+    const uint64_t out_data = chain.readable_bytes - kHeaderBytes;  // after the header
+    const uint64_t in_data = chain.writable_bytes - 1;              // before the status byte
+    switch (header.type) {
+      case VIRTIO_BLK_T_IN: {
+        if (out_data != 0 || !CheckRange(header.sector, in_data)) {
+          return Finish(t, VIRTIO_BLK_S_IOERR);
+        }
+        t.iovcnt = CopyRange(in, writable, 0, 1, t.iov);
+        t.used_len = static_cast<uint32_t>(in_data);
+        return Submit(t, IoType::kRead, header.sector, in_data);
+      }
+      case VIRTIO_BLK_T_OUT: {
+        if (in_data != 0 || device_.read_only || !CheckRange(header.sector, out_data)) {
+          return Finish(t, VIRTIO_BLK_S_IOERR);
+        }
+        t.iovcnt = CopyRange(scratch_, readable, kHeaderBytes, 0, t.iov);
+        return Submit(t, IoType::kWrite, header.sector, out_data);
+      }
+      case VIRTIO_BLK_T_FLUSH:
+        return Submit(t, IoType::kFlush, 0, 0);
+      case VIRTIO_BLK_T_GET_ID: {
+        if (in_data == 0) return Finish(t, VIRTIO_BLK_S_IOERR);
+        iovec data[kVhostBlkTaskIovecs];
+        int n = CopyRange(in, writable, 0, 1, data);
+        size_t left = std::min<uint64_t>(in_data, sizeof(device_.id));
+        const char* src = device_.id;
+        for (int i = 0; i < n && left > 0; ++i) {
+          size_t k = std::min(left, data[i].iov_len);
+          std::memcpy(data[i].iov_base, src, k);
+          src += k;
+          left -= k;
+        }
+        t.used_len = static_cast<uint32_t>(src - device_.id);
+        return Finish(t, VIRTIO_BLK_S_OK);
+      }
+      case VIRTIO_BLK_T_DISCARD:
+      case VIRTIO_BLK_T_WRITE_ZEROES:
+        return ProcessRangeRequest(t, header.type, readable, out_data);
+      default:
+        return Finish(t, VIRTIO_BLK_S_UNSUPP);
+    }
+  }
+
+  // DISCARD and WRITE_ZEROES: a list of {sector, num_sectors, flags} segments after the header.
+  void ProcessRangeRequest(Task& t, uint32_t type, int readable, uint64_t payload) noexcept {
+    const bool discard = type == VIRTIO_BLK_T_DISCARD;
+    if (!(discard ? device_.discard : device_.write_zeroes)) {
+      return Finish(t, VIRTIO_BLK_S_UNSUPP);
+    }
+    const uint32_t max_segments =
+        discard ? device_.max_discard_segments : device_.max_write_zeroes_segments;
+    const uint32_t max_sectors =
+        discard ? device_.max_discard_sectors : device_.max_write_zeroes_sectors;
+    if (device_.read_only || payload == 0 || payload % kSegmentBytes != 0 ||
+        payload / kSegmentBytes > max_segments) {
+      return Finish(t, VIRTIO_BLK_S_IOERR);
+    }
+    // One segment (what is advertised): read it from behind the header.
+    iovec segment_iov[kVhostBlkTaskIovecs];
+    int n = CopyRange(scratch_, readable, kHeaderBytes, 0, segment_iov);
+    virtio_blk_discard_write_zeroes segment;
+    GatherFront(segment_iov, n, &segment, sizeof(segment));
+    constexpr uint32_t kUnmap = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
+    if ((segment.flags & ~kUnmap) != 0) return Finish(t, VIRTIO_BLK_S_IOERR);
+    // virtio 1.2, 5.2.6.2: the unmap flag is for write-zeroes only.
+    if (discard && (segment.flags & kUnmap) != 0) return Finish(t, VIRTIO_BLK_S_UNSUPP);
+    const uint64_t bytes = uint64_t{segment.num_sectors} * kSectorBytes;
+    if (segment.num_sectors == 0 || segment.num_sectors > max_sectors ||
+        !CheckRange(segment.sector, bytes)) {
+      return Finish(t, VIRTIO_BLK_S_IOERR);
+    }
+    t.iovcnt = 0;
+    Submit(t, discard ? IoType::kUnmap : IoType::kWriteZeroes, segment.sector, bytes);
+  }
+
+  // A non-empty, block-aligned range inside the device.
+  bool CheckRange(uint64_t sector, uint64_t bytes) const noexcept {
+    const uint64_t block_mask = device_.block_size - 1;
+    if (bytes == 0 || (bytes & block_mask) != 0) return false;
+    if (((sector * kSectorBytes) & block_mask) != 0) return false;
+    return sector <= device_.capacity_sectors &&
+           bytes / kSectorBytes <= device_.capacity_sectors - sector;
+  }
+
+  void Submit(Task& t, IoType type, uint64_t sector, uint64_t bytes) noexcept {
+    BdevDesc* desc = device_.desc;
+    if (desc == nullptr) return Finish(t, VIRTIO_BLK_S_IOERR);
+    const uint32_t shift = static_cast<uint32_t>(__builtin_ctz(device_.block_size));
+    const uint64_t offset_blocks = (sector * kSectorBytes) >> shift;
+    const uint64_t num_blocks = bytes >> shift;
+    t.on_bdev = true;
+    ++on_bdev_;
+    switch (type) {
+      case IoType::kRead:
+        return desc->Readv(*channel_, t.iov, t.iovcnt, offset_blocks, num_blocks, &OnBdevDone, &t);
+      case IoType::kWrite:
+        return desc->Writev(*channel_, t.iov, t.iovcnt, offset_blocks, num_blocks, &OnBdevDone,
+                            &t);
+      case IoType::kFlush:
+        return desc->Flush(*channel_, 0, desc->bdev().block_count(), &OnBdevDone, &t);
+      case IoType::kUnmap:
+        return desc->Unmap(*channel_, offset_blocks, num_blocks, &OnBdevDone, &t);
+      case IoType::kWriteZeroes:
+        return desc->WriteZeroes(*channel_, offset_blocks, num_blocks, &OnBdevDone, &t);
+      case IoType::kReset:
+        break;
+    }
+  }
+
+  static void OnBdevDone(void* arg, BdevIoStatus status, int /*error_number*/) noexcept {
+    Task& t = *static_cast<Task*>(arg);
+    VhostBlkQueueOn& q = *t.queue;
+    t.on_bdev = false;
+    --q.on_bdev_;
+    q.Finish(t, StatusOf(status));
+    q.MaybeFinishDetach();
+  }
+
+  // Writes the status byte and records the used entry; Publish makes it visible.
+  void Finish(Task& t, uint8_t status) noexcept {
+    if (status != VIRTIO_BLK_S_OK) {
+      Bump(counters_.errors);
+      t.used_len = 0;
+    }
+    *t.status = status;
+    if (setup_.track_inflight) {
+      rte_vhost_set_last_inflight_io_split(setup_.vid, setup_.vring_index, t.id);
+      batch_ids_[batch_count_++] = t.id;
+    }
+    ring_.PushUsed(t.id, t.ring_slots, t.used_len + 1);
+    t.in_flight = false;
+    --in_flight_;
+    publish_pending_ = true;
+    if (stopping_) MaybeFinishStop();
+  }
+
+  // Makes the pushed completions visible and interrupts the guest if it asked for it.
+  bool Publish() noexcept {
+    if (!publish_pending_) return false;
+    publish_pending_ = false;
+    const bool wants_interrupt = ring_.PublishUsed();
+    if (setup_.track_inflight) {
+      const uint16_t used_idx = ring_.position().last_used_idx;
+      for (uint32_t i = 0; i < batch_count_; ++i) {
+        rte_vhost_clr_inflight_desc_split(setup_.vid, setup_.vring_index, used_idx,
+                                          batch_ids_[i]);
+      }
+      batch_count_ = 0;
+    }
+    counters_.in_flight.store(in_flight_, std::memory_order_relaxed);
+    if (wants_interrupt) {
+      interrupt_owed_ = true;
+      if (coalescing_delay_tsc_ != 0) UpdateCoalescing();
+      if (rte_rdtsc() >= next_interrupt_tsc_) SendInterrupt();
+    }
+    return true;
+  }
+
+  bool SendInterrupt() noexcept {
+    interrupt_owed_ = false;
+    if (setup_.call_fd < 0) return false;
+    uint64_t one = 1;
+    if (::write(setup_.call_fd, &one, sizeof(one)) == sizeof(one)) Bump(counters_.interrupts);
+    if (irq_delay_tsc_ != 0) next_interrupt_tsc_ = rte_rdtsc() + irq_delay_tsc_;
+    return true;
+  }
+
+  // SPDK's coalescing: above `threshold` requests per interval, interrupts are spaced by a
+  // delay that grows with the excess (delay_base * (rate - threshold) / threshold).
+  void UpdateCoalescing() noexcept {
+    const uint64_t now = rte_rdtsc();
+    if (now < next_rate_check_tsc_) return;
+    const uint64_t requests = counters_.requests.load(std::memory_order_relaxed);
+    const uint64_t rate = requests - requests_at_check_;
+    requests_at_check_ = requests;
+    next_rate_check_tsc_ = now + rte_get_tsc_hz() / kVhostCoalescingChecksPerSecond;
+    if (coalescing_threshold_ == 0 || rate <= coalescing_threshold_) {
+      irq_delay_tsc_ = 0;
+      next_interrupt_tsc_ = 0;
+      return;
+    }
+    irq_delay_tsc_ = coalescing_delay_tsc_ * (rate - coalescing_threshold_) / coalescing_threshold_;
+  }
+
+  // Log once and stop popping: the guest broke the ring. Requests in flight still complete.
+  bool Break(const char* why) noexcept {
+    if (!broken_) {
+      broken_ = true;
+      PX_LOG(kError, "vhost", "%s: %s; the queue is stopped until the guest resets it",
+             setup_.name, why);
+    }
+    return false;
+  }
+
+  void MaybeFinishStop() {
+    if (!stopping_ || in_flight_ != 0 || !stop_done_) return;
+    Publish();
+    poller_.reset();
+    channel_.reset();
+    CollectKicks();
+    auto done = std::move(stop_done_);
+    done(ring_.position());  // may destroy this
+  }
+
+  void MaybeFinishDetach() {
+    if (!detach_done_ || on_bdev_ != 0) return;
+    channel_.reset();
+    auto done = std::move(detach_done_);
+    done();
+  }
+
+  VhostBlkQueue& queue_;
+  VhostBlkQueueSetup setup_;
+  VhostBlkDevice device_;
+  Ring ring_;
+  std::vector<Task> tasks_;
+  std::vector<uint16_t> batch_ids_;  // completions since the last publish (inflight tracking)
+  uint32_t batch_count_ = 0;
+  VhostBlkQueueCounters& counters_;
+  IoChannelRef channel_;
+  PollerHandle poller_;
+  uint32_t in_flight_ = 0;
+  uint32_t on_bdev_ = 0;
+  bool publish_pending_ = false;
+  bool interrupt_owed_ = false;
+  bool stopping_ = false;
+  bool broken_ = false;
+  absl::AnyInvocable<void(RingPosition)> stop_done_;
+  absl::AnyInvocable<void()> detach_done_;
+  uint64_t coalescing_delay_tsc_ = 0;
+  uint32_t coalescing_threshold_ = 0;
+  uint64_t irq_delay_tsc_ = 0;
+  uint64_t next_interrupt_tsc_ = 0;
+  uint64_t next_rate_check_tsc_ = 0;
+  uint64_t requests_at_check_ = 0;
+  iovec scratch_[kVhostBlkTaskIovecs];
+};
+
+}  // namespace
+
+absl::Status VhostBlkQueue::Start(VhostBlkQueueSetup setup) {
+  if (engine_ != nullptr) return absl::FailedPreconditionError(name_ + " is already running");
+  retired_engine_.reset();
+  if (setup.packed) {
+    auto engine = std::make_unique<VhostBlkQueueOn<PackedRingDevice>>(*this, std::move(setup));
+    absl::Status s = engine->Start(coalescing_delay_tsc_, coalescing_threshold_);
+    if (!s.ok()) return s;
+    engine_ = std::move(engine);
+  } else {
+    auto engine = std::make_unique<VhostBlkQueueOn<SplitRingDevice>>(*this, std::move(setup));
+    absl::Status s = engine->Start(coalescing_delay_tsc_, coalescing_threshold_);
+    if (!s.ok()) return s;
+    engine_ = std::move(engine);
+  }
+  return absl::OkStatus();
+}
+
+void VhostBlkQueue::Stop(absl::AnyInvocable<void(RingPosition)> done) {
+  if (engine_ == nullptr) return done(RingPosition{});
+  engine_->Stop([this, done = std::move(done)](RingPosition position) mutable {
+    // The engine may be inside its own code here (a completion finished the stop): it is
+    // retired, not destroyed, and freed at the next Start or with the queue.
+    retired_engine_ = std::move(engine_);
+    done(position);
+  });
+}
+
+void VhostBlkQueue::DetachBdev(absl::AnyInvocable<void()> done) {
+  if (engine_ == nullptr) return done();
+  engine_->DetachBdev(std::move(done));
+}
+
+void VhostBlkQueue::SetCoalescing(uint64_t delay_tsc, uint32_t threshold_per_interval) {
+  coalescing_delay_tsc_ = delay_tsc;
+  coalescing_threshold_ = threshold_per_interval;
+  if (engine_ != nullptr) engine_->SetCoalescing(delay_tsc, threshold_per_interval);
+}
+
+rpc::Json VhostBlkQueue::Info() {
+  if (engine_ != nullptr) engine_->CollectKicks();
+  auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  return rpc::Json{{"queue", name_},
+                   {"thread", thread_->name()},
+                   {"running", running()},
+                   {"requests", get(counters_.requests)},
+                   {"kicks", get(counters_.kicks)},
+                   {"interrupts", get(counters_.interrupts)},
+                   {"in_flight", get(counters_.in_flight)},
+                   {"errors", get(counters_.errors)},
+                   {"polls_busy", get(counters_.polls_busy)},
+                   {"polls_idle", get(counters_.polls_idle)}};
+}
+
+}  // namespace pollux
