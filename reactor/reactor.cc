@@ -24,6 +24,12 @@ namespace pollux {
 constinit thread_local Reactor* Reactor::current_ = nullptr;
 
 namespace {
+
+// A wait for epoll_pwait: `timeout` rounded up to whole milliseconds (nullptr: forever).
+int TimeoutMs(const struct timespec* timeout) {
+  if (timeout == nullptr) return -1;
+  return static_cast<int>(timeout->tv_sec * 1000 + (timeout->tv_nsec + 999'999) / 1'000'000);
+}
 constexpr unsigned kReactorMessageBurst = 16;
 constexpr int kMaxEventsPerWait = 64;
 // How often a reactor that holds itself awake refreshes the reasons it publishes.
@@ -183,7 +189,15 @@ bool Reactor::PollOnce(uint64_t& now) {
 bool Reactor::DispatchFdEvents(const struct timespec* timeout, bool block) {
   epoll_event events[kMaxEventsPerWait];
   struct timespec zero = {0, 0};
-  int n = epoll_pwait2(epoll_fd_, events, kMaxEventsPerWait, block ? timeout : &zero, nullptr);
+  int n = use_epoll_pwait2_
+              ? epoll_pwait2(epoll_fd_, events, kMaxEventsPerWait, block ? timeout : &zero, nullptr)
+              : epoll_pwait(epoll_fd_, events, kMaxEventsPerWait, block ? TimeoutMs(timeout) : 0,
+                            nullptr);
+  if (n < 0 && errno == ENOSYS && use_epoll_pwait2_) {
+    // Kernels before 5.11 and valgrind lack epoll_pwait2: millisecond waits then.
+    use_epoll_pwait2_ = false;
+    return DispatchFdEvents(timeout, block);
+  }
   if (n < 0) {
     if (errno != EINTR) PX_LOG(kError, "reactor", "epoll_pwait2: %s", strerror(errno));
     return false;

@@ -375,10 +375,11 @@ bool SplitRingDevice::EnableNotifications() noexcept {
 }
 
 void SplitRingDevice::KeepNotificationsOff() noexcept {
-  // The driver kicks when its index passes avail_event (vring_need_event). One behind what was
-  // taken is a value its index cannot pass until 65536 more chains: never, while we keep
-  // moving it.
-  if (config_.event_idx) Store(*avail_event(), static_cast<uint16_t>(last_avail_idx_ - 1));
+  // The driver kicks when avail_event lies between the index it last checked and its new one
+  // (vring_need_event). Both are within a queue size of what we took, on either side (we may
+  // have taken part of a batch it has not checked yet): half the index space away from
+  // last_avail_idx is in no such window, while we keep moving it.
+  if (config_.event_idx) Store(*avail_event(), static_cast<uint16_t>(last_avail_idx_ + 0x8000));
 }
 
 RingPosition SplitRingDevice::position() const noexcept {

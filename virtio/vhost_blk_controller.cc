@@ -120,21 +120,16 @@ absl::StatusOr<std::unique_ptr<VhostBlkController>> VhostBlkController::Create(
   std::memcpy(d.id, bdev.name().data(), std::min(bdev.name().size(), sizeof(d.id)));
 
   for (int cpu : cpus) {
-    ThreadOptions thread_options;
-    thread_options.cpu = cpu;
-    absl::StatusOr<Thread*> thread =
-        Thread::Create(absl::StrFormat("%s.core%d", options.name, cpu), thread_options);
-    if (!thread.ok()) return thread.status();  // the destructor ends the threads made so far
+    absl::StatusOr<Thread*> thread = AcquireVhostThread(cpu);
+    if (!thread.ok()) return thread.status();  // the destructor releases the threads taken
     c->threads_.push_back(*thread);
   }
   return c;
 }
 
 VhostBlkController::~VhostBlkController() {
-  // Shutdown normally ended the threads; a controller that failed half-way ends them here.
-  for (Thread* thread : threads_) {
-    (void)thread->SendMessage([thread] { thread->Exit(); });
-  }
+  // Shutdown released the threads already; a controller that failed half-way releases here.
+  for (Thread* thread : threads_) ReleaseVhostThread(thread);
 }
 
 uint64_t VhostBlkController::OfferedFeatures(const VhostBlkControllerOptions& options) {
@@ -207,40 +202,46 @@ void VhostBlkController::Shutdown(absl::AnyInvocable<void()> done) {
   std::thread([this, home_id, done = std::move(done)]() mutable {
     if (registered_) rte_vhost_driver_unregister(socket_path_.c_str());
     registered_ = false;
-    RunOnThread(home_id, [this, done = std::move(done)]() mutable {
-      // Each queue is destroyed on its thread, then the threads end; the descriptor closes
-      // once no queue holds a channel of it.
-      auto remaining = std::make_shared<size_t>(threads_.size());
-      auto finish = std::make_shared<absl::AnyInvocable<void()>>(
-          [this, done = std::move(done)]() mutable {
-            desc_.reset();
-            done();
-          });
-      std::vector<std::unique_ptr<VhostBlkQueue>> queues;
-      {
-        std::lock_guard lock(mutex_);
-        queues.swap(queues_);
-      }
-      const uint64_t home = home_->id();
-      std::vector<Thread*> threads;
-      threads.swap(threads_);
-      if (threads.empty()) return (*finish)();
-      auto shared_queues =
-          std::make_shared<std::vector<std::unique_ptr<VhostBlkQueue>>>(std::move(queues));
-      for (Thread* thread : threads) {
-        bool sent = thread->SendMessage([thread, shared_queues, remaining, finish, home] {
-          for (auto& q : *shared_queues) {
-            if (q != nullptr && q->thread() == thread) q.reset();
-          }
-          thread->Exit();
-          RunOnThread(home, [remaining, finish] {
-            if (--*remaining == 0) (*finish)();
-          });
-        });
-        if (!sent && --*remaining == 0) (*finish)();
-      }
-    });
+    RunOnThread(home_id, [this, done = std::move(done)]() mutable { DestroyQueues(std::move(done)); });
   }).detach();
+}
+
+void VhostBlkController::DestroyQueues(absl::AnyInvocable<void()> done) {
+  // Each queue is destroyed on its thread; then the threads are released and the descriptor
+  // closes (no queue holds a channel of it any more).
+  std::vector<std::unique_ptr<VhostBlkQueue>> queues;
+  {
+    std::lock_guard lock(mutex_);
+    queues.swap(queues_);
+  }
+  struct Teardown {
+    size_t remaining = 1;
+    absl::AnyInvocable<void()> finish;
+  };
+  auto teardown = std::make_shared<Teardown>();
+  teardown->finish = [this, done = std::move(done)]() mutable {
+    for (Thread* thread : threads_) ReleaseVhostThread(thread);
+    threads_.clear();
+    desc_.reset();
+    done();
+  };
+  auto arrive = [teardown] {
+    if (--teardown->remaining == 0) teardown->finish();
+  };
+  const uint64_t home = home_->id();
+  for (auto& q : queues) {
+    if (q == nullptr) continue;
+    ++teardown->remaining;
+    VhostBlkQueue* queue = q.release();
+    if (!RunOnThread(queue->thread()->id(), [queue, home, arrive] {
+          delete queue;
+          RunOnThread(home, arrive);
+        })) {
+      delete queue;  // its thread is gone (shutdown): nothing runs there any more
+      arrive();
+    }
+  }
+  arrive();
 }
 
 void VhostBlkController::SetCoalescing(uint32_t delay_base_us, uint32_t iops_threshold) {

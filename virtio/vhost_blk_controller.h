@@ -35,6 +35,12 @@ class Thread;
 // The callbacks rte_vhost calls for every controller's socket (vhost_blk_target.cc).
 const rte_vhost_device_ops* VhostDeviceOps();
 
+// The queue threads, one per core, shared by every controller with that core in its cpumask
+// (a thread per controller would cost every reactor pass a Thread's bookkeeping for each idle
+// controller). Reference-counted; the last release ends the thread. App thread only.
+absl::StatusOr<Thread*> AcquireVhostThread(int cpu);
+void ReleaseVhostThread(Thread* thread);
+
 class VhostBlkController {
  public:
   // On the home thread: opens the bdev and creates the queue threads. Listen() starts the
@@ -80,6 +86,8 @@ class VhostBlkController {
   VhostBlkController(const VhostBlkControllerOptions& options, std::string socket_path);
 
   void OnBdevRemoved();
+  // Home thread: frees the queues on their threads, releases the threads, closes the bdev.
+  void DestroyQueues(absl::AnyInvocable<void()> done);
   // With mutex_ held, on rte_vhost's thread.
   int StartDevice();
   void StopDevice();

@@ -80,6 +80,7 @@ struct VhostBlkQueueCounters {
   std::atomic<uint64_t> polls_busy{0};
   std::atomic<uint64_t> polls_idle{0};
   std::atomic<uint64_t> errors{0};      // requests completed with IOERR or UNSUPP
+  std::atomic<uint64_t> parks{0};       // times the queue left the polled set, idle
 };
 
 // The ring-specific engine behind a queue (VhostBlkQueueOn<Ring> in vhost_blk_queue.cc).

@@ -24,6 +24,12 @@ struct Registry {
   std::map<std::string, VhostBlkController*, std::less<>> by_path;
   std::map<int, VhostBlkController*> by_vid;
   std::string socket_folder;
+  // Shared queue threads by core, with their reference counts (app thread).
+  struct SharedThread {
+    Thread* thread;
+    int refs;
+  };
+  std::map<int, SharedThread> threads;
 };
 
 Registry& Get() {
@@ -112,6 +118,33 @@ const rte_vhost_device_ops kDeviceOps = [] {
 }  // namespace
 
 const rte_vhost_device_ops* VhostDeviceOps() { return &kDeviceOps; }
+
+absl::StatusOr<Thread*> AcquireVhostThread(int cpu) {
+  auto& threads = Get().threads;
+  auto it = threads.find(cpu);
+  if (it != threads.end()) {
+    ++it->second.refs;
+    return it->second.thread;
+  }
+  ThreadOptions options;
+  options.cpu = cpu;
+  absl::StatusOr<Thread*> thread = Thread::Create(absl::StrFormat("vhost.core%d", cpu), options);
+  if (!thread.ok()) return thread.status();
+  threads[cpu] = {*thread, 1};
+  return *thread;
+}
+
+void ReleaseVhostThread(Thread* thread) {
+  auto& threads = Get().threads;
+  for (auto it = threads.begin(); it != threads.end(); ++it) {
+    if (it->second.thread != thread) continue;
+    if (--it->second.refs == 0) {
+      threads.erase(it);
+      (void)thread->SendMessage([thread] { thread->Exit(); });
+    }
+    return;
+  }
+}
 
 void SetVhostSocketFolder(std::string folder) {
   while (folder.size() > 1 && folder.back() == '/') folder.pop_back();

@@ -374,7 +374,7 @@ TEST_F(SplitRingTest, NotificationsWithEventIdxUseAvailEvent) {
   SetUpRing(8, /*event_idx=*/true);
   used_->flags = 0;
   device_->DisableNotifications();
-  EXPECT_EQ(avail_event(), 0xffff);  // last_avail_idx - 1
+  EXPECT_EQ(avail_event(), 0x8000);  // half the index space away from last_avail_idx
   EXPECT_EQ(used_->flags, 0);        // the flag is not the EVENT_IDX mechanism
   for (uint16_t head : {0, 1}) {
     SetDesc(head, kDataGpa, 8, 0);
@@ -383,9 +383,13 @@ TEST_F(SplitRingTest, NotificationsWithEventIdxUseAvailEvent) {
   EXPECT_FALSE(DriverWouldKick(0, 2));
   ASSERT_EQ(Pop(), RingError::kNone);
   ASSERT_EQ(Pop(), RingError::kNone);
-  EXPECT_EQ(avail_event(), 0xffff);  // Pop leaves it while off
+  EXPECT_EQ(avail_event(), 0x8000);  // Pop leaves it while off
   device_->KeepNotificationsOff();
-  EXPECT_EQ(avail_event(), 1);
+  EXPECT_EQ(avail_event(), 0x8002);
+  // A driver that checks after the device took part of its batch does not kick either (one
+  // behind what was taken would be inside its window).
+  EXPECT_FALSE(DriverWouldKick(1, 2));
+  EXPECT_FALSE(DriverWouldKick(0, 2));
   EXPECT_TRUE(device_->EnableNotifications());
   EXPECT_EQ(avail_event(), 2);
   SetDesc(2, kDataGpa, 8, 0);

@@ -14,6 +14,7 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bdev_test_env.h"
@@ -403,6 +404,25 @@ TYPED_TEST(VhostBlkQueueTest, BufferOutsideGuestMemoryStopsTheQueue) {
                 {status, 1, true}});
   EXPECT_FALSE(this->NextUsed(std::chrono::milliseconds(200)));
   EXPECT_EQ(*g.Host(status), 0xff);
+  this->Stop();
+}
+
+TYPED_TEST(VhostBlkQueueTest, IdleQueueParksAndWakesOnTheNextKick) {
+  this->Start();
+  FakeGuest& g = this->guest_;
+  uint64_t buf = g.Alloc(512);
+  ASSERT_EQ(this->Request(VIRTIO_BLK_T_IN, 0, {{buf, 512, true}}), VIRTIO_BLK_S_OK);
+  // Idle for a while: the queue leaves the polled set and turns kicks on.
+  ASSERT_TRUE(WaitUntil([&] { return this->Counter(&VhostBlkQueueCounters::parks) == 1; }));
+  const uint64_t polls = this->Counter(&VhostBlkQueueCounters::polls_idle);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(this->Counter(&VhostBlkQueueCounters::polls_idle), polls) << "a parked queue is polled";
+  // The next request's kick brings it back.
+  EXPECT_EQ(this->Request(VIRTIO_BLK_T_IN, 0, {{buf, 512, true}}), VIRTIO_BLK_S_OK);
+  EXPECT_GE(this->Counter(&VhostBlkQueueCounters::kicks), 1u);
+  EXPECT_EQ(this->Request(VIRTIO_BLK_T_IN, 0, {{buf, 512, true}}), VIRTIO_BLK_S_OK);
+  // Stopping a parked queue works too.
+  ASSERT_TRUE(WaitUntil([&] { return this->Counter(&VhostBlkQueueCounters::parks) == 2; }));
   this->Stop();
 }
 

@@ -127,6 +127,7 @@ class Reactor {
   const unsigned lcore_;
   const int cpu_;
   int epoll_fd_ = -1;
+  bool use_epoll_pwait2_ = true;  // false where the kernel (or valgrind) lacks it
   std::unique_ptr<Mailbox> mailbox_;  // reactor-level messages (adopt, mode)
   std::vector<Thread*> threads_;
   std::atomic<size_t> thread_count_{0};
