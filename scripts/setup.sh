@@ -12,6 +12,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev fio python3
   # the vhost-user-blk peer the virtio initiator is tested and measured against
   qemu-system-common
+  # test/guest: a QEMU guest and what scripts/guest-image.sh puts in its initramfs
+  qemu-system-x86 qemu-utils e2fsprogs util-linux busybox-static cpio kmod xz-utils
+  # bench/virtio_bench.py and bench/vhost_target_bench.py --callgrind
+  valgrind
 )
 
 missing=()

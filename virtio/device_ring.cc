@@ -29,15 +29,14 @@ T ReadOnce(const void* from) noexcept {
   return copy;
 }
 
-// The region holding `gpa`, or nullptr.
+// The region holding `gpa`, or nullptr. A linear scan: a guest has a handful of regions (at
+// most 8 through SET_MEM_TABLE), and the first one usually holds the buffer.
 const GuestMemoryRegion* FindRegion(const std::vector<GuestMemoryRegion>& regions,
                                     uint64_t gpa) noexcept {
-  auto it = std::upper_bound(
-      regions.begin(), regions.end(), gpa,
-      [](uint64_t a, const GuestMemoryRegion& r) { return a < r.guest_phys_addr; });
-  if (it == regions.begin()) return nullptr;
-  --it;
-  return gpa - it->guest_phys_addr < it->size ? &*it : nullptr;
+  for (const GuestMemoryRegion& r : regions) {
+    if (gpa - r.guest_phys_addr < r.size) return &r;  // unsigned: also false below the region
+  }
+  return nullptr;
 }
 
 // Calls piece(host, length) for each region's part of [gpa, gpa + len), in order: a range

@@ -40,6 +40,15 @@ uint8_t StatusOf(BdevIoStatus status) {
 // how many it wrote.
 int CopyRange(const iovec* src, int count, uint64_t skip_front, uint64_t drop_back,
               iovec* dst) noexcept {
+  // What Linux sends: the header and the status byte in buffers of their own.
+  if (skip_front == 0 && drop_back == 1 && count > 0 && src[count - 1].iov_len == 1) {
+    std::memcpy(dst, src, sizeof(iovec) * static_cast<size_t>(count - 1));
+    return count - 1;
+  }
+  if (skip_front != 0 && drop_back == 0 && count > 0 && src[0].iov_len == skip_front) {
+    std::memcpy(dst, src + 1, sizeof(iovec) * static_cast<size_t>(count - 1));
+    return count - 1;
+  }
   uint64_t total = 0;
   for (int i = 0; i < count; ++i) total += src[i].iov_len;
   uint64_t end = total - drop_back;  // callers guarantee skip_front + drop_back <= total

@@ -123,13 +123,15 @@ TEST_F(VhostTargetTest, AnInitiatorKilledMidIoLeavesTheTargetServing) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
-// Sends one raw vhost-user message (header + payload) and reads whatever comes back.
+// Sends one raw vhost-user message: a header claiming `claimed_size` bytes, then `payload`.
 void SendRaw(int fd, uint32_t request, uint32_t flags, const std::vector<uint8_t>& payload,
              uint32_t claimed_size) {
   uint32_t header[3] = {request, flags, claimed_size};
   std::vector<uint8_t> message(sizeof(header) + payload.size());
   std::memcpy(message.data(), header, sizeof(header));
-  std::memcpy(message.data() + sizeof(header), payload.data(), payload.size());
+  if (!payload.empty()) {
+    std::memcpy(message.data() + sizeof(header), payload.data(), payload.size());
+  }
   (void)send(fd, message.data(), message.size(), MSG_NOSIGNAL);
 }
 

@@ -8,8 +8,7 @@
 
 namespace pollux::testing {
 
-SocketServerProcess::SocketServerProcess(std::vector<std::string> argv,
-                                         const std::string& socket,
+SocketServerProcess::SocketServerProcess(std::vector<std::string> argv, const std::string& socket,
                                          const std::string& log_path) {
   Start(std::move(argv), socket, log_path);
 }
