@@ -309,10 +309,52 @@ RingError SplitRingDevice::Pop(DescriptorChain* chain, iovec* iov, int max_iov) 
   return RingError::kNone;
 }
 
+RingError SplitRingDevice::ReadDirectChain(uint16_t head, DescriptorChain* chain, iovec* iov,
+                                           int max_iov, bool* fallback) noexcept {
+  const std::vector<GuestMemoryRegion>& regions = config_.memory->regions();
+  if (regions.empty()) {
+    *fallback = true;
+    return RingError::kNone;
+  }
+  const GuestMemoryRegion region = regions.front();
+  uint16_t i = head;
+  int count = 0;
+  int readable_count = 0;
+  uint64_t readable_bytes = 0;
+  uint64_t writable_bytes = 0;
+  for (uint32_t n = 1; n <= config_.size; ++n) {
+    const vring_desc d = ReadOnce<vring_desc>(&desc_[i]);
+    const uint64_t offset = d.addr - region.guest_phys_addr;
+    if ((d.flags & VRING_DESC_F_INDIRECT) != 0 || count == max_iov || d.len == 0 ||
+        offset >= region.size || d.len > region.size - offset) {
+      *fallback = true;
+      return RingError::kNone;
+    }
+    iov[count++] = iovec{region.host_addr + offset, d.len};
+    if ((d.flags & VRING_DESC_F_WRITE) != 0) {
+      writable_bytes += d.len;
+    } else {
+      if (writable_bytes != 0) return RingError::kReadableAfterWritable;  // 2.7.4.2
+      readable_bytes += d.len;
+      readable_count = count;
+    }
+    if ((d.flags & VRING_DESC_F_NEXT) == 0) {
+      *chain = DescriptorChain{head, 1, readable_count, count, readable_bytes, writable_bytes};
+      return RingError::kNone;
+    }
+    if (d.next >= config_.size) return RingError::kNextOutOfRange;
+    i = d.next;
+  }
+  return RingError::kChainTooLong;  // the links loop (2.7.5.2)
+}
+
 RingError SplitRingDevice::ReadChain(uint16_t head, DescriptorChain* chain, iovec* iov,
                                      int max_iov) noexcept {
-  ChainWriter out(*config_.memory, chain, iov, max_iov);
   if (head >= config_.size) return RingError::kHeadOutOfRange;
+  bool fallback = false;
+  const RingError direct = ReadDirectChain(head, chain, iov, max_iov, &fallback);
+  if (!fallback) return direct;
+  ChainWriter out(*config_.memory, chain, iov, max_iov);
   chain->id = head;
   chain->ring_slots = 1;
   // Zero or more direct descriptors, then at most one indirect one (2.7.5.3.2).

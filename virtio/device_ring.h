@@ -155,6 +155,11 @@ class SplitRingDevice {
   uint16_t size() const { return config_.size; }
 
  private:
+  // ReadChain for the usual chain: direct descriptors, each buffer inside the first memory
+  // region. kNone when it took the chain; `fallback` set when the chain needs the general
+  // walk (an indirect table, another region, more iovecs than fit), which reads it again.
+  RingError ReadDirectChain(uint16_t head, DescriptorChain* chain, iovec* iov, int max_iov,
+                            bool* fallback) noexcept;
   uint16_t* avail_event() noexcept;  // after the used ring's `size` entries (EVENT_IDX)
   uint16_t* used_event() noexcept;   // after the available ring's `size` entries (EVENT_IDX)
 
