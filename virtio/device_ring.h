@@ -130,7 +130,12 @@ class SplitRingDevice {
 
   // Records a completed chain in the used ring, not yet visible to the driver.
   void PushUsed(const DescriptorChain& chain, uint32_t written_len) noexcept;
-  void PushUsed(uint16_t id, uint16_t ring_slots, uint32_t written_len) noexcept;
+  void PushUsed(uint16_t id, uint16_t /*ring_slots*/, uint32_t written_len) noexcept {
+    vring_used_elem& elem = used_->ring[used_idx_ & (config_.size - 1)];
+    __atomic_store_n(&elem.id, uint32_t{id}, __ATOMIC_RELAXED);
+    __atomic_store_n(&elem.len, written_len, __ATOMIC_RELAXED);
+    ++used_idx_;
+  }
 
   // Makes what PushUsed recorded visible (one release store of used->idx) and says whether
   // the driver asked for an interrupt for it (EVENT_IDX: used_event passed since the last

@@ -107,6 +107,7 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
         setup_(std::move(setup)),
         device_(setup_.device),
         ring_(MakeRing<Ring>(setup_)),
+        block_shift_(static_cast<uint32_t>(__builtin_ctz(device_.block_size))),
         tasks_(setup_.ring.size),
         batch_ids_(setup_.track_inflight ? setup_.ring.size : 0),
         counters_(queue.counters()) {
@@ -426,9 +427,8 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
   void Submit(Task& t, IoType type, uint64_t sector, uint64_t bytes) noexcept {
     BdevDesc* desc = device_.desc;
     if (desc == nullptr) return Finish(t, VIRTIO_BLK_S_IOERR);
-    const uint32_t shift = static_cast<uint32_t>(__builtin_ctz(device_.block_size));
-    const uint64_t offset_blocks = (sector * kSectorBytes) >> shift;
-    const uint64_t num_blocks = bytes >> shift;
+    const uint64_t offset_blocks = (sector * kSectorBytes) >> block_shift_;
+    const uint64_t num_blocks = bytes >> block_shift_;
     t.on_bdev = true;
     ++on_bdev_;
     switch (type) {
@@ -554,6 +554,7 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
   VhostBlkQueueSetup setup_;
   VhostBlkDevice device_;
   Ring ring_;
+  const uint32_t block_shift_;
   std::vector<Task> tasks_;
   std::vector<uint16_t> batch_ids_;  // completions since the last publish (inflight tracking)
   uint32_t batch_count_ = 0;
