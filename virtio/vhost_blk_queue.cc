@@ -36,19 +36,9 @@ uint8_t StatusOf(BdevIoStatus status) {
   return VIRTIO_BLK_S_IOERR;
 }
 
-// Copies the bytes [skip_front, total - drop_back) of src[0, count) as iovecs into dst; returns
-// how many it wrote.
-int CopyRange(const iovec* src, int count, uint64_t skip_front, uint64_t drop_back,
-              iovec* dst) noexcept {
-  // What Linux sends: the header and the status byte in buffers of their own.
-  if (skip_front == 0 && drop_back == 1 && count > 0 && src[count - 1].iov_len == 1) {
-    std::memcpy(dst, src, sizeof(iovec) * static_cast<size_t>(count - 1));
-    return count - 1;
-  }
-  if (skip_front != 0 && drop_back == 0 && count > 0 && src[0].iov_len == skip_front) {
-    std::memcpy(dst, src + 1, sizeof(iovec) * static_cast<size_t>(count - 1));
-    return count - 1;
-  }
+// CopyRange's general case: any cut of the bytes.
+int CopyRangeSlow(const iovec* src, int count, uint64_t skip_front, uint64_t drop_back,
+                  iovec* dst) noexcept {
   uint64_t total = 0;
   for (int i = 0; i < count; ++i) total += src[i].iov_len;
   uint64_t end = total - drop_back;  // callers guarantee skip_front + drop_back <= total
@@ -65,6 +55,27 @@ int CopyRange(const iovec* src, int count, uint64_t skip_front, uint64_t drop_ba
     ++n;
   }
   return n;
+}
+
+// Copies the bytes [skip_front, total - drop_back) of src[0, count) as iovecs into dst; returns
+// how many it wrote.
+inline int CopyRange(const iovec* src, int count, uint64_t skip_front, uint64_t drop_back,
+                     iovec* dst) noexcept {
+  // What Linux sends: the header and the status byte in buffers of their own (a few iovecs,
+  // copied one by one: cheaper than a call to memcpy).
+  if (skip_front == 0 && drop_back == 1 && count > 0 && src[count - 1].iov_len == 1) {
+    if (count == 2) {  // one data buffer: most reads
+      dst[0] = src[0];
+      return 1;
+    }
+    for (int i = 0; i < count - 1; ++i) dst[i] = src[i];
+    return count - 1;
+  }
+  if (skip_front != 0 && drop_back == 0 && count > 0 && src[0].iov_len == skip_front) {
+    for (int i = 1; i < count; ++i) dst[i - 1] = src[i];
+    return count - 1;
+  }
+  return CopyRangeSlow(src, count, skip_front, drop_back, dst);
 }
 
 // Gathers `len` bytes from the front of src into out (the guest may split anything).
@@ -457,8 +468,9 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     q.MaybeFinishDetach();
   }
 
-  // Writes the status byte and records the used entry; Publish makes it visible.
-  void Finish(Task& t, uint8_t status) noexcept {
+  // Writes the status byte and records the used entry; Publish makes it visible. Inlined: it
+  // runs once per request, mostly from OnBdevDone.
+  [[gnu::always_inline]] void Finish(Task& t, uint8_t status) noexcept {
     if (status != VIRTIO_BLK_S_OK) {
       Bump(counters_.errors);
       t.used_len = 0;
