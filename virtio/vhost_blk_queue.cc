@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/thread.h"
+#include "queue_counter.h"
 #include "vhost_blk_limits.h"
 
 namespace pollux {
@@ -89,10 +90,6 @@ void GatherFront(const iovec* src, int count, void* out, size_t len) noexcept {
   }
 }
 
-void Bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
-  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-}
-
 template <typename Ring>
 Ring MakeRing(const VhostBlkQueueSetup& setup);
 
@@ -106,8 +103,7 @@ template <>
 PackedRingDevice MakeRing<PackedRingDevice>(const VhostBlkQueueSetup& s) {
   return PackedRingDevice(static_cast<vring_packed_desc*>(s.desc),
                           static_cast<vring_packed_desc_event*>(s.driver_area),
-                          static_cast<vring_packed_desc_event*>(s.device_area), s.ring,
-                          s.position);
+                          static_cast<vring_packed_desc_event*>(s.device_area), s.ring, s.position);
 }
 
 template <typename Ring>
@@ -179,7 +175,7 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     uint64_t value = 0;
     if (setup_.kick_fd >= 0 && ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) &&
         ::read(setup_.kick_fd, &value, sizeof(value)) == sizeof(value)) {
-      Bump(counters_.kicks, value);
+      AddToCounter(counters_.kicks, value);
       // A parked queue waits for this very count: it was taken here, so wake up now.
       if (parked_) Unpark();
     }
@@ -204,11 +200,11 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     busy |= Publish();
     if (interrupt_owed_ && rte_rdtsc() >= next_interrupt_tsc_) busy |= SendInterrupt();
     if (busy) {
-      Bump(counters_.polls_busy);
+      AddToCounter(counters_.polls_busy);
       busy_since_clock_check_ = true;
       return PollResult::kBusy;
     }
-    Bump(counters_.polls_idle);
+    AddToCounter(counters_.polls_idle);
     if (++idle_polls_ == kIdlePollsPerClockCheck) CheckIdleTime();
     return PollResult::kIdle;
   }
@@ -251,12 +247,13 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     }
     poller_->Pause();
     parked_ = true;
-    Bump(counters_.parks);
+    AddToCounter(counters_.parks);
   }
 
   void OnKickWhileParked() noexcept {
     uint64_t kicks = 0;
-    if (::read(park_fd_, &kicks, sizeof(kicks)) == sizeof(kicks)) Bump(counters_.kicks, kicks);
+    if (::read(park_fd_, &kicks, sizeof(kicks)) == sizeof(kicks))
+      AddToCounter(counters_.kicks, kicks);
     Unpark();
   }
 
@@ -331,7 +328,7 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     t.status = static_cast<uint8_t*>(last.iov_base) + last.iov_len - 1;
     t.used_len = 0;
     ++in_flight_;
-    Bump(counters_.requests);
+    AddToCounter(counters_.requests);
     if (setup_.track_inflight && !resubmitted) {
       rte_vhost_set_inflight_desc_split(setup_.vid, setup_.vring_index, chain.id);
     }
@@ -446,8 +443,7 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
       case IoType::kRead:
         return desc->Readv(*channel_, t.iov, t.iovcnt, offset_blocks, num_blocks, &OnBdevDone, &t);
       case IoType::kWrite:
-        return desc->Writev(*channel_, t.iov, t.iovcnt, offset_blocks, num_blocks, &OnBdevDone,
-                            &t);
+        return desc->Writev(*channel_, t.iov, t.iovcnt, offset_blocks, num_blocks, &OnBdevDone, &t);
       case IoType::kFlush:
         return desc->Flush(*channel_, 0, desc->bdev().block_count(), &OnBdevDone, &t);
       case IoType::kUnmap:
@@ -472,7 +468,7 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
   // runs once per request, mostly from OnBdevDone.
   [[gnu::always_inline]] void Finish(Task& t, uint8_t status) noexcept {
     if (status != VIRTIO_BLK_S_OK) {
-      Bump(counters_.errors);
+      AddToCounter(counters_.errors);
       t.used_len = 0;
     }
     *t.status = status;
@@ -495,8 +491,7 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     if (setup_.track_inflight) {
       const uint16_t used_idx = ring_.position().last_used_idx;
       for (uint32_t i = 0; i < batch_count_; ++i) {
-        rte_vhost_clr_inflight_desc_split(setup_.vid, setup_.vring_index, used_idx,
-                                          batch_ids_[i]);
+        rte_vhost_clr_inflight_desc_split(setup_.vid, setup_.vring_index, used_idx, batch_ids_[i]);
       }
       batch_count_ = 0;
     }
@@ -513,7 +508,8 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     interrupt_owed_ = false;
     if (setup_.call_fd < 0) return false;
     uint64_t one = 1;
-    if (::write(setup_.call_fd, &one, sizeof(one)) == sizeof(one)) Bump(counters_.interrupts);
+    if (::write(setup_.call_fd, &one, sizeof(one)) == sizeof(one))
+      AddToCounter(counters_.interrupts);
     if (irq_delay_tsc_ != 0) next_interrupt_tsc_ = rte_rdtsc() + irq_delay_tsc_;
     return true;
   }
@@ -539,8 +535,8 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
   bool Break(const char* why) noexcept {
     if (!broken_) {
       broken_ = true;
-      PX_LOG(kError, "vhost", "%s: %s; the queue is stopped until the guest resets it",
-             setup_.name, why);
+      PX_LOG(kError, "vhost", "%s: %s; the queue is stopped until the guest resets it", setup_.name,
+             why);
     }
     return false;
   }

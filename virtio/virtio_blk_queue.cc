@@ -15,6 +15,7 @@
 #include "packed_virtqueue.h"
 #include "pollux/bdev/bdev.h"
 #include "pollux/env/log.h"
+#include "queue_counter.h"
 #include "split_virtqueue.h"
 #include "virtqueue_used.h"
 
@@ -141,14 +142,14 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
       ++done;
       Complete(id, length);
     }
-    if (done != 0) VirtioBlkQueueCounters::Add(counters_.completions, done);
+    if (done != 0) AddToCounter(counters_.completions, done);
     if (ring_->NeedsKick()) Kick();
     return done;
   }
 
   bool Arm() noexcept override {
     if (ring_->NeedsKick()) Kick();
-    VirtioBlkQueueCounters::Add(counters_.arms, 1);
+    AddToCounter(counters_.arms, 1);
     return ring_->EnableInterrupts();
   }
   void Disarm() noexcept override { ring_->DisableInterrupts(); }
@@ -218,7 +219,7 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
     }
     ios_[id] = &io;
     ++in_flight_;
-    VirtioBlkQueueCounters::Add(counters_.requests, 1);
+    AddToCounter(counters_.requests, 1);
     return true;
   }
 
@@ -319,7 +320,7 @@ void VirtioBlkQueue::Kick() noexcept {
   // An eventfd write fails only when the counter would overflow (the back-end never reads
   // it): the back-end is woken all the same.
   (void)!write(kick_fd_, &one, sizeof(one));
-  VirtioBlkQueueCounters::Add(counters_.kicks, 1);
+  AddToCounter(counters_.kicks, 1);
 }
 
 void VirtioBlkQueue::Break(const char* why) noexcept {

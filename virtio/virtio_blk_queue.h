@@ -33,17 +33,12 @@ struct VirtioBlkQueueLimits {
   uint32_t max_write_zeroes_sectors = 0;
 };
 
-// Figures of one queue, written by its thread, read by RPC.
+// Figures of one queue, written by its thread (AddToCounter), read by RPC.
 struct VirtioBlkQueueCounters {
   std::atomic<uint64_t> requests{0};     // virtio requests made available
   std::atomic<uint64_t> completions{0};  // used entries reaped
   std::atomic<uint64_t> kicks{0};        // notifications sent to the back-end
   std::atomic<uint64_t> arms{0};         // times completion interrupts were asked for
-
-  // A load and a store, not a fetch_add (a locked instruction): one writer, the queue's thread.
-  static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
-    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
 };
 
 // Per-I/O scratch space (the module's io_context_size): where a discard or write-zeroes

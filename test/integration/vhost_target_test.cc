@@ -16,6 +16,7 @@
 
 #include "nlohmann/json.hpp"
 #include "process.h"
+#include "virtio_initiator_config.h"
 
 namespace pollux::testing {
 namespace {
@@ -32,14 +33,6 @@ std::string TargetConfig(bool packed) {
          std::string(packed ? "true" : "false") + "}}]}]}";
 }
 
-std::string InitiatorConfig(const std::string& socket, int vq_count, bool packed) {
-  return R"({"subsystems": [{"subsystem": "bdev", "config": [
-    {"method": "bdev_virtio_attach_controller",
-     "params": {"name": "VirtioBlk0", "trtype": "user", "traddr": ")" +
-         socket + R"(", "dev_type": "blk", "vq_count": )" + std::to_string(vq_count) +
-         R"(, "vq_size": 128, "packed_ring": )" + (packed ? "true" : "false") + "}}]}]}";
-}
-
 class VhostTargetTest : public ::testing::Test {
  protected:
   void StartTarget(bool packed) {
@@ -49,11 +42,11 @@ class VhostTargetTest : public ::testing::Test {
   }
   RunResult Perf(const std::string& workload, const std::string& size, int queues, bool packed,
                  const std::string& seconds = "1") {
-    return RunProgram({POLLUX_PERF_PATH, "-c",
-                       dir_.Write("ini.json", InitiatorConfig(dir_.File("vhost.0"), queues, packed)),
-                       "-q", "16", "-o", size, "-w", workload, "-t", seconds, "-m",
-                       queues == 1 ? "0" : "0-1"},
-                      std::chrono::seconds(60));
+    return RunProgram(
+        {POLLUX_PERF_PATH, "-c",
+         dir_.Write("ini.json", VirtioInitiatorConfig(dir_.File("vhost.0"), queues, packed)), "-q",
+         "16", "-o", size, "-w", workload, "-t", seconds, "-m", queues == 1 ? "0" : "0-1"},
+        std::chrono::seconds(60));
   }
   Json Controllers() {
     RunResult r = target_->Rpc({"vhost_get_controllers"});
@@ -70,8 +63,8 @@ TEST_F(VhostTargetTest, VerifyOnSplitAndPackedRingsWithOneAndTwoQueues) {
     StartTarget(packed);
     for (int queues : {1, 2}) {
       for (const char* size : {"512", "4k", "128k"}) {
-        SCOPED_TRACE(::testing::Message() << (packed ? "packed" : "split") << ", " << queues
-                                          << " queue(s), " << size);
+        SCOPED_TRACE(::testing::Message()
+                     << (packed ? "packed" : "split") << ", " << queues << " queue(s), " << size);
         RunResult r = Perf("verify", size, queues, packed);
         EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
         EXPECT_NE(r.out.find("VirtioBlk0"), std::string::npos) << r.out;
@@ -94,7 +87,8 @@ TEST_F(VhostTargetTest, AnInitiatorKilledMidIoLeavesTheTargetServing) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    std::string config = dir_.Write("killed.json", InitiatorConfig(dir_.File("vhost.0"), 1, false));
+    std::string config =
+        dir_.Write("killed.json", VirtioInitiatorConfig(dir_.File("vhost.0"), 1, false));
     execl(POLLUX_PERF_PATH, POLLUX_PERF_PATH, "-c", config.c_str(), "-q", "32", "-o", "64k", "-w",
           "randrw", "-t", "30", "-m", "0", static_cast<char*>(nullptr));
     _exit(127);
@@ -142,14 +136,14 @@ TEST_F(VhostTargetTest, GarbageFromAFrontEndIsRefusedAndTheTargetServesTheNext) 
     std::vector<uint8_t> payload;
   };
   std::vector<Case> cases = {
-      {0xdeadbeef, 1, 0, {}},                        // unknown request
+      {0xdeadbeef, 1, 0, {}},                                        // unknown request
       {24 /* GET_CONFIG */, 1, 12, std::vector<uint8_t>(12, 0xff)},  // window past the end
-      {24, 1, 4, {1, 2, 3, 4}},                      // shorter than its own header
+      {24, 1, 4, {1, 2, 3, 4}},                                      // shorter than its own header
       {5 /* SET_MEM_TABLE */, 1, 8, std::vector<uint8_t>(8, 0xff)},  // no fds, bogus count
       {8 /* SET_VRING_NUM */, 1, 8, {0xe8, 0x03, 0, 0, 0xff, 0xff, 0, 0}},  // queue 1000
       {12 /* SET_VRING_KICK */, 1, 8, {0x01, 0, 0, 0, 0, 0, 0, 0}},         // no fd
-      {1 /* GET_FEATURES */, 1, 0x100000, {}},      // claims a huge payload
-      {3 /* SET_OWNER */, 1, 3, {1, 2}},             // truncated payload, then hang up
+      {1 /* GET_FEATURES */, 1, 0x100000, {}},                              // claims a huge payload
+      {3 /* SET_OWNER */, 1, 3, {1, 2}},  // truncated payload, then hang up
   };
   for (const Case& c : cases) {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);

@@ -11,17 +11,10 @@
 
 #include "process.h"
 #include "qsd_process.h"
+#include "virtio_initiator_config.h"
 
 namespace pollux::testing {
 namespace {
-
-std::string Config(const std::string& socket, int vq_count, bool packed) {
-  return R"({"subsystems": [{"subsystem": "bdev", "config": [
-    {"method": "bdev_virtio_attach_controller",
-     "params": {"name": "VirtioBlk0", "trtype": "user", "traddr": ")" +
-         socket + R"(", "dev_type": "blk", "vq_count": )" + std::to_string(vq_count) +
-         R"(, "vq_size": 128, "packed_ring": )" + (packed ? "true" : "false") + "}}]}]}";
-}
 
 // The test back-end as a process of its own.
 std::unique_ptr<SocketServerProcess> StartBackend(const std::string& socket,
@@ -46,7 +39,7 @@ TEST(VirtioPerfTest, VerifyThroughQemuStorageDaemon) {
     ASSERT_TRUE(qsd.ready()) << qsd.error();
     for (const char* size : {"512", "4k", "128k"}) {
       SCOPED_TRACE(::testing::Message() << queues << " queue(s), " << size);
-      RunResult r = Verify(dir, Config(dir.File("qsd.sock"), queues, false), size,
+      RunResult r = Verify(dir, VirtioInitiatorConfig(dir.File("qsd.sock"), queues, false), size,
                            queues == 1 ? "0" : "0-1");
       EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
       EXPECT_NE(r.out.find("VirtioBlk0"), std::string::npos) << r.out;
@@ -63,7 +56,7 @@ TEST(VirtioPerfTest, VerifyThroughTheTestBackEndOnPackedAndSplitRings) {
     ASSERT_TRUE(backend->ready()) << backend->error();
     for (const char* size : {"512", "128k"}) {
       SCOPED_TRACE(::testing::Message() << (packed ? "packed" : "split") << ", " << size);
-      RunResult r = Verify(dir, Config(dir.File("b.sock"), 2, packed), size, "0-1");
+      RunResult r = Verify(dir, VirtioInitiatorConfig(dir.File("b.sock"), 2, packed), size, "0-1");
       EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     }
   }
@@ -71,7 +64,7 @@ TEST(VirtioPerfTest, VerifyThroughTheTestBackEndOnPackedAndSplitRings) {
 
 TEST(VirtioPerfTest, AMissingBackEndIsAClearError) {
   TempDir dir;
-  RunResult r = Verify(dir, Config(dir.File("none.sock"), 1, false), "4k", "0");
+  RunResult r = Verify(dir, VirtioInitiatorConfig(dir.File("none.sock"), 1, false), "4k", "0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("No such file or directory"), std::string::npos) << r.err;
 }
