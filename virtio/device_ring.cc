@@ -298,10 +298,11 @@ uint16_t SplitRingDevice::Available(RingError* error) noexcept {
   return count;
 }
 
-
 // Inlined into Pop: the hot path of every request.
-[[gnu::always_inline]] inline RingError SplitRingDevice::ReadDirectChain(
-    uint16_t head, DescriptorChain* chain, iovec* iov, int max_iov, bool* fallback) noexcept {
+[[gnu::always_inline]] inline RingError SplitRingDevice::ReadDirectChain(uint16_t head,
+                                                                         DescriptorChain* chain,
+                                                                         iovec* iov, int max_iov,
+                                                                         bool* fallback) noexcept {
   const std::vector<GuestMemoryRegion>& regions = config_.memory->regions();
   if (regions.empty()) {
     *fallback = true;
@@ -339,12 +340,21 @@ uint16_t SplitRingDevice::Available(RingError* error) noexcept {
   return RingError::kChainTooLong;  // the links loop (2.7.5.2)
 }
 
+// Inlined into Pop and ReadChain (this file only): the direct walk first, the general one
+// only for what it does not take.
+[[gnu::always_inline]] inline RingError SplitRingDevice::ReadAnyChain(uint16_t head,
+                                                                      DescriptorChain* chain,
+                                                                      iovec* iov,
+                                                                      int max_iov) noexcept {
+  if (head >= config_.size) return RingError::kHeadOutOfRange;
+  bool fallback = false;
+  const RingError direct = ReadDirectChain(head, chain, iov, max_iov, &fallback);
+  return fallback ? ReadGeneralChain(head, chain, iov, max_iov) : direct;
+}
+
 RingError SplitRingDevice::Pop(DescriptorChain* chain, iovec* iov, int max_iov) noexcept {
   const uint16_t head = Load(avail_->ring[last_avail_idx_ & (config_.size - 1)]);
-  bool fallback = head >= config_.size;
-  RingError error = fallback ? RingError::kNone
-                             : ReadDirectChain(head, chain, iov, max_iov, &fallback);
-  if (fallback) error = ReadChain(head, chain, iov, max_iov);
+  const RingError error = ReadAnyChain(head, chain, iov, max_iov);
   if (error != RingError::kNone) return error;
   ++last_avail_idx_;
   // Notifications on: avail_event follows what was taken, as QEMU's vu_queue_pop does, so
@@ -355,10 +365,11 @@ RingError SplitRingDevice::Pop(DescriptorChain* chain, iovec* iov, int max_iov) 
 
 RingError SplitRingDevice::ReadChain(uint16_t head, DescriptorChain* chain, iovec* iov,
                                      int max_iov) noexcept {
-  if (head >= config_.size) return RingError::kHeadOutOfRange;
-  bool fallback = false;
-  const RingError direct = ReadDirectChain(head, chain, iov, max_iov, &fallback);
-  if (!fallback) return direct;
+  return ReadAnyChain(head, chain, iov, max_iov);
+}
+
+RingError SplitRingDevice::ReadGeneralChain(uint16_t head, DescriptorChain* chain, iovec* iov,
+                                            int max_iov) noexcept {
   ChainWriter out(*config_.memory, chain, iov, max_iov);
   chain->id = head;
   chain->ring_slots = 1;
@@ -381,7 +392,6 @@ RingError SplitRingDevice::ReadChain(uint16_t head, DescriptorChain* chain, iove
 void SplitRingDevice::PushUsed(const DescriptorChain& chain, uint32_t written_len) noexcept {
   PushUsed(chain.id, chain.ring_slots, written_len);
 }
-
 
 bool SplitRingDevice::PublishUsed() noexcept {
   if (used_idx_ == published_used_idx_) return false;

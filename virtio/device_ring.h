@@ -165,6 +165,11 @@ class SplitRingDevice {
   // walk (an indirect table, another region, more iovecs than fit), which reads it again.
   RingError ReadDirectChain(uint16_t head, DescriptorChain* chain, iovec* iov, int max_iov,
                             bool* fallback) noexcept;
+  // Any chain at a head below the queue size (through an indirect table, across regions).
+  RingError ReadGeneralChain(uint16_t head, DescriptorChain* chain, iovec* iov,
+                             int max_iov) noexcept;
+  // The head checked, then ReadDirectChain, then ReadGeneralChain when it must.
+  RingError ReadAnyChain(uint16_t head, DescriptorChain* chain, iovec* iov, int max_iov) noexcept;
   uint16_t* avail_event() noexcept;  // after the used ring's `size` entries (EVENT_IDX)
   uint16_t* used_event() noexcept;   // after the available ring's `size` entries (EVENT_IDX)
 
