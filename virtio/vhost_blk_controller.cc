@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<VhostBlkController>> VhostBlkController::Create(
     std::sort(cpus.begin(), cpus.end());
   } else {
     absl::StatusOr<std::vector<int>> parsed = ParseCpuList(options.cpumask);
-    if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("cpumask: ", parsed.status().message()));
+    if (!parsed.ok())
+      return absl::InvalidArgumentError(absl::StrCat("cpumask: ", parsed.status().message()));
     for (int cpu : *parsed) {
       if (runtime->ReactorOnCpu(cpu) == nullptr) {
         return absl::InvalidArgumentError(
@@ -116,7 +117,8 @@ absl::StatusOr<std::unique_ptr<VhostBlkController>> VhostBlkController::Create(
   d.write_zeroes = bdev.Supports(IoType::kWriteZeroes);
   d.max_discard_sectors = kVhostBlkMaxRangeSectors;
   d.max_write_zeroes_sectors = kVhostBlkMaxRangeSectors;
-  // GET_ID: the bdev's name, zero-padded; not NUL-terminated when 20 bytes long (virtio 1.2, 5.2.6).
+  // GET_ID: the bdev's name, zero-padded; not NUL-terminated when 20 bytes long
+  // (virtio 1.2, 5.2.6).
   std::memcpy(d.id, bdev.name().data(), std::min(bdev.name().size(), sizeof(d.id)));
 
   for (int cpu : cpus) {
@@ -137,8 +139,7 @@ uint64_t VhostBlkController::OfferedFeatures(const VhostBlkControllerOptions& op
                       Bit(VIRTIO_RING_F_EVENT_IDX) | Bit(vhost_user::kFProtocolFeatures) |
                       Bit(VIRTIO_BLK_F_SIZE_MAX) | Bit(VIRTIO_BLK_F_SEG_MAX) |
                       Bit(VIRTIO_BLK_F_BLK_SIZE) | Bit(VIRTIO_BLK_F_TOPOLOGY) |
-                      Bit(VIRTIO_BLK_F_MQ) | Bit(VIRTIO_BLK_F_FLUSH) |
-                      Bit(VIRTIO_BLK_F_CONFIG_WCE);
+                      Bit(VIRTIO_BLK_F_MQ) | Bit(VIRTIO_BLK_F_FLUSH) | Bit(VIRTIO_BLK_F_CONFIG_WCE);
   if (options.packed_ring) features |= Bit(VIRTIO_F_RING_PACKED);
   if (options.readonly) features |= Bit(VIRTIO_BLK_F_RO);
   return features;
@@ -174,8 +175,7 @@ absl::Status VhostBlkController::Listen() {
   if (device_.discard && !options_.readonly) features |= Bit(VIRTIO_BLK_F_DISCARD);
   if (device_.write_zeroes && !options_.readonly) features |= Bit(VIRTIO_BLK_F_WRITE_ZEROES);
   uint64_t protocol = Bit(vhost_user::kProtocolMq) | Bit(vhost_user::kProtocolReplyAck) |
-                      Bit(vhost_user::kProtocolConfig) |
-                      Bit(vhost_user::kProtocolInflightShmfd);
+                      Bit(vhost_user::kProtocolConfig) | Bit(vhost_user::kProtocolInflightShmfd);
   absl::Status failed;
   if (rte_vhost_driver_set_features(path, features) != 0 ||
       rte_vhost_driver_set_protocol_features(path, protocol) != 0) {
@@ -202,7 +202,8 @@ void VhostBlkController::Shutdown(absl::AnyInvocable<void()> done) {
   std::thread([this, home_id, done = std::move(done)]() mutable {
     if (registered_) rte_vhost_driver_unregister(socket_path_.c_str());
     registered_ = false;
-    RunOnThread(home_id, [this, done = std::move(done)]() mutable { DestroyQueues(std::move(done)); });
+    RunOnThread(home_id,
+                [this, done = std::move(done)]() mutable { DestroyQueues(std::move(done)); });
   }).detach();
 }
 
@@ -244,19 +245,23 @@ void VhostBlkController::DestroyQueues(absl::AnyInvocable<void()> done) {
   arrive();
 }
 
+VhostBlkController::QueueCoalescing VhostBlkController::queue_coalescing() const {
+  if (coalescing_iops_threshold_ == 0) return {0, 1};  // off
+  return {uint64_t{coalescing_delay_us_} * rte_get_tsc_hz() / 1'000'000,
+          static_cast<uint32_t>(
+              std::max<uint64_t>(1, coalescing_iops_threshold_ / kVhostCoalescingChecksPerSecond))};
+}
+
 void VhostBlkController::SetCoalescing(uint32_t delay_base_us, uint32_t iops_threshold) {
   coalescing_delay_us_ = delay_base_us;
   coalescing_iops_threshold_ = iops_threshold;
-  const uint64_t delay_tsc = uint64_t{delay_base_us} * rte_get_tsc_hz() / 1'000'000;
-  const uint32_t per_interval =
-      static_cast<uint32_t>(std::max<uint64_t>(1, iops_threshold / kVhostCoalescingChecksPerSecond));
+  const QueueCoalescing c = queue_coalescing();
   std::lock_guard lock(mutex_);
   for (auto& q : queues_) {
     if (q == nullptr) continue;
     VhostBlkQueue* queue = q.get();
-    RunOnThread(queue->thread()->id(), [queue, delay_tsc, per_interval, iops_threshold] {
-      queue->SetCoalescing(iops_threshold == 0 ? 0 : delay_tsc, per_interval);
-    });
+    RunOnThread(queue->thread()->id(),
+                [queue, c] { queue->SetCoalescing(c.delay_tsc, c.threshold_per_interval); });
   }
 }
 
@@ -354,12 +359,9 @@ VhostBlkQueue& VhostBlkController::QueueAt(uint16_t vring) {
     Thread* thread = threads_[vring % threads_.size()];
     queues_[vring] = std::make_unique<VhostBlkQueue>(
         absl::StrFormat("%s queue %u", options_.name, vring), thread);
-    const uint64_t delay_tsc = uint64_t{coalescing_delay_us_} * rte_get_tsc_hz() / 1'000'000;
-    if (coalescing_iops_threshold_ != 0) {
-      queues_[vring]->SetCoalescing(
-          delay_tsc, static_cast<uint32_t>(std::max<uint64_t>(
-                         1, coalescing_iops_threshold_ / kVhostCoalescingChecksPerSecond)));
-    }
+    // Not running yet: the setting is only stored (no engine to pass it to).
+    const QueueCoalescing c = queue_coalescing();
+    queues_[vring]->SetCoalescing(c.delay_tsc, c.threshold_per_interval);
   }
   return *queues_[vring];
 }

@@ -85,6 +85,13 @@ class VhostBlkController {
  private:
   VhostBlkController(const VhostBlkControllerOptions& options, std::string socket_path);
 
+  // The coalescing settings in a queue's units (TSC ticks, requests per rate check).
+  struct QueueCoalescing {
+    uint64_t delay_tsc;
+    uint32_t threshold_per_interval;
+  };
+  QueueCoalescing queue_coalescing() const;
+
   void OnBdevRemoved();
   // Home thread: frees the queues on their threads, releases the threads, closes the bdev.
   void DestroyQueues(absl::AnyInvocable<void()> done);

@@ -115,6 +115,23 @@ const rte_vhost_device_ops kDeviceOps = [] {
   return ops;
 }();
 
+// Stops `controller` (off the registry's names already), forgets its socket path, frees it,
+// then calls done. App thread.
+void Retire(std::unique_ptr<VhostBlkController> controller, absl::AnyInvocable<void()> done) {
+  VhostBlkController* raw = controller.release();
+  raw->Shutdown([raw, done = std::move(done)]() mutable {
+    {
+      Registry& r = Get();
+      std::lock_guard lock(r.mutex);
+      // Unless a new controller took the path meanwhile (its name was free at once).
+      auto it = r.by_path.find(raw->socket_path());
+      if (it != r.by_path.end() && it->second == raw) r.by_path.erase(it);
+    }
+    delete raw;
+    done();
+  });
+}
+
 }  // namespace
 
 const rte_vhost_device_ops* VhostDeviceOps() { return &kDeviceOps; }
@@ -166,8 +183,7 @@ absl::Status CreateVhostBlkController(const VhostBlkControllerOptions& options) 
         absl::StrFormat("controller \"%s\" already exists", options.name));
   }
   std::string path = r.socket_folder.empty() ? options.name : r.socket_folder + "/" + options.name;
-  absl::StatusOr<std::unique_ptr<VhostBlkController>> c =
-      VhostBlkController::Create(options, path);
+  absl::StatusOr<std::unique_ptr<VhostBlkController>> c = VhostBlkController::Create(options, path);
   if (!c.ok()) return c.status();
   VhostBlkController* controller = c->get();
   {
@@ -176,14 +192,9 @@ absl::Status CreateVhostBlkController(const VhostBlkControllerOptions& options) 
   }
   r.by_name[options.name] = *std::move(c);
   if (absl::Status s = controller->Listen(); !s.ok()) {
-    {
-      std::lock_guard lock(r.mutex);
-      r.by_path.erase(path);
-    }
     auto owned = std::move(r.by_name[options.name]);
     r.by_name.erase(options.name);
-    VhostBlkController* raw = owned.release();
-    raw->Shutdown([raw] { delete raw; });
+    Retire(std::move(owned), [] {});
     return s;
   }
   PX_LOG(kInfo, "vhost", "%s: serving bdev %s on %s", options.name, options.bdev_name, path);
@@ -203,16 +214,7 @@ void DeleteVhostBlkController(const std::string& name,
   }
   std::unique_ptr<VhostBlkController> owned = std::move(it->second);
   r.by_name.erase(it);
-  VhostBlkController* raw = owned.release();
-  raw->Shutdown([raw, done = std::move(done)]() mutable {
-    {
-      Registry& reg = Get();
-      std::lock_guard lock(reg.mutex);
-      reg.by_path.erase(raw->socket_path());
-    }
-    delete raw;
-    done(absl::OkStatus());
-  });
+  Retire(std::move(owned), [done = std::move(done)]() mutable { done(absl::OkStatus()); });
 }
 
 absl::Status SetVhostCoalescing(const std::string& name, uint32_t delay_base_us,
@@ -290,14 +292,7 @@ void DeleteAllVhostControllers(absl::AnyInvocable<void()> done) {
   auto controllers = std::move(r.by_name);
   r.by_name.clear();
   for (auto& [name, owned] : controllers) {
-    VhostBlkController* raw = owned.release();
-    raw->Shutdown([raw, remaining, finish] {
-      {
-        Registry& reg = Get();
-        std::lock_guard lock(reg.mutex);
-        reg.by_path.erase(raw->socket_path());
-      }
-      delete raw;
+    Retire(std::move(owned), [remaining, finish] {
       if (--*remaining == 0) (*finish)();
     });
   }
