@@ -38,6 +38,8 @@ class BdevChannel : public ChannelContext {
   // This channel's statistics: its own and those of the forward routes through it.
   BdevIoStats TotalStats() const;
   const BdevThreadContext& thread_context() const { return thread_; }
+  // BdevDesc::DeliverCompletions.
+  void DeliverDeferred() noexcept { thread_.DeliverDeferred(); }
 
   // A caller's request. Completes through its callback, never inside this call.
   void Submit(const WaitingRequest& request) noexcept;

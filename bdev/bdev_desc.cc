@@ -63,6 +63,10 @@ void BdevDesc::ReleaseClaim() { BdevRegistry::Get().ReleaseClaim(*this); }
 
 IoChannelRef BdevDesc::GetIoChannel() { return pollux::GetIoChannel(bdev_->state_->channels); }
 
+void BdevDesc::DeliverCompletions(IoChannel& channel) noexcept {
+  channel.context<BdevChannel>().DeliverDeferred();
+}
+
 BdevIoStats BdevDesc::ChannelStats(IoChannel& channel) {
   return channel.context<BdevChannel>().TotalStats();
 }

@@ -61,12 +61,11 @@ void BdevThreadContext::RemoveChannel(BdevChannel* channel) {
                 [channel](const WaitingRequest& r) { return r.channel == channel; });
 }
 
-PollResult BdevThreadContext::Poll() noexcept {
-  if (!HasWork()) return PollResult::kIdle;
+void BdevThreadContext::DrainDeferred() noexcept {
   draining_ = true;
   drain_tsc_ = rte_rdtsc();
   // Take the list as it is now: completions deferred by the callbacks below (a callback that
-  // submits to a device completing inline) wait for the next poll, so one poll is bounded.
+  // submits to a device completing inline) wait for the next poll, so one drain is bounded.
   BdevIo* io = deferred_head_;
   deferred_head_ = deferred_tail_ = nullptr;
   while (io != nullptr) {
@@ -76,6 +75,11 @@ PollResult BdevThreadContext::Poll() noexcept {
     io = next;
   }
   draining_ = false;
+}
+
+PollResult BdevThreadContext::Poll() noexcept {
+  if (!HasWork()) return PollResult::kIdle;
+  DrainDeferred();
 
   if (!retry_channels_.empty()) {
     std::vector<BdevChannel*> channels;

@@ -69,6 +69,12 @@ class BdevThreadContext : public ChannelContext {
     deferred_tail_ = io;
   }
 
+  // Runs the deferred completions' callbacks now (BdevDesc::DeliverCompletions), unless a
+  // submission call or a drain is under way on this thread.
+  void DeliverDeferred() noexcept {
+    if (deferred_head_ != nullptr && submit_depth_ == 0 && !draining_) DrainDeferred();
+  }
+
   // The TSC for completion timestamps: the drain's own reading while the poller runs (one
   // rdtsc per batch instead of one per I/O), a fresh one otherwise.
   uint64_t Now() const noexcept { return draining_ ? drain_tsc_ : rte_rdtsc(); }
@@ -84,6 +90,8 @@ class BdevThreadContext : public ChannelContext {
   BdevIo* Refill() noexcept;
   void Spill() noexcept;
   PollResult Poll() noexcept;
+  // Runs the callbacks of the deferred list as it is now.
+  void DrainDeferred() noexcept;
   bool HasWork() const {
     return deferred_head_ != nullptr || !waiting_requests_.empty() ||
            !waiting_parents_.empty() || !retry_channels_.empty();

@@ -45,7 +45,7 @@ import subprocess
 import tempfile
 import time
 
-from vhost_common import (NULL_BYTES, VALGRIND_SHARED_MEM_MB, ContentionMeter, binary,
+from vhost_common import (NULL_BYTES, ROOT, VALGRIND_SHARED_MEM_MB, ContentionMeter, binary,
                           callgrind_calls_into, callgrind_total, cpu_seconds, describe_contention,
                           fail, initiator_config, initiator_counters, make_tmpfs_image, marginal,
                           medians, rpc, run_perf, start_qsd, stop, tail, unlink_quietly,
@@ -57,6 +57,7 @@ COMPARE_CASES = ("null-qd32", "null-qd1", "file-qd32", "file-qd1")
 POLLER_FUNCTION = "*LocalInvoker<false, pollux::PollResult, pollux::*VhostBlkQueueOn<*"
 COMPLETION_FUNCTION = "pollux::*VhostBlkQueueOn<*>::OnBdevDone*"
 BDEV_PREFIX = "pollux::BdevDesc::"
+FLOOR_BENCH = os.path.join(ROOT, "build", "bench", "pollux-split-ring-floor-bench")
 # Issue 18's goals.
 GOAL_IOPS_RATIO = 2.0
 GOAL_P50_RATIO = 0.5
@@ -202,7 +203,18 @@ def alternate(args, report, groups, run, describe):
 
 # ---- 1. pollux-tgt against qemu-storage-daemon ----
 
+def run_floor(args, qd):
+    """The split-ring protocol alone between the same two cores (split_ring_floor_bench.cc)."""
+    out = subprocess.run([FLOOR_BENCH, "--depth", str(qd), "--seconds", str(args.seconds),
+                          "--cpus", "%d,%d" % (args.initiator_cpu, args.target_cpu), "--json"],
+                         capture_output=True, text=True, timeout=args.seconds + 30, check=True)
+    r = json.loads(out.stdout)
+    return {"iops": r["iops"], "p50": r["latency_us"]["p50"], "p99": r["latency_us"]["p99"]}
+
+
 def run_compare(args, ws, target, backend, qd):
+    if target == "floor":
+        return run_floor(args, qd)
     socket = ws.path("vhost.0")
     tgt_rpc = None
     if target == "pollux":
@@ -261,15 +273,20 @@ def compare(args, ws, report):
                     fmt(row.get("interrupts_per_request"), "%.4f"),
                     fmt(row.get("writes_per_request"), "%.4f")))
 
-    med_by_key = alternate(args, report, [[(c, "pollux"), (c, "qsd")] for c in cases], run,
-                           describe)
+    # A null back-end's figures beside the floor of the same run: the two vCPUs of these VMs
+    # sit near each other (a shared cache) at some times and far apart at others, which moves
+    # every cross-core figure by 3-5x within minutes; the floor says which it was.
+    groups = [[(c, "pollux"), (c, "qsd")] + ([(c, "floor")] if c.startswith("null") else [])
+              for c in cases]
+    med_by_key = alternate(args, report, groups, run, describe)
     print("\nmedians over %d rounds (pollux-tgt in %s mode):" % (args.rounds, args.target_mode))
     print("%-9s %-6s %10s %9s %9s %10s %10s %9s %10s" % (
         "case", "target", "IOPS", "p50 us", "p99 us", "kicks/req", "(target)", "intr/req",
         "writes/req"))
     result = {}
     for case in cases:
-        med = {t: med_by_key[(case, t)] for t in ("pollux", "qsd")}
+        med = {t: med_by_key[(case, t)] for t in ("pollux", "qsd", "floor")
+               if (case, t) in med_by_key}
         result[case] = med
         for target, m in med.items():
             print("%-9s %-6s %10.0f %9.2f %9.2f %10s %10s %9s %10s" % (
@@ -283,6 +300,13 @@ def compare(args, ws, report):
         print("%-9s pollux / qsd: IOPS %.2fx, p50 %.2fx, p99 %.2fx"
               % (case, iops_ratio, p50_ratio, ratio(p["p99"], q["p99"])))
         med["ratio"] = {"iops": iops_ratio, "p50": p50_ratio}
+        if "floor" in med:
+            f = med["floor"]
+            print("%-9s pollux / floor: IOPS %.2fx, p50 %.2fx (floor: %.0f IOPS, p50 %.2f us)"
+                  % (case, ratio(p["iops"], f["iops"]), ratio(p["p50"], f["p50"]), f["iops"],
+                     f["p50"]))
+            med["ratio"]["floor_iops"] = ratio(p["iops"], f["iops"])
+            med["ratio"]["floor_p50"] = ratio(p["p50"], f["p50"])
         if case.endswith("qd32"):
             report.add("%s IOPS pollux / qsd" % case, iops_ratio, "%.2fx",
                        ">= %.1fx" % GOAL_IOPS_RATIO, iops_ratio >= GOAL_IOPS_RATIO)
@@ -517,6 +541,8 @@ def main():
     for program in ("pollux-tgt", "pollux-perf", "pollux-rpc"):
         if not os.access(binary(program), os.X_OK):
             fail("%s is missing: ninja -C build %s" % (binary(program), program))
+    if not os.access(FLOOR_BENCH, os.X_OK):
+        fail("%s is missing: ninja -C build pollux-split-ring-floor-bench" % FLOOR_BENCH)
     if shutil.which("qemu-storage-daemon") is None:
         fail("qemu-storage-daemon is missing (scripts/setup.sh installs qemu-system-common)")
     picked = args.callgrind or args.idle or args.busy_beside_idle

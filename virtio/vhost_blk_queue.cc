@@ -196,7 +196,12 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
 
   PollResult Poll() noexcept {
     bool busy = Publish();
-    if (!stopping_ && !broken_) busy |= PopAvailable();
+    if (!stopping_ && !broken_ && PopAvailable()) {
+      // A device that completes at once (null, malloc) had its callbacks deferred out of the
+      // submissions: take them now, so that this pass publishes them.
+      if (channel_) BdevDesc::DeliverCompletions(*channel_);
+      busy = true;
+    }
     busy |= Publish();
     if (interrupt_owed_ && rte_rdtsc() >= next_interrupt_tsc_) busy |= SendInterrupt();
     if (busy) {

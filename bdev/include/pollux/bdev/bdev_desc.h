@@ -95,6 +95,13 @@ class BdevDesc {
   // caller does (error injection, delays), and completes `io` from `cb`.
   void SubmitCopy(IoChannel& channel, const BdevIo& io, BdevIoCallback cb, void* cb_arg) noexcept;
 
+  // Runs now the callbacks of this thread's I/O that completed inside submission calls (a
+  // module that completes at once), which otherwise run at the thread's next poll: a caller
+  // that submitted a batch and publishes its results itself (a virtqueue's used ring) gets
+  // them in the same pass. Not from inside a submission call or a completion callback (does
+  // nothing there). On the thread owning `channel`.
+  static void DeliverCompletions(IoChannel& channel) noexcept;
+
   // The statistics of one channel (the calling thread's I/O on this bdev, including what it
   // forwarded or was forwarded). On that thread.
   static BdevIoStats ChannelStats(IoChannel& channel);
