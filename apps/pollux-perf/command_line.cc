@@ -16,13 +16,17 @@
 namespace pollux::perf {
 namespace {
 
+// --rate's upper bound (per job): far above any core's rate, and low enough that the token
+// bucket's arithmetic (token_bucket.h) cannot overflow.
+constexpr uint64_t kMaxRateIops = 1'000'000'000;
+
 constexpr char kUsage[] =
     R"(Usage: pollux-perf -c CONFIG -q DEPTH -o IO_SIZE -w WORKLOAD -t SECONDS [OPTIONS]
 
 Measures block devices: replays CONFIG (which creates the bdevs), then runs one job per
-target bdev per core, each keeping DEPTH I/Os in flight for SECONDS, and prints IOPS, MiB/s
-and latency (average, min, max, p50, p99, p99.9) per job and in total. SIGINT stops early
-and still reports.
+target bdev per core, each keeping DEPTH I/Os in flight for SECONDS (or at most IOPS I/Os a
+second with --rate), and prints IOPS, MiB/s and latency (average, min, max, p50, p99, p99.9)
+per job and in total. SIGINT stops early and still reports.
 
 Required:
   -c, --config FILE        JSON config creating the bdevs (SPDK's format, as pollux-tgt's)
@@ -33,6 +37,11 @@ Required:
 
 Options:
   -M, --rw-mix PERCENT     share of reads in rw and randrw (0 to 100, default 50)
+      --rate IOPS          at most IOPS I/Os per second per job (1 to 1000000000; default: no
+                           limit). Per job, as fio's rate_iops: -m 0-1 on one bdev makes 2
+                           jobs, 2 x IOPS in total. A job ahead of its rate waits on a 1 ms
+                           timer, never spinning (in --mode interrupt its core sleeps); at most
+                           DEPTH I/Os stay in flight
   -b, --bdev NAME[,NAME]   target bdevs (repeatable); default: every bdev not claimed by a
                            virtual bdev
   -m, --cpus LIST          cores to run on, one job per target per core: a list ("0-1",
@@ -163,13 +172,14 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
 }
 
 ParsedCommandLine ParseCommandLine(int argc, char** argv) {
-  enum { kJson = 256, kMode, kHugepages, kMemcpyPeer, kSharedMemSize };
+  enum { kJson = 256, kMode, kHugepages, kMemcpyPeer, kSharedMemSize, kRate };
   static const option kOptions[] = {
       {"config", required_argument, nullptr, 'c'},
       {"queue-depth", required_argument, nullptr, 'q'},
       {"io-size", required_argument, nullptr, 'o'},
       {"workload", required_argument, nullptr, 'w'},
       {"rw-mix", required_argument, nullptr, 'M'},
+      {"rate", required_argument, nullptr, kRate},
       {"time", required_argument, nullptr, 't'},
       {"bdev", required_argument, nullptr, 'b'},
       {"cpus", required_argument, nullptr, 'm'},
@@ -235,6 +245,19 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
         if (!v.ok()) return fail(std::string(v.status().message()));
         o.read_percent = static_cast<uint32_t>(*v);
         mix_given = true;
+        break;
+      }
+      case kRate: {
+        auto v = ParseBounded("--rate", "I/Os per second per job", optarg, 1, kMaxRateIops);
+        uint64_t zero;
+        if (!v.ok() && ParseUint(optarg, &zero) && zero == 0) {
+          // fio reads rate_iops=0 as "no limit"; here that is leaving --rate out.
+          return fail(
+              "--rate: expected I/Os per second per job from 1 to 1000000000, got \"0\" "
+              "(for no limit, leave --rate out)");
+        }
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.rate_iops = *v;
         break;
       }
       case 't': {
@@ -316,6 +339,11 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
   if (o.time_s == 0) return fail("-t SECONDS is required");
   if (o.memcpy_peer && o.workload == Workload::kVerify) {
     return fail("--memcpy-peer measures throughput workloads; verify compares data instead");
+  }
+  if (o.memcpy_peer && o.rate_iops != 0) {
+    return fail(
+        "--memcpy-peer compares the bdev's peak with memcpy's; --rate holds the jobs below "
+        "their peak");
   }
   if (mix_given && o.workload != Workload::kRw && o.workload != Workload::kRandRw) {
     return fail(absl::StrFormat("-M applies to rw and randrw only, not to %s",

@@ -36,6 +36,9 @@ struct PerfOptions {
   Workload workload = Workload::kRandRead;
   uint32_t read_percent = 50;  // rw and randrw only
   uint64_t time_s = 0;
+  // --rate: the most I/Os per second each job submits (per job, as fio's rate_iops); 0: as
+  // many as the device completes.
+  uint64_t rate_iops = 0;
   std::vector<std::string> bdev_names;  // empty: every unclaimed bdev
   bool json = false;
   bool memcpy_peer = false;  // measure memcpy with the same pattern after the run

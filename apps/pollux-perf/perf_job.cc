@@ -3,6 +3,7 @@
 #include <rte_cycles.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -52,8 +53,10 @@ Job::Job(Worker& worker, const PerfOptions& options, JobSpec spec, JobRecord& re
 
 Job::~Job() {
   // A job that never finished (the reactors stopped under it) still holds a descriptor, a
-  // channel reference and DPDK memory that cannot be released safely from here: leave them.
+  // channel reference and DPDK memory that cannot be released safely from here: leave them
+  // (its pacer too: the poller belongs to a thread that may be gone).
   if (state_ != State::kDone) {
+    (void)pacer_.release();
     (void)desc_owner_.release();
     (void)new IoChannelRef(std::move(channel_ref_));
   }
@@ -110,6 +113,7 @@ absl::Status Job::Open() {
     t.buf = base + stride * i;
     t.read_buf = verify ? base + stride * (options_.queue_depth + i) : nullptr;
     t.offset_blocks = 0;
+    t.next_parked = nullptr;
     t.write = false;
   }
   state_ = State::kOpen;
@@ -118,7 +122,7 @@ absl::Status Job::Open() {
 
 // ---- The per-I/O path ----
 
-template <bool kRandom, Job::Mix kMix>
+template <bool kRandom, Job::Mix kMix, bool kPaced>
 void Job::OnIoDone(void* arg, BdevIoStatus status, int error_number) noexcept {
   Task& task = *static_cast<Task*>(arg);
   Job& job = *task.job;
@@ -126,10 +130,14 @@ void Job::OnIoDone(void* arg, BdevIoStatus status, int error_number) noexcept {
     job.OnIoError(task, status, error_number);
   if (job.stopping_) [[unlikely]]
     return job.TaskDrained();
-  job.SubmitNext<kRandom, kMix>(task);
+  if constexpr (kPaced) {
+    // Ahead of the rate: the slot waits for the pacer's next refill.
+    if (!job.bucket_.TryTake()) return job.Park(task);
+  }
+  job.SubmitNext<kRandom, kMix, kPaced>(task);
 }
 
-template <bool kRandom, Job::Mix kMix>
+template <bool kRandom, Job::Mix kMix, bool kPaced>
 void Job::SubmitNext(Task& task) noexcept {
   uint64_t offset;
   if constexpr (kRandom) {
@@ -148,42 +156,55 @@ void Job::SubmitNext(Task& task) noexcept {
   task.offset_blocks = offset;
   task.write = !read;
   if (read) {
-    desc_->Read(*channel_, task.buf, offset, io_blocks_, &OnIoDone<kRandom, kMix>, &task);
+    desc_->Read(*channel_, task.buf, offset, io_blocks_, &OnIoDone<kRandom, kMix, kPaced>, &task);
   } else {
-    desc_->Write(*channel_, task.buf, offset, io_blocks_, &OnIoDone<kRandom, kMix>, &task);
+    desc_->Write(*channel_, task.buf, offset, io_blocks_, &OnIoDone<kRandom, kMix, kPaced>, &task);
   }
 }
 
 template <bool kRandom, Job::Mix kMix>
 void Job::StartTasks() noexcept {
-  for (Task& task : tasks_) SubmitNext<kRandom, kMix>(task);
+  if (options_.rate_iops != 0) return StartPacing(&Job::SubmitNext<kRandom, kMix, true>);
+  for (Task& task : tasks_) SubmitNext<kRandom, kMix, false>(task);
 }
 
 // ---- verify: write, read back, compare, next block ----
 
+template <bool kPaced>
 void Job::SubmitVerifyWrite(Task& task) noexcept {
   const uint64_t offset = NextSequential();
   FillPattern(task.buf, offset, spec_.io_blocks, spec_.block_size, spec_.seed);
   task.offset_blocks = offset;
   task.write = true;
-  desc_->Write(*channel_, task.buf, offset, spec_.io_blocks, &OnVerifyWriteDone, &task);
+  desc_->Write(*channel_, task.buf, offset, spec_.io_blocks, &OnVerifyWriteDone<kPaced>, &task);
 }
 
+template <bool kPaced>
+void Job::SubmitVerifyRead(Task& task) noexcept {
+  char* read_buf = static_cast<char*>(task.read_buf);
+  for (uint32_t b = 0; b < spec_.io_blocks; ++b) {
+    std::memcpy(read_buf + static_cast<size_t>(b) * spec_.block_size, &kPoison, sizeof(kPoison));
+  }
+  task.write = false;
+  desc_->Read(*channel_, task.read_buf, task.offset_blocks, spec_.io_blocks,
+              &OnVerifyReadDone<kPaced>, &task);
+}
+
+template <bool kPaced>
 void Job::OnVerifyWriteDone(void* arg, BdevIoStatus status, int error_number) noexcept {
   Task& task = *static_cast<Task*>(arg);
   Job& job = *task.job;
   if (status != BdevIoStatus::kSuccess) job.OnIoError(task, status, error_number);
   if (job.stopping_) return job.TaskDrained();
-  char* read_buf = static_cast<char*>(task.read_buf);
-  for (uint32_t b = 0; b < job.spec_.io_blocks; ++b) {
-    std::memcpy(read_buf + static_cast<size_t>(b) * job.spec_.block_size, &kPoison,
-                sizeof(kPoison));
+  // Paced: the read-back is an I/O like any other and waits for its token (the slot stays
+  // marked as written, so its release reads back).
+  if constexpr (kPaced) {
+    if (!job.bucket_.TryTake()) return job.Park(task);
   }
-  task.write = false;
-  job.desc_->Read(*job.channel_, task.read_buf, task.offset_blocks, job.spec_.io_blocks,
-                  &OnVerifyReadDone, &task);
+  job.SubmitVerifyRead<kPaced>(task);
 }
 
+template <bool kPaced>
 void Job::OnVerifyReadDone(void* arg, BdevIoStatus status, int error_number) noexcept {
   Task& task = *static_cast<Task*>(arg);
   Job& job = *task.job;
@@ -193,7 +214,50 @@ void Job::OnVerifyReadDone(void* arg, BdevIoStatus status, int error_number) noe
     job.CheckReadBack(task);
   }
   if (job.stopping_) return job.TaskDrained();
-  job.SubmitVerifyWrite(task);
+  if constexpr (kPaced) {
+    if (!job.bucket_.TryTake()) return job.Park(task);
+  }
+  job.SubmitVerifyWrite<kPaced>(task);
+}
+
+void Job::ReleaseVerifyTask(Task& task) noexcept {
+  if (task.write) return SubmitVerifyRead<true>(task);
+  SubmitVerifyWrite<true>(task);
+}
+
+// ---- Pacing (--rate) ----
+
+void Job::StartPacing(ReleaseFn release) {
+  release_ = release;
+  const uint64_t rate = options_.rate_iops;
+  const std::chrono::microseconds period = TokenBucket::RefillPeriod(rate);
+  // One token to start with (the first I/O goes at once, as fio's first does), the rest as
+  // earned; every slot parked: the release below submits what the tokens allow.
+  bucket_.Start(rate, rte_get_tsc_hz(), TokenBucket::Capacity(rate, options_.queue_depth),
+                /*initial=*/1, start_tsc_);
+  for (Task& task : tasks_) Park(task);
+  // A timed poller, not an active one: between refills the pacer holds nothing, so a reactor
+  // in interrupt mode sleeps until its deadline (or a completion) instead of spinning.
+  PollerOptions pacer_options;
+  pacer_options.period = period;
+  pacer_ = PollerHandle(Thread::Current()->RegisterPoller(
+      "perf_pacer", [this] { return ReleaseDue(); }, std::move(pacer_options)));
+  ReleaseDue();
+}
+
+PollResult Job::ReleaseDue() noexcept {
+  bucket_.Refill(rte_rdtsc());
+  bool released = false;
+  // Submitted from here, each I/O is timed from now by the bdev layer: its latency counts from
+  // its actual submission, not from when its token was earned.
+  while (parked_ != nullptr && bucket_.TryTake()) {
+    Task& task = *parked_;
+    parked_ = task.next_parked;
+    --parked_count_;
+    (this->*release_)(task);
+    released = true;
+  }
+  return released ? PollResult::kBusy : PollResult::kIdle;
 }
 
 // ---- Control path ----
@@ -217,7 +281,8 @@ void Job::Start(uint64_t start_tsc) {
     case Workload::kRandRw:
       return StartTasks<true, Mix::kMixed>();
     case Workload::kVerify:
-      for (Task& task : tasks_) SubmitVerifyWrite(task);
+      if (options_.rate_iops != 0) return StartPacing(&Job::ReleaseVerifyTask);
+      for (Task& task : tasks_) SubmitVerifyWrite<false>(task);
       return;
   }
 }
@@ -245,9 +310,12 @@ void Job::Stop(bool early) {
   PublishProgress();
   state_ = State::kStopping;
   stopping_ = true;
-  // Every task is in flight while the job runs (each completion resubmits at once); a Stop
-  // from inside a completion callback is balanced by that callback's own TaskDrained.
-  in_flight_ = options_.queue_depth;
+  pacer_.reset();
+  // Every task not parked is in flight while the job runs (an unpaced completion resubmits at
+  // once); a Stop from inside a completion callback is balanced by that callback's own
+  // TaskDrained. Parked slots have nothing to drain.
+  in_flight_ = options_.queue_depth - parked_count_;
+  if (in_flight_ == 0) ScheduleFinish();
 }
 
 void Job::PublishProgress() {

@@ -1,5 +1,7 @@
 // One job: one bdev driven from one core, DEPTH I/Os kept in flight, each completion
-// submitting the next I/O from inside its callback.
+// submitting the next I/O from inside its callback. Under --rate (a paced job) a completion
+// resubmits only while its token bucket holds a token; otherwise its slot is parked, and a
+// timed poller (the pacer) refills the bucket and releases parked slots (token_bucket.h).
 //
 // Threads: everything here runs on the job's worker Thread (perf_worker.h), except the
 // atomics of JobRecord, which the progress printer reads from another thread.
@@ -11,7 +13,8 @@
 // The per-I/O path is a handful of instructions: no clock read (the bdev layer's channel
 // statistics time every I/O already), no division (random offsets by multiply-high, sequential
 // ones by increment), no allocation (one buffer per in-flight I/O, allocated at Open), and
-// no branch on the workload (a callback instantiated per workload).
+// no branch on the workload (a callback instantiated per workload and per pacing). A paced
+// job adds a token take per I/O; its clock read is the pacer's, once per refill period.
 #pragma once
 
 #include <atomic>
@@ -24,8 +27,10 @@
 #include "command_line.h"
 #include "pollux/bdev/bdev_desc.h"
 #include "pollux/env/io_memory.h"
+#include "pollux/reactor/poller.h"
 #include "random_offsets.h"
 #include "report.h"
+#include "token_bucket.h"
 
 namespace pollux::perf {
 
@@ -59,7 +64,8 @@ class alignas(64) Job {
 
   // Opens the bdev, gets this thread's channel and allocates the buffers.
   absl::Status Open();
-  // Submits DEPTH I/Os. `start_tsc` is the run's common start.
+  // Submits DEPTH I/Os (a paced job: what its bucket allows, one at first, and starts its
+  // pacer). `start_tsc` is the run's common start.
   void Start(uint64_t start_tsc);
   // Stops submitting and takes the figures; the job finishes once its I/O has drained.
   // `early`: stopped by the bdev's removal, not by the timer.
@@ -81,19 +87,38 @@ class alignas(64) Job {
     void* buf;       // data written or read
     void* read_buf;  // verify: where the read-back lands
     uint64_t offset_blocks;
-    bool write;
+    Task* next_parked;  // paced job: the next parked slot
+    bool write;         // the last I/O submitted (verify: a parked slot reads back next)
   };
+  // What a released slot submits: the workload's next I/O.
+  using ReleaseFn = void (Job::*)(Task&) noexcept;
 
-  template <bool kRandom, Mix kMix>
+  template <bool kRandom, Mix kMix, bool kPaced>
   static void OnIoDone(void* arg, BdevIoStatus status, int error_number) noexcept;
-  template <bool kRandom, Mix kMix>
+  template <bool kRandom, Mix kMix, bool kPaced>
   void SubmitNext(Task& task) noexcept;
   template <bool kRandom, Mix kMix>
   void StartTasks() noexcept;
 
+  template <bool kPaced>
   static void OnVerifyWriteDone(void* arg, BdevIoStatus status, int error_number) noexcept;
+  template <bool kPaced>
   static void OnVerifyReadDone(void* arg, BdevIoStatus status, int error_number) noexcept;
+  template <bool kPaced>
   void SubmitVerifyWrite(Task& task) noexcept;
+  template <bool kPaced>
+  void SubmitVerifyRead(Task& task) noexcept;
+  void ReleaseVerifyTask(Task& task) noexcept;
+
+  // ---- Pacing (--rate) ----
+  void StartPacing(ReleaseFn release);
+  // The pacer: refills the bucket and submits parked slots while tokens last.
+  PollResult ReleaseDue() noexcept;
+  void Park(Task& task) noexcept {
+    task.next_parked = parked_;
+    parked_ = &task;
+    ++parked_count_;
+  }
 
   uint64_t NextRandom() noexcept { return rng_.Next(); }
   uint64_t NextSequential() noexcept {
@@ -122,7 +147,12 @@ class alignas(64) Job {
   uint64_t end_block_;
   uint64_t read_threshold_;  // rw mixes: a read when the top 32 random bits are below this
   bool stopping_ = false;
-  uint32_t in_flight_ = 0;  // counted only while draining: a running job always has DEPTH
+  // Counted only while draining: a running job has DEPTH in flight, less its parked slots.
+  uint32_t in_flight_ = 0;
+  // Pacing (--rate only; an unpaced job never touches these).
+  TokenBucket bucket_;
+  Task* parked_ = nullptr;  // slots waiting for a token, a stack through Task::next_parked
+  uint32_t parked_count_ = 0;
 
   // ---- Cold fields ----
   State state_ = State::kNew;
@@ -135,6 +165,8 @@ class alignas(64) Job {
   IoMemory buffers_;  // one block cut into the tasks' buffers
   std::vector<Task> tasks_;
   Poller* finish_poller_ = nullptr;
+  PollerHandle pacer_;           // paced job, while it runs
+  ReleaseFn release_ = nullptr;  // paced job: what the pacer submits for a released slot
   uint64_t start_tsc_ = 0;
   uint64_t io_errors_ = 0;
   uint64_t miscompares_ = 0;

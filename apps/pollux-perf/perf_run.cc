@@ -150,9 +150,12 @@ absl::Status PerfRun::Plan() {
     }
     workers_.push_back(std::move(worker));
   }
-  PX_LOG(kNotice, "perf", "%s, queue depth %u, %u-byte I/O, %u s, on %s: %u jobs on core(s) %s",
+  const std::string rate = options_.rate_iops != 0
+                               ? absl::StrFormat(", at most %u IOPS per job", options_.rate_iops)
+                               : std::string();
+  PX_LOG(kNotice, "perf", "%s, queue depth %u, %u-byte I/O, %u s%s, on %s: %u jobs on core(s) %s",
          WorkloadName(options_.workload), options_.queue_depth, options_.io_size, options_.time_s,
-         BdevNames(targets), records_.size(), FormatCpuList(cpus));
+         rate, BdevNames(targets), records_.size(), FormatCpuList(cpus));
   return absl::OkStatus();
 }
 

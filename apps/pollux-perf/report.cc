@@ -159,6 +159,13 @@ std::string FormatTable(const RunSummary& summary) {
   if (o.workload == Workload::kRw || o.workload == Workload::kRandRw) {
     absl::StrAppendFormat(&out, ", %u%% reads", o.read_percent);
   }
+  if (o.rate_iops != 0) {
+    absl::StrAppendFormat(&out, ", rate limit %u IOPS per job", o.rate_iops);
+    if (summary.jobs.size() > 1) {
+      absl::StrAppendFormat(&out, " (%u in total over %u jobs)", o.rate_iops * summary.jobs.size(),
+                            summary.jobs.size());
+    }
+  }
   out += "\n\n";
   const std::string rule(150, '=');
   absl::StrAppendFormat(&out, "%-24s %4s %10s %14s %11s %9s %s\n", "", "", "", "", "", "",
@@ -218,6 +225,7 @@ rpc::Json ResultsJson(const RunSummary& summary) {
   if (o.workload == Workload::kRw || o.workload == Workload::kRandRw) {
     result["read_percent"] = o.read_percent;
   }
+  if (o.rate_iops != 0) result["rate_iops_per_job"] = o.rate_iops;
   if (!summary.memcpy_peer.empty()) {
     const PeerFigures peer = TotalPeerFigures(summary, TotalFigures(summary));
     result["memcpy_peer"] = {{"iops", peer.iops},

@@ -1,5 +1,5 @@
 // pollux-perf as a real process: JSON and table output, every workload, verify passing and
-// failing on corrupted data, I/O errors, SIGINT, and every bad input with its exit code.
+// failing on corrupted data, I/O errors, SIGINT, --rate, and every bad input with its exit code.
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -244,6 +244,48 @@ TEST_F(PerfTest, LongRunsPrintProgressEverySecond) {
   ParseJson(r);  // progress lines stay off stdout
 }
 
+// --rate holds each job (one per bdev per core) to its rate, whatever the device could do: a
+// null bdev does millions of IOPS per core. Interrupt mode, where a paced core sleeps between
+// refills. The bounds are on the rate, not on speed: no job may pass it (a token bucket
+// submits at most 1 + rate x time), and each must come within 20 % of it.
+TEST_F(PerfTest, RateHoldsEveryJobToItsIops) {
+  constexpr double kRate = 2000;
+  RunResult r = Perf(kNullConfig, {"-q", "32", "-o", "4k", "-w", "randread", "-t", "2", "--cpus",
+                                   "0-1", "--mode", "interrupt", "--rate", "2000", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("at most 2000 IOPS per job"));
+  json result = ParseJson(r);
+  EXPECT_EQ(result["rate_iops_per_job"], 2000);
+  EXPECT_EQ(result["status"], "ok");
+  ASSERT_EQ(result["jobs"].size(), 2u);
+  for (const json& job : result["jobs"]) {
+    const double runtime = job["runtime_s"].get<double>();
+    const double iops = job["iops"].get<double>();
+    EXPECT_GE(iops, 0.8 * kRate) << job.dump();
+    EXPECT_LE(iops, 1.05 * kRate) << job.dump();
+    // The bucket's own bound (one token at the start, the rest as earned), +1 for rounding.
+    EXPECT_LE(job["ops"].get<double>(), 1 + kRate * runtime + 1) << job.dump();
+    ExpectLatencyFields(job);
+  }
+  // Per job: two jobs, twice the rate in total.
+  EXPECT_GE(result["total"]["iops"].get<double>(), 2 * 0.8 * kRate);
+  EXPECT_LE(result["total"]["iops"].get<double>(), 2 * 1.05 * kRate);
+}
+
+TEST_F(PerfTest, RateShowsInHelpAndTable) {
+  RunResult help = RunProgram({PerfPath(), "--help"}, std::chrono::seconds(60));
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_THAT(help.out, HasSubstr("--rate IOPS"));
+  EXPECT_THAT(help.out, HasSubstr("per job"));
+
+  // Paced verify: the read-back waits for its token too, and still compares.
+  RunResult r = Perf(kMallocConfig, {"-q", "8", "-o", "4k", "-w", "verify", "-t", "1", "--cpus",
+                                     "0", "--rate", "500"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("rate limit 500 IOPS per job\n"));
+  EXPECT_THAT(r.err, Not(HasSubstr("verify failed")));
+}
+
 // A process we can signal, its output in files.
 class Process {
  public:
@@ -382,6 +424,17 @@ INSTANTIATE_TEST_SUITE_P(
                  {"-c", "x.json", "-q", "1", "-o", "4k", "-t", "1"},
                  2,
                  "-w WORKLOAD is required"},
+        BadInput{"ZeroRate", kNullConfig, Args({"--rate", "0"}), 2,
+                 "--rate: expected I/Os per second per job from 1 to 1000000000, got \"0\" (for "
+                 "no limit, leave --rate out)"},
+        BadInput{"GarbageRate", kNullConfig, Args({"--rate", "fast"}), 2,
+                 "--rate: expected I/Os per second per job from 1 to 1000000000, got \"fast\""},
+        BadInput{"RateAboveMax", kNullConfig, Args({"--rate", "1000000001"}), 2,
+                 "--rate: expected I/Os per second per job"},
+        BadInput{"RateWithoutValue", kNullConfig, Args({"--rate"}), 2,
+                 "option --rate needs a value"},
+        BadInput{"RateWithMemcpyPeer", kNullConfig, Args({"--rate", "1000", "--memcpy-peer"}), 2,
+                 "--rate holds the jobs below their peak"},
         BadInput{"UnknownOption", kNullConfig, Args({"--frobnicate"}), 2, "unknown option"},
         BadInput{"BadCores", kNullConfig, Args({"--cpus", "4096"}), 2, "4096"},
         BadInput{"MissingConfigFile", nullptr, Args({"-c", "/nonexistent/perf.json"}), 1,
