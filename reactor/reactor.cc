@@ -87,7 +87,7 @@ void Reactor::Run() {
       now = after;
       next_fd_check_tsc_ = now + fd_check_period;
     } else if (!busy) {
-      const bool interrupt_mode = runtime->mode() == ReactorMode::kInterrupt;
+      const bool interrupt_mode = mode_.load(std::memory_order_relaxed) == ReactorMode::kInterrupt;
       if (!idle_episode_) OpenIdleEpisode(interrupt_mode);
       if (interrupt_mode) {
         if (now - last_busy_tsc_ >=
@@ -426,7 +426,7 @@ ReactorInfo Reactor::Info() {
   info.index = index_;
   info.lcore = lcore_;
   info.cpu = cpu_;
-  info.mode = ReactorRuntime::Get()->mode();
+  info.mode = mode();
   info.sleeping = sleeping();
   info.busy_tsc = busy_tsc_.load(std::memory_order_relaxed);
   info.idle_tsc = idle_tsc_.load(std::memory_order_relaxed);
@@ -441,7 +441,10 @@ ReactorInfo Reactor::Info() {
       static_cast<double>(device_wait_sleep_tsc_.load(std::memory_order_relaxed)) / ticks_per_us;
   info.device_wait_sleeps = device_wait_sleeps_.load(std::memory_order_relaxed);
   std::lock_guard lock(info_mutex_);
-  for (Thread* thread : threads_) info.threads.push_back({thread->id(), thread->name()});
+  for (Thread* thread : threads_) {
+    ThreadStats stats = thread->Stats();
+    info.threads.push_back({thread->id(), thread->name(), stats.busy_tsc, stats.idle_tsc});
+  }
   info.awake_reasons = awake_reasons_;
   return info;
 }

@@ -1,6 +1,10 @@
 // RPC methods of the reactor component and the "framework" subsystem's config:
-// framework_get_reactors, thread_get_stats, framework_set_mode.
+// framework_get_reactors, thread_get_stats, framework_set_mode, thread_set_cpumask.
+#include <algorithm>
+#include <climits>
 #include <memory>
+
+#include "pollux/env/cpu_list.h"
 
 #include "pollux/reactor/reactor.h"
 #include "pollux/rpc/method_registry.h"
@@ -27,7 +31,12 @@ void FrameworkGetReactors(const Json& params, RpcResponder responder) {
   Json reactors = Json::array();
   for (const ReactorInfo& info : runtime->Info()) {
     Json threads = Json::array();
-    for (const auto& thread : info.threads) threads.push_back({{"id", thread.id}, {"name", thread.name}});
+    for (const auto& thread : info.threads) {
+      threads.push_back({{"id", thread.id},
+                         {"name", thread.name},
+                         {"busy", thread.busy_tsc},
+                         {"idle", thread.idle_tsc}});
+    }
     reactors.push_back({{"index", info.index},
                         {"lcore", info.lcore},
                         {"core", info.cpu},
@@ -74,6 +83,9 @@ void ThreadGetStats(const Json& params, RpcResponder responder) {
         threads->push_back({{"id", thread.id()},
                             {"name", thread.name()},
                             {"core", reactor != nullptr ? reactor->cpu() : -1},
+                            {"cpumask", FormatCpuList(thread.cpumask())},
+                            {"home_core", thread.home_cpu()},
+                            {"moves", stats.moves},
                             {"busy", stats.busy_tsc},
                             {"idle", stats.idle_tsc},
                             {"messages", stats.messages},
@@ -94,6 +106,7 @@ void FrameworkSetMode(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
   std::string mode_name = reader.String("mode");
   std::optional<uint64_t> spin_window_us = reader.OptionalUint("spin_window_us");
+  std::optional<uint64_t> core = reader.OptionalUint("core");
   if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
   auto mode = ParseReactorMode(mode_name);
   if (!mode.ok()) return responder.Error(rpc::kInvalidParams, std::string(mode.status().message()));
@@ -103,11 +116,34 @@ void FrameworkSetMode(const Json& params, RpcResponder responder) {
   }
   ReactorRuntime* runtime = RuntimeOrError(responder);
   if (runtime == nullptr) return;
+  if (core) {
+    // One reactor; the spin window is every reactor's.
+    int cpu = static_cast<int>(std::min<uint64_t>(*core, INT_MAX));
+    if (absl::Status s = runtime->SetReactorMode(cpu, *mode); !s.ok()) {
+      return responder.Error(rpc::kInvalidParams, std::string(s.message()));
+    }
+  } else {
+    runtime->SetMode(*mode);
+  }
   if (spin_window_us) runtime->SetSpinWindow(std::chrono::microseconds(*spin_window_us));
-  runtime->SetMode(*mode);
   responder.Result(true);
 }
 POLLUX_RPC_METHOD("framework_set_mode", FrameworkSetMode);
+
+// SPDK's thread_set_cpumask: {"id": thread id, "cpumask": "0x3" or "[0,1]" or "0-1"}.
+void ThreadSetCpumask(const Json& params, RpcResponder responder) {
+  ParamReader reader(params);
+  uint64_t id = reader.Uint("id");
+  std::string cpumask = reader.String("cpumask");
+  if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
+  if (RuntimeOrError(responder) == nullptr) return;
+  absl::StatusOr<std::vector<int>> cpus = ParseCpuList(cpumask);
+  if (!cpus.ok()) return responder.Error(rpc::kInvalidParams, std::string(cpus.status().message()));
+  absl::Status s = Thread::SetCpumask(id, *std::move(cpus));
+  if (!s.ok()) return responder.Error(rpc::kInvalidParams, std::string(s.message()));
+  responder.Result(true);
+}
+POLLUX_RPC_METHOD("thread_set_cpumask", ThreadSetCpumask);
 
 rpc::Subsystem MakeFrameworkSubsystem() {
   rpc::Subsystem subsystem;
@@ -120,6 +156,13 @@ rpc::Subsystem MakeFrameworkSubsystem() {
                       {"params",
                        {{"mode", ReactorModeName(runtime->mode())},
                         {"spin_window_us", runtime->spin_window().count()}}}});
+    // Reactors whose mode was set on their own.
+    for (const auto& reactor : runtime->reactors()) {
+      if (reactor->mode() == runtime->mode()) continue;
+      config.push_back({{"method", "framework_set_mode"},
+                        {"params", {{"mode", ReactorModeName(reactor->mode())},
+                                    {"core", reactor->cpu()}}}});
+    }
   };
   return subsystem;
 }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_cat.h"
 #include "mailbox.h"
+#include "pollux/env/cpu_list.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/reactor.h"
 
@@ -37,6 +38,7 @@ absl::StatusOr<std::unique_ptr<ReactorRuntime>> ReactorRuntime::Start(
   unsigned index = 0;
   for (const ReactorLcore& lcore : eal.reactor_lcores()) {
     runtime->reactors_.emplace_back(new Reactor(index++, lcore.lcore_id, lcore.cpu));
+    runtime->reactors_.back()->mode_.store(options.mode, std::memory_order_relaxed);
   }
   instance_.store(runtime.get(), std::memory_order_release);
   for (auto& reactor : runtime->reactors_) {
@@ -76,9 +78,27 @@ std::chrono::microseconds ReactorRuntime::spin_window() const {
                                    tsc_hz_);
 }
 
+std::vector<int> ReactorRuntime::cpus() const {
+  std::vector<int> cpus;
+  for (auto& reactor : reactors_) cpus.push_back(reactor->cpu());
+  return cpus;
+}
+
 void ReactorRuntime::SetMode(ReactorMode mode) {
   mode_.store(mode, std::memory_order_relaxed);
+  for (auto& reactor : reactors_) reactor->mode_.store(mode, std::memory_order_relaxed);
   WakeAll();
+}
+
+absl::Status ReactorRuntime::SetReactorMode(int cpu, ReactorMode mode) {
+  Reactor* reactor = ReactorOnCpu(cpu);
+  if (reactor == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat("no reactor on core %d (reactors: %s)", cpu,
+                                                      FormatCpuList(cpus())));
+  }
+  reactor->mode_.store(mode, std::memory_order_relaxed);
+  reactor->mailbox_->Kick();
+  return absl::OkStatus();
 }
 
 void ReactorRuntime::SetSpinWindow(std::chrono::microseconds window) {
@@ -95,6 +115,19 @@ std::vector<ReactorInfo> ReactorRuntime::Info() {
   std::vector<ReactorInfo> infos;
   for (auto& reactor : reactors_) infos.push_back(reactor->Info());
   return infos;
+}
+
+std::vector<ReactorRuntime::ThreadSnapshot> ReactorRuntime::SnapshotThreads() {
+  std::vector<ThreadSnapshot> threads;
+  for (auto& reactor : reactors_) {
+    // Under the reactor's info lock a thread on its list cannot be destroyed (Detach takes it).
+    std::lock_guard lock(reactor->info_mutex_);
+    for (Thread* thread : reactor->threads_) {
+      threads.push_back({thread->id(), thread->name(), reactor->cpu(), thread->home_cpu(),
+                         thread->cpumask(), thread->Stats()});
+    }
+  }
+  return threads;
 }
 
 }  // namespace pollux

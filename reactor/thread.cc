@@ -22,8 +22,13 @@ namespace {
 constexpr unsigned kMessageBurst = 32;
 }  // namespace
 
-Thread::Thread(uint64_t id, std::string name, uint32_t ring_size)
-    : id_(id), name_(std::move(name)), mailbox_(std::make_unique<Mailbox>(ring_size)) {}
+Thread::Thread(uint64_t id, std::string name, uint32_t ring_size, std::vector<int> cpumask,
+               int home_cpu)
+    : id_(id),
+      name_(std::move(name)),
+      mailbox_(std::make_unique<Mailbox>(ring_size)),
+      cpumask_(std::move(cpumask)),
+      home_cpu_(home_cpu) {}
 
 Thread::~Thread() = default;
 
@@ -33,6 +38,22 @@ absl::StatusOr<Thread*> Thread::Create(std::string name, ThreadOptions options) 
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create thread \"", name, "\": no reactor is running"));
   }
+  std::vector<int> cpumask = std::move(options.cpumask);
+  if (cpumask.empty()) {
+    if (options.cpu >= 0) {
+      cpumask.push_back(options.cpu);
+    } else {
+      for (auto& reactor : runtime->reactors()) cpumask.push_back(reactor->cpu());
+    }
+  }
+  std::sort(cpumask.begin(), cpumask.end());
+  cpumask.erase(std::unique(cpumask.begin(), cpumask.end()), cpumask.end());
+  for (int cpu : cpumask) {
+    if (runtime->ReactorOnCpu(cpu) == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot create thread \"", name, "\": no reactor on core ", cpu));
+    }
+  }
   Reactor* target = nullptr;
   if (options.cpu >= 0) {
     target = runtime->ReactorOnCpu(options.cpu);
@@ -40,14 +61,19 @@ absl::StatusOr<Thread*> Thread::Create(std::string name, ThreadOptions options) 
       return absl::InvalidArgumentError(
           absl::StrCat("cannot create thread \"", name, "\": no reactor on core ", options.cpu));
     }
+    if (!std::binary_search(cpumask.begin(), cpumask.end(), options.cpu)) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot create thread \"", name,
+                                                     "\": core ", options.cpu,
+                                                     " is outside its cpumask"));
+    }
   } else {
-    for (auto& reactor : runtime->reactors()) {
-      if (target == nullptr || reactor->thread_count() < target->thread_count()) {
-        target = reactor.get();
-      }
+    for (int cpu : cpumask) {
+      Reactor* reactor = runtime->ReactorOnCpu(cpu);
+      if (target == nullptr || reactor->thread_count() < target->thread_count()) target = reactor;
     }
   }
-  auto* thread = new Thread(ThreadRegistry::Get().NextId(), std::move(name), options.ring_size);
+  auto* thread = new Thread(ThreadRegistry::Get().NextId(), std::move(name), options.ring_size,
+                            std::move(cpumask), target->cpu());
   ThreadRegistry::Get().Add(thread);
   // Count it now so that threads created in a burst spread over the reactors.
   target->thread_count_.fetch_add(1, std::memory_order_relaxed);
@@ -256,8 +282,9 @@ void Thread::DestroyRemainingState() {
 }
 
 ThreadStats Thread::Stats() const {
-  return ThreadStats{stats_.busy_tsc.Get(), stats_.idle_tsc.Get(), stats_.messages.Get(),
-                     stats_.poller_runs.Get(), stats_.timed_poller_runs.Get()};
+  return ThreadStats{stats_.busy_tsc.Get(),    stats_.idle_tsc.Get(),
+                     stats_.messages.Get(),    stats_.poller_runs.Get(),
+                     stats_.timed_poller_runs.Get(), stats_.moves.Get()};
 }
 
 std::vector<std::string> Thread::PollersHoldingReactorAwake() const {

@@ -122,7 +122,7 @@ absl::StatusOr<std::unique_ptr<VhostBlkController>> VhostBlkController::Create(
   std::memcpy(d.id, bdev.name().data(), std::min(bdev.name().size(), sizeof(d.id)));
 
   for (int cpu : cpus) {
-    absl::StatusOr<Thread*> thread = AcquireVhostThread(cpu);
+    absl::StatusOr<Thread*> thread = AcquireVhostThread(cpu, c->cpus_);
     if (!thread.ok()) return thread.status();  // the destructor releases the threads taken
     c->threads_.push_back(*thread);
   }
@@ -131,7 +131,7 @@ absl::StatusOr<std::unique_ptr<VhostBlkController>> VhostBlkController::Create(
 
 VhostBlkController::~VhostBlkController() {
   // Shutdown released the threads already; a controller that failed half-way releases here.
-  for (Thread* thread : threads_) ReleaseVhostThread(thread);
+  for (Thread* thread : threads_) ReleaseVhostThread(thread, cpus_);
 }
 
 uint64_t VhostBlkController::OfferedFeatures(const VhostBlkControllerOptions& options) {
@@ -221,7 +221,7 @@ void VhostBlkController::DestroyQueues(absl::AnyInvocable<void()> done) {
   };
   auto teardown = std::make_shared<Teardown>();
   teardown->finish = [this, done = std::move(done)]() mutable {
-    for (Thread* thread : threads_) ReleaseVhostThread(thread);
+    for (Thread* thread : threads_) ReleaseVhostThread(thread, cpus_);
     threads_.clear();
     desc_.reset();
     done();

@@ -37,9 +37,11 @@ const rte_vhost_device_ops* VhostDeviceOps();
 
 // The queue threads, one per core, shared by every controller with that core in its cpumask
 // (a thread per controller would cost every reactor pass a Thread's bookkeeping for each idle
-// controller). Reference-counted; the last release ends the thread. App thread only.
-absl::StatusOr<Thread*> AcquireVhostThread(int cpu);
-void ReleaseVhostThread(Thread* thread);
+// controller). Reference-counted; the last release ends the thread. A scheduler may move a
+// queue thread within the cores that every controller it serves allows: its cpumask is the
+// intersection of theirs (`cpus`, each holding `cpu`). App thread only.
+absl::StatusOr<Thread*> AcquireVhostThread(int cpu, const std::vector<int>& cpus);
+void ReleaseVhostThread(Thread* thread, const std::vector<int>& cpus);
 
 class VhostBlkController {
  public:

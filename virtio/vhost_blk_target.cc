@@ -2,10 +2,13 @@
 // and vid (rte_vhost's callbacks, which know only those), and the callbacks themselves.
 #include <rte_vhost.h>
 
+#include <algorithm>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "pollux/env/log.h"
@@ -24,10 +27,11 @@ struct Registry {
   std::map<std::string, VhostBlkController*, std::less<>> by_path;
   std::map<int, VhostBlkController*> by_vid;
   std::string socket_folder;
-  // Shared queue threads by core, with their reference counts (app thread).
+  // Shared queue threads by core, with the cpumask of each controller holding one (app
+  // thread).
   struct SharedThread {
     Thread* thread;
-    int refs;
+    std::vector<std::vector<int>> masks;
   };
   std::map<int, SharedThread> threads;
 };
@@ -136,28 +140,59 @@ void Retire(std::unique_ptr<VhostBlkController> controller, absl::AnyInvocable<v
 
 const rte_vhost_device_ops* VhostDeviceOps() { return &kDeviceOps; }
 
-absl::StatusOr<Thread*> AcquireVhostThread(int cpu) {
+namespace {
+
+// The cores every mask allows (each mask is ascending and holds the thread's core).
+std::vector<int> Intersection(const std::vector<std::vector<int>>& masks) {
+  std::vector<int> cores = masks.front();
+  for (const std::vector<int>& mask : masks) {
+    std::vector<int> both;
+    std::set_intersection(cores.begin(), cores.end(), mask.begin(), mask.end(),
+                          std::back_inserter(both));
+    cores = std::move(both);
+  }
+  return cores;
+}
+
+void NarrowCpumask(const Registry::SharedThread& shared) {
+  std::vector<int> cores = Intersection(shared.masks);
+  if (cores == shared.thread->cpumask()) return;
+  if (absl::Status s = Thread::SetCpumask(shared.thread->id(), cores); !s.ok()) {
+    PX_LOG(kWarning, "vhost", "cpumask of %s: %s", shared.thread->name(), s.message());
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Thread*> AcquireVhostThread(int cpu, const std::vector<int>& cpus) {
   auto& threads = Get().threads;
   auto it = threads.find(cpu);
   if (it != threads.end()) {
-    ++it->second.refs;
+    it->second.masks.push_back(cpus);
+    NarrowCpumask(it->second);
     return it->second.thread;
   }
   ThreadOptions options;
   options.cpu = cpu;
+  options.cpumask = cpus;
   absl::StatusOr<Thread*> thread = Thread::Create(absl::StrFormat("vhost.core%d", cpu), options);
   if (!thread.ok()) return thread.status();
-  threads[cpu] = {*thread, 1};
+  threads[cpu] = {*thread, {cpus}};
   return *thread;
 }
 
-void ReleaseVhostThread(Thread* thread) {
+void ReleaseVhostThread(Thread* thread, const std::vector<int>& cpus) {
   auto& threads = Get().threads;
   for (auto it = threads.begin(); it != threads.end(); ++it) {
     if (it->second.thread != thread) continue;
-    if (--it->second.refs == 0) {
+    auto& masks = it->second.masks;
+    auto mask = std::find(masks.begin(), masks.end(), cpus);
+    if (mask != masks.end()) masks.erase(mask);
+    if (masks.empty()) {
       threads.erase(it);
       (void)thread->SendMessage([thread] { thread->Exit(); });
+    } else {
+      NarrowCpumask(it->second);  // widens again, to what the remaining controllers allow
     }
     return;
   }

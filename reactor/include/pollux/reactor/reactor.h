@@ -1,6 +1,7 @@
 // Reactors: one per selected core, each an EAL lcore pinned to its core, each running a poll
-// loop over the Threads placed on it. In interrupt mode a reactor whose threads have all been
-// idle for the spin window sleeps in epoll until a message, an fd or a timer needs it.
+// loop over the Threads placed on it. Each reactor has its own mode: in interrupt mode (the
+// default) a reactor whose threads have all been idle for the spin window sleeps in epoll until
+// a message, an fd or a timer needs it, so a busy reactor polls and an idle one sleeps.
 #pragma once
 
 #include <atomic>
@@ -34,7 +35,7 @@ struct ReactorInfo {
   unsigned index;
   unsigned lcore;
   int cpu;
-  ReactorMode mode;
+  ReactorMode mode;  // this reactor's
   bool sleeping;
   uint64_t busy_tsc;
   uint64_t idle_tsc;
@@ -52,6 +53,8 @@ struct ReactorInfo {
   struct ThreadInfo {
     uint64_t id;
     std::string name;
+    uint64_t busy_tsc;
+    uint64_t idle_tsc;
   };
   std::vector<ThreadInfo> threads;
   // Why the reactor stays awake in interrupt mode ("poller X on thread Y cannot sleep").
@@ -69,6 +72,7 @@ class Reactor {
   int cpu() const { return cpu_; }
   size_t thread_count() const { return thread_count_.load(std::memory_order_relaxed); }
   bool sleeping() const { return sleeping_.load(std::memory_order_relaxed); }
+  ReactorMode mode() const { return mode_.load(std::memory_order_relaxed); }
 
   // The reactor running on this OS thread, or nullptr.
   static Reactor* Current() { return current_; }
@@ -134,6 +138,7 @@ class Reactor {
   bool threads_exiting_ = false;
 
   std::atomic<bool> stop_{false};
+  std::atomic<ReactorMode> mode_{ReactorMode::kInterrupt};
   bool launched_ = false;  // control thread only
   std::atomic<bool> sleeping_{false};
   uint64_t last_busy_tsc_ = 0;
@@ -196,15 +201,32 @@ class ReactorRuntime {
 
   const std::vector<std::unique_ptr<Reactor>>& reactors() const { return reactors_; }
   Reactor* ReactorOnCpu(int cpu) const;
+  // The reactors' cores, in reactor order.
+  std::vector<int> cpus() const;
 
+  // The mode of every reactor, as last set for all (a reactor may differ: SetReactorMode).
   ReactorMode mode() const { return mode_.load(std::memory_order_relaxed); }
   std::chrono::microseconds spin_window() const;
   // Switches every reactor's mode; sleeping reactors are woken to notice. Any thread.
   void SetMode(ReactorMode mode);
+  // Switches the mode of the reactor on `cpu` only. Any thread.
+  absl::Status SetReactorMode(int cpu, ReactorMode mode);
   void SetSpinWindow(std::chrono::microseconds window);
 
   // Snapshots of every reactor.
   std::vector<ReactorInfo> Info();
+
+  // Every thread placed on a reactor now (a thread between two reactors is missed), with what
+  // a scheduler decides by. Any thread; the counters are approximate.
+  struct ThreadSnapshot {
+    uint64_t id;
+    std::string name;
+    int cpu;
+    int home_cpu;
+    std::vector<int> cpumask;
+    ThreadStats stats;
+  };
+  std::vector<ThreadSnapshot> SnapshotThreads();
 
   // The TSC frequency (ticks per second).
   uint64_t tsc_hz() const { return tsc_hz_; }

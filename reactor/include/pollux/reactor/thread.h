@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -42,11 +43,15 @@ struct ThreadStats {
   uint64_t messages = 0;           // messages run
   uint64_t poller_runs = 0;        // poller calls, active and timed
   uint64_t timed_poller_runs = 0;  // of which timed
+  uint64_t moves = 0;              // times it moved to another reactor
 };
 
 struct ThreadOptions {
-  // Core to place the thread on; -1: the reactor with the fewest threads.
+  // Core to place the thread on; -1: the reactor with the fewest threads (within `cpumask`).
   int cpu = -1;
+  // Cores the thread may run on: a scheduler moves it only within them. Empty: just `cpu`
+  // when it is given (the thread stays where it was put), any reactor's core otherwise.
+  std::vector<int> cpumask = {};
   // Message ring capacity (a power of two). The thread has two rings of this size, one for
   // senders on reactors and one for other threads (reactor/mailbox.h).
   uint32_t ring_size = 65536;
@@ -72,6 +77,24 @@ class Thread {
   const std::string& name() const { return name_; }
   // The reactor polling this thread now (changes when the thread moves).
   Reactor* reactor() const { return reactor_.load(std::memory_order_acquire); }
+
+  // ---- Placement: any thread (thread_placement.cc) ----
+
+  // The cores this thread may run on, ascending.
+  std::vector<int> cpumask() const;
+  // Where the user put it: its creation core, or its core when its cpumask was last set (the
+  // mask's first core if it was outside). The static scheduler puts threads back there.
+  int home_cpu() const;
+  bool AllowedOn(int cpu) const;
+
+  // Moves thread `id` to the reactor on `cpu`, between two of its polls: its messages (queued
+  // or sent meanwhile), pollers, fd handlers and I/O channels go with it, nothing is lost or
+  // reordered. Returns once the move is under way. Fails when the thread is unknown, `cpu`
+  // runs no reactor or is outside its cpumask, or a move of it is already under way.
+  static absl::Status Move(uint64_t id, int cpu);
+  // Sets the cores thread `id` may run on (thread_set_cpumask); moves it home if its core is
+  // not among them.
+  static absl::Status SetCpumask(uint64_t id, std::vector<int> cpus);
 
   // ---- Messages: callable from any thread, reactor or plain OS thread ----
 
@@ -154,16 +177,21 @@ class Thread {
     uint64_t Get() const { return value.load(std::memory_order_relaxed); }
   };
   struct Counters {
-    Counter busy_tsc, idle_tsc, messages, poller_runs, timed_poller_runs;
+    Counter busy_tsc, idle_tsc, messages, poller_runs, timed_poller_runs, moves;
   };
 
-  Thread(uint64_t id, std::string name, uint32_t ring_size);
+  Thread(uint64_t id, std::string name, uint32_t ring_size, std::vector<int> cpumask,
+         int home_cpu);
   ~Thread();
 
   template <typename F>
   static void RunInline(void* arg);
   template <typename F>
   static void RunBoxed(void* arg);
+
+  // A move's two halves, reactor messages: out of the thread's reactor, into the target.
+  static void MoveOut(void* request);
+  static void MoveIn(void* thread);
 
   // Called by the reactor.
   PollResult Poll(uint64_t now_tsc) noexcept;
@@ -195,6 +223,12 @@ class Thread {
 
   bool exiting_ = false;
   Counters stats_;
+
+  mutable std::mutex placement_mutex_;  // guards cpumask_ and home_cpu_
+  std::vector<int> cpumask_;
+  int home_cpu_;
+  // A move is under way (Move sets it, the destination reactor clears it): one at a time.
+  std::atomic<bool> moving_{false};
 };
 
 // Runs fn(thread) on every thread, one after the other, then done() on the calling thread.
