@@ -1,5 +1,7 @@
 #include "pollux/reactor/poller.h"
 
+#include <rte_cycles.h>
+
 #include "pollux/reactor/reactor.h"
 #include "pollux/reactor/thread.h"
 
@@ -20,7 +22,21 @@ bool Poller::holds_reactor_awake() const {
 }
 
 void Poller::Pause() {
+  if (state_ == State::kParked) Unpark();
   if (state_ == State::kRunning) state_ = State::kPaused;
+}
+
+void Poller::Unpark() noexcept {
+  if (state_ != State::kParked) return;
+  state_ = State::kRunning;
+  last_busy_tsc_ = rte_rdtsc();  // a full park time before it may park again
+  if (thread_->reactor() != nullptr) thread_->reactor()->CountUnpark();
+  if (options_.disarm) {
+    Thread* previous = Thread::current_;
+    Thread::current_ = thread_;
+    options_.disarm();
+    Thread::current_ = previous;
+  }
 }
 
 void Poller::Resume() {
@@ -28,8 +44,18 @@ void Poller::Resume() {
   state_ = State::kRunning;
 }
 
+void Poller::ChangeAwaiting(AwaitedWork work) noexcept {
+  const bool was = awaiting_ != AwaitedWork::kNothing;
+  const bool is = work != AwaitedWork::kNothing;
+  awaiting_ = work;
+  if (is) Unpark();
+  // On the owning thread, so on its reactor: a single writer.
+  if (was != is && thread_->reactor() != nullptr) thread_->reactor()->awaiting_pollers_ += is ? 1 : -1;
+}
+
 void Poller::Unregister() {
   if (state_ == State::kUnregistered) return;
+  SetAwaiting(AwaitedWork::kNothing);
   state_ = State::kUnregistered;
   thread_->pollers_changed_ = true;
   thread_->unregistered_pollers_.push_back(this);

@@ -80,7 +80,9 @@ void Reactor::Run() {
     }
     if (now >= next_fd_check_tsc_) {
       // Poll mode, or interrupt mode while awake: fd handlers (RPC) are control traffic, so a
-      // non-blocking look once per millisecond is enough and costs one syscall per ms.
+      // non-blocking look once per millisecond is enough and costs one syscall per ms. The
+      // same look unparks the parked pollers whose wake fd fired, and parks the idle ones.
+      MaybeParkIdlePollers(now);
       bool handled = DispatchFdEvents(nullptr, /*block=*/false);
       uint64_t after = rte_rdtsc();
       AddTo(handled ? busy_tsc_ : idle_tsc_, after - now);
@@ -169,6 +171,9 @@ bool Reactor::PollOnce(uint64_t& now) {
   for (size_t i = 0; i < threads_.size(); ++i) {
     Thread* thread = threads_[i];
     PollResult result = thread->Poll(t0);
+    const bool thread_busy = result == PollResult::kBusy;
+    busy_threads_ += static_cast<uint32_t>(thread_busy) - static_cast<uint32_t>(thread->last_poll_busy_);
+    thread->last_poll_busy_ = thread_busy;
     uint64_t t1 = rte_rdtsc();
     if (result == PollResult::kBusy) {
       thread->stats_.busy_tsc.Add(t1 - t0);
@@ -204,6 +209,16 @@ bool Reactor::DispatchFdEvents(const struct timespec* timeout, bool block) {
   }
   bool handled = false;
   for (int i = 0; i < n; ++i) {
+    auto tag = reinterpret_cast<uintptr_t>(events[i].data.ptr);
+    if (tag & 1) {
+      // A poller's wake fd: poll it again if it was parked.
+      auto* poller = reinterpret_cast<Poller*>(tag & ~uintptr_t{1});
+      if (poller->state_ == Poller::State::kParked) {
+        poller->Unpark();
+        handled = true;
+      }
+      continue;
+    }
     auto* handler = static_cast<Thread::FdHandler*>(events[i].data.ptr);
     if (handler == nullptr || handler->removed) continue;  // a wake-up fd: its job is done
     Thread* previous = Thread::current_;
@@ -243,6 +258,9 @@ bool Reactor::TrySleep(uint64_t now) {
     awake_reasons_.clear();
   }
 
+  // Pollers idle for the park time leave the polled set before the reactor sleeps too: a
+  // reactor that sleeps between short bursts may never be awake at its millisecond fd check.
+  MaybeParkIdlePollers(now);
   if (!ArmPollers()) {
     DisarmPollers();
     return false;
@@ -332,10 +350,61 @@ void Reactor::DisarmPollers() {
   }
 }
 
-void Reactor::WatchWakeFd(int fd) {
+void Reactor::MaybeParkIdlePollers(uint64_t now) {
+  if (now < next_park_check_tsc_) return;
+  ReactorRuntime* runtime = ReactorRuntime::Get();
+  if (runtime->park_after_tsc_.load(std::memory_order_relaxed) == 0) return;
+  next_park_check_tsc_ = now + runtime->tsc_hz() / 1000;
+  ParkIdlePollers(now);
+}
+
+int Reactor::ParkIdlePollers(uint64_t now) {
+  const uint64_t park_after = ReactorRuntime::Get()->park_after_tsc_.load(std::memory_order_relaxed);
+  int parked = 0;
+  for (Thread* thread : threads_) {
+    for (Poller* poller : thread->active_pollers_) {
+      if (poller->state_ != Poller::State::kRunning || poller->options_.wake_fd < 0 ||
+          !poller->options_.arm || poller->awaiting_ != AwaitedWork::kNothing ||
+          now - poller->last_busy_tsc_ < park_after) {
+        continue;
+      }
+      parked += TryPark(*thread, *poller, now);
+    }
+  }
+  return parked;
+}
+
+bool Reactor::TryPark(Thread& thread, Poller& poller, uint64_t now) {
+  Thread* previous = Thread::current_;
+  Thread::current_ = &thread;
+  bool parked = poller.options_.arm();
+  if (parked) {
+    poller.state_ = Poller::State::kParked;
+    // As before a sleep: poll once after arming, so that work that raced the arming is not
+    // left behind a notification that already went by.
+    if (poller.Run() == PollResult::kBusy) {
+      poller.state_ = Poller::State::kRunning;
+      parked = false;
+    }
+  }
+  if (!parked) {
+    poller.last_busy_tsc_ = now;
+    if (poller.state_ != Poller::State::kUnregistered && poller.options_.disarm) {
+      poller.options_.disarm();
+    }
+  }
+  Thread::current_ = previous;
+  if (parked) AddTo(poller_parks_, 1);
+  return parked;
+}
+
+void Reactor::WatchWakeFd(int fd, Poller* poller) {
   epoll_event event{};
   event.events = EPOLLIN | EPOLLET;
-  event.data.ptr = nullptr;
+  // Pollers are tagged in the low bit (they are aligned): DispatchFdEvents unparks them.
+  event.data.ptr = poller != nullptr
+                       ? reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(poller) | 1)
+                       : nullptr;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0 && errno != EEXIST) {
     PX_LOG(kError, "reactor", "reactor %u: watching wake fd %d: %s", index_, fd, strerror(errno));
   }
@@ -362,8 +431,9 @@ void Reactor::Adopt(Thread* thread) {
   thread->reactor_.store(this, std::memory_order_release);
   WatchWakeFd(thread->mailbox_->event_fd());
   for (Poller* poller : thread->active_pollers_) {
-    if (poller->options_.wake_fd >= 0) WatchWakeFd(poller->options_.wake_fd);
+    if (poller->options_.wake_fd >= 0) WatchWakeFd(poller->options_.wake_fd, poller);
   }
+  CountThreadState(*thread, +1);
   for (auto& handler : thread->fd_handlers_) {
     if (absl::Status s = WatchFdHandler(handler.get()); !s.ok()) {
       PX_LOG(kError, "reactor", "%s", s.message());
@@ -371,7 +441,17 @@ void Reactor::Adopt(Thread* thread) {
   }
 }
 
+void Reactor::CountThreadState(const Thread& thread, int sign) {
+  busy_threads_ += static_cast<uint32_t>(sign * static_cast<int>(thread.last_poll_busy_));
+  auto count = [&](const Poller* poller) {
+    if (poller->awaiting_ != AwaitedWork::kNothing) awaiting_pollers_ += sign;
+  };
+  for (const Poller* poller : thread.active_pollers_) count(poller);
+  for (const auto& [tsc, poller] : thread.timed_pollers_) count(poller);
+}
+
 void Reactor::Detach(Thread* thread) {
+  CountThreadState(*thread, -1);
   UnwatchFd(thread->mailbox_->event_fd());
   for (Poller* poller : thread->active_pollers_) {
     if (poller->options_.wake_fd >= 0) UnwatchFd(poller->options_.wake_fd);
@@ -433,6 +513,8 @@ ReactorInfo Reactor::Info() {
   info.sleep_tsc = sleep_tsc_.load(std::memory_order_relaxed);
   info.sleeps = sleeps_.load(std::memory_order_relaxed);
   info.wakeups = wakeups_.load(std::memory_order_relaxed);
+  info.poller_parks = poller_parks_.load(std::memory_order_relaxed);
+  info.poller_unparks = poller_unparks_.load(std::memory_order_relaxed);
   const double ticks_per_us = static_cast<double>(ReactorRuntime::Get()->tsc_hz()) / 1e6;
   info.device_wait_episodes = device_wait_episodes_.load(std::memory_order_relaxed);
   info.device_wait_spin_us =

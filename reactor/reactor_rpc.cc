@@ -47,6 +47,8 @@ void FrameworkGetReactors(const Json& params, RpcResponder responder) {
                         {"sleep", info.sleep_tsc},
                         {"sleeps", info.sleeps},
                         {"wakeups", info.wakeups},
+                        {"poller_parks", info.poller_parks},
+                        {"poller_unparks", info.poller_unparks},
                         {"device_wait",
                          {{"episodes", info.device_wait_episodes},
                           {"spin_us", info.device_wait_spin_us},
@@ -74,9 +76,10 @@ void ThreadGetStats(const Json& params, RpcResponder responder) {
       [threads](Thread& thread) {
         ThreadStats stats = thread.Stats();
         Reactor* reactor = thread.reactor();
-        size_t timed = 0, active = 0, paused = 0;
+        size_t timed = 0, active = 0, paused = 0, parked = 0;
         thread.ForEachPoller([&](const Poller& poller) {
           if (poller.paused()) ++paused;
+          else if (poller.parked()) ++parked;
           else if (poller.is_timed()) ++timed;
           else ++active;
         });
@@ -94,6 +97,7 @@ void ThreadGetStats(const Json& params, RpcResponder responder) {
                             {"active_pollers_count", active},
                             {"timed_pollers_count", timed},
                             {"paused_pollers_count", paused},
+                            {"parked_pollers_count", parked},
                             {"io_channels_count", thread.io_channel_count()}});
       },
       [threads, tick_rate, responder = std::move(responder)]() mutable {

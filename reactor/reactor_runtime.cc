@@ -35,6 +35,7 @@ absl::StatusOr<std::unique_ptr<ReactorRuntime>> ReactorRuntime::Start(
   runtime->tsc_hz_ = rte_get_tsc_hz();
   runtime->mode_.store(options.mode);
   runtime->SetSpinWindow(options.spin_window);
+  runtime->SetParkAfter(options.park_after);
   unsigned index = 0;
   for (const ReactorLcore& lcore : eal.reactor_lcores()) {
     runtime->reactors_.emplace_back(new Reactor(index++, lcore.lcore_id, lcore.cpu));
@@ -107,6 +108,16 @@ void ReactorRuntime::SetSpinWindow(std::chrono::microseconds window) {
   WakeAll();
 }
 
+std::chrono::milliseconds ReactorRuntime::park_after() const {
+  return std::chrono::milliseconds(park_after_tsc_.load(std::memory_order_relaxed) * 1000 /
+                                   tsc_hz_);
+}
+
+void ReactorRuntime::SetParkAfter(std::chrono::milliseconds park_after) {
+  park_after_tsc_.store(tsc_hz_ * static_cast<uint64_t>(park_after.count()) / 1000,
+                        std::memory_order_relaxed);
+}
+
 void ReactorRuntime::WakeAll() {
   for (auto& reactor : reactors_) reactor->mailbox_->Kick();
 }
@@ -123,8 +134,11 @@ std::vector<ReactorRuntime::ThreadSnapshot> ReactorRuntime::SnapshotThreads() {
     // Under the reactor's info lock a thread on its list cannot be destroyed (Detach takes it).
     std::lock_guard lock(reactor->info_mutex_);
     for (Thread* thread : reactor->threads_) {
+      // A thread bound to its reactor's OS thread may only stay (Thread::reactor_bound).
       threads.push_back({thread->id(), thread->name(), reactor->cpu(), thread->home_cpu(),
-                         thread->cpumask(), thread->Stats()});
+                         thread->reactor_bound() ? std::vector<int>{reactor->cpu()}
+                                                 : thread->cpumask(),
+                         thread->Stats()});
     }
   }
   return threads;

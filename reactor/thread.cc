@@ -109,13 +109,14 @@ Poller* Thread::RegisterPoller(std::string name, absl::AnyInvocable<PollResult()
     period_tsc = std::max<uint64_t>(1, rte_get_tsc_hz() * options.period.count() / 1000000);
   }
   auto* poller = new Poller(this, std::move(name), std::move(fn), std::move(options), period_tsc);
+  poller->last_busy_tsc_ = rte_rdtsc();  // a full park time before it may park
   if (poller->is_timed()) {
     ScheduleTimed(poller, rte_rdtsc());
   } else {
     active_pollers_.push_back(poller);
     Reactor* reactor = this->reactor();
     if (poller->options_.wake_fd >= 0 && reactor != nullptr && Reactor::Current() == reactor) {
-      reactor->WatchWakeFd(poller->options_.wake_fd);
+      reactor->WatchWakeFd(poller->options_.wake_fd, poller);
     }
   }
   return poller;
@@ -178,7 +179,9 @@ PollResult Thread::Poll(uint64_t now_tsc) noexcept {
   for (size_t i = 0; i < active; ++i) {
     Poller* poller = active_pollers_[i];
     if (poller->state_ == Poller::State::kRunning) {
-      busy |= static_cast<int>(poller->Run());
+      PollResult result = poller->Run();
+      if (result == PollResult::kBusy) poller->last_busy_tsc_ = now_tsc;
+      busy |= static_cast<int>(result);
       ++runs;
     }
   }

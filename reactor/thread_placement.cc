@@ -60,6 +60,12 @@ absl::Status Thread::Move(uint64_t id, int cpu) {
                        ": its cpumask is ", FormatCpuList(t->cpumask())));
     }
     if (t->reactor() == target) return absl::OkStatus();
+    if (t->reactor_bound()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "thread \"", t->name(), "\" (id ", id,
+          ") holds resources bound to its reactor's OS thread (an io_uring set up for a single "
+          "issuer): it stays on core ", t->reactor() != nullptr ? t->reactor()->cpu() : -1));
+    }
     bool idle = false;
     if (!t->moving_.compare_exchange_strong(idle, true)) {
       return absl::FailedPreconditionError(
@@ -93,8 +99,9 @@ void Thread::MoveOut(void* arg) {
 void Thread::MoveIn(void* arg) {
   auto* thread = static_cast<Thread*>(arg);
   Reactor::Current()->Adopt(thread);
-  thread->stats_.moves.Add(1);
+  // Free for the next move before the count says this one is done.
   thread->moving_.store(false, std::memory_order_release);
+  thread->stats_.moves.Add(1);
 }
 
 absl::Status Thread::SetCpumask(uint64_t id, std::vector<int> cpus) {

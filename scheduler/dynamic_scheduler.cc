@@ -63,9 +63,10 @@ void DynamicScheduler::Balance(const SchedulerInput& input, std::vector<int>& pl
       const ThreadLoad& t = threads[i];
       if (core_load[cpu] <= core_limit) break;
       if (placement[i] != cpu || !movable(t)) continue;
+      // An empty core takes any thread (one busier than core_limit would fit nowhere else).
       auto fits = [&](int other) {
         return other != cpu && core_load.count(other) != 0 && Allowed(t, other) &&
-               core_load[other] + t.load <= core_limit;
+               (core_load[other] == 0 || core_load[other] + t.load <= core_limit);
       };
       int best = -1;
       if (t.load < load_limit) {

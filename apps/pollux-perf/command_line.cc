@@ -20,6 +20,11 @@ namespace {
 // bucket's arithmetic (token_bucket.h) cannot overflow.
 constexpr uint64_t kMaxRateIops = 1'000'000'000;
 
+// --move-threads' bounds, in microseconds: below 10 us a move (two reactor messages) would
+// rarely land before the next one is due; a minute is far beyond any useful period.
+constexpr uint64_t kMinMovePeriodUs = 10;
+constexpr uint64_t kMaxMovePeriodUs = 60'000'000;
+
 constexpr char kUsage[] =
     R"(Usage: pollux-perf -c CONFIG -q DEPTH -o IO_SIZE -w WORKLOAD -t SECONDS [OPTIONS]
 
@@ -50,6 +55,14 @@ Options:
       --memcpy-peer        after the run, measure plain memcpy with the same pattern, I/O size,
                            cores and time, and print it beside the bdev figures (the peer for
                            RAM bdevs; not with verify)
+      --move-threads USEC  testing aid: every USEC microseconds (10 to 60000000), move each
+                           job thread to the next core of the run, round robin over the -m
+                           cores, with its I/O in flight (as SPDK's dynamic scheduler moves
+                           threads): a bdev module that assumes its channel stays on one core
+                           may fail verify, err or hang. Needs two or more cores. The job
+                           threads may then run on every core of the run (otherwise each is
+                           pinned to its own); a job's "core" is the one it started on. The
+                           moves started are counted on stderr and in the report
       --mode MODE          poll (default) or interrupt; overrides the config file
   -r, --rpc-socket PATH    also serve JSON-RPC on PATH (default: no RPC server)
   -L, --log-level LEVEL    error, warning, notice, info or debug (default notice)
@@ -172,7 +185,7 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
 }
 
 ParsedCommandLine ParseCommandLine(int argc, char** argv) {
-  enum { kJson = 256, kMode, kHugepages, kMemcpyPeer, kSharedMemSize, kRate };
+  enum { kJson = 256, kMode, kHugepages, kMemcpyPeer, kSharedMemSize, kRate, kMoveThreads };
   static const option kOptions[] = {
       {"config", required_argument, nullptr, 'c'},
       {"queue-depth", required_argument, nullptr, 'q'},
@@ -185,6 +198,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       {"cpus", required_argument, nullptr, 'm'},
       {"json", no_argument, nullptr, kJson},
       {"memcpy-peer", no_argument, nullptr, kMemcpyPeer},
+      {"move-threads", required_argument, nullptr, kMoveThreads},
       {"mode", required_argument, nullptr, kMode},
       {"rpc-socket", required_argument, nullptr, 'r'},
       {"log-level", required_argument, nullptr, 'L'},
@@ -204,6 +218,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
   o.app.mode_from_command_line = true;
   bool mix_given = false;
   bool workload_given = false;
+  bool cpus_given = false;
 
   auto fail = [&](const std::string& message) {
     std::fprintf(stderr, "pollux-perf: %s\nTry 'pollux-perf --help'.\n", message.c_str());
@@ -274,6 +289,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
         if (!cpus.ok()) return fail(std::string(cpus.status().message()));
         if (auto s = CheckCpusAllowed(*cpus); !s.ok()) return fail(std::string(s.message()));
         o.app.eal.cpus = *cpus;
+        cpus_given = true;
         break;
       }
       case kJson:
@@ -282,6 +298,13 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       case kMemcpyPeer:
         o.memcpy_peer = true;
         break;
+      case kMoveThreads: {
+        auto v = ParseBounded("--move-threads", "a period in microseconds", optarg,
+                              kMinMovePeriodUs, kMaxMovePeriodUs);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.move_threads_us = *v;
+        break;
+      }
       case kMode: {
         auto mode = ParseReactorMode(optarg);
         if (!mode.ok()) return fail(std::string(mode.status().message()));
@@ -344,6 +367,17 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
     return fail(
         "--memcpy-peer compares the bdev's peak with memcpy's; --rate holds the jobs below "
         "their peak");
+  }
+  if (o.move_threads_us != 0 && cpus_given && o.app.eal.cpus.size() < 2) {
+    return fail(absl::StrFormat(
+        "--move-threads moves job threads between the cores of the run, and --cpus %s gives "
+        "one core: there is no other core to move to (give two or more, e.g. --cpus 0-1)",
+        FormatCpuList(o.app.eal.cpus)));
+  }
+  if (o.memcpy_peer && o.move_threads_us != 0) {
+    return fail(
+        "--memcpy-peer compares the bdev's peak with memcpy's; --move-threads costs the jobs "
+        "part of their peak");
   }
   if (mix_given && o.workload != Workload::kRw && o.workload != Workload::kRandRw) {
     return fail(absl::StrFormat("-M applies to rw and randrw only, not to %s",

@@ -42,6 +42,9 @@ struct PerfOptions {
   std::vector<std::string> bdev_names;  // empty: every unclaimed bdev
   bool json = false;
   bool memcpy_peer = false;  // measure memcpy with the same pattern after the run
+  // --move-threads: every this many microseconds, each job thread moves to the next core of
+  // the run (a testing aid, thread_mover.h); 0: the job threads stay pinned to their cores.
+  uint64_t move_threads_us = 0;
 };
 
 // "4096", "4k", "128K", "1M", "1G" (binary units). Fails on zero, garbage or overflow.

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
       std::fputs(FormatTable(summary).c_str(), stdout);
     }
     std::fflush(stdout);
+    const std::string moves = ThreadMovesLine(summary);
+    std::fputs(moves.c_str(), stderr);
   }
   if (!status.ok()) {
     std::fprintf(stderr, "pollux-perf: %s\n", std::string(status.message()).c_str());

@@ -3,8 +3,10 @@
 #include <rte_cycles.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <limits>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -39,6 +41,14 @@ absl::Status PerfRun::Plan() {
   tsc_hz_ = runtime->tsc_hz();
   std::vector<int> cpus;
   for (const auto& reactor : runtime->reactors()) cpus.push_back(reactor->cpu());
+  if (options_.move_threads_us != 0 && cpus.size() < 2) {
+    // Only when -m was not given (the command line refuses one core there): this process may
+    // use one core only.
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--move-threads moves job threads between the cores of the run, and this run has one "
+        "core (%s, every core this process may use): there is no other core to move to",
+        FormatCpuList(cpus)));
+  }
 
   // ---- Targets ----
   const std::vector<Bdev*> all = ListBdevs();
@@ -141,10 +151,17 @@ absl::Status PerfRun::Plan() {
     memcpy_peer_specs_.push_back(peer);
   }
 
+  // Moved job threads may run on every core of the run; otherwise each stays on its own.
+  const std::vector<int> cpumask = options_.move_threads_us != 0 ? cpus : std::vector<int>();
+  if (options_.move_threads_us != 0) {
+    mover_ =
+        std::make_unique<ThreadMover>(cpus, std::chrono::microseconds(options_.move_threads_us));
+  }
   // Records are in target-major order (all cores of the first bdev, then the next): the
   // report lists a bdev's jobs together.
   for (size_t i = 0; i < cpus.size(); ++i) {
-    auto worker = std::make_unique<Worker>(*this, options_, cpus[i], /*prints_progress=*/i == 0);
+    auto worker =
+        std::make_unique<Worker>(*this, options_, cpus[i], cpumask, /*prints_progress=*/i == 0);
     for (size_t t = 0; t < specs_by_core[i].size(); ++t) {
       worker->AddJob(std::move(specs_by_core[i][t]), *records_[t * cpus.size() + i]);
     }
@@ -153,9 +170,14 @@ absl::Status PerfRun::Plan() {
   const std::string rate = options_.rate_iops != 0
                                ? absl::StrFormat(", at most %u IOPS per job", options_.rate_iops)
                                : std::string();
-  PX_LOG(kNotice, "perf", "%s, queue depth %u, %u-byte I/O, %u s%s, on %s: %u jobs on core(s) %s",
+  const std::string moves =
+      options_.move_threads_us != 0
+          ? absl::StrFormat(", job threads moved to the next core every %u us",
+                            options_.move_threads_us)
+          : std::string();
+  PX_LOG(kNotice, "perf", "%s, queue depth %u, %u-byte I/O, %u s%s%s, on %s: %u jobs on core(s) %s",
          WorkloadName(options_.workload), options_.queue_depth, options_.io_size, options_.time_s,
-         rate, BdevNames(targets), records_.size(), FormatCpuList(cpus));
+         rate, moves, BdevNames(targets), records_.size(), FormatCpuList(cpus));
   return absl::OkStatus();
 }
 
@@ -192,10 +214,19 @@ void PerfRun::OnWorkerPrepared() {
       workers_[i]->PostAbort();
     }
   }
+  // The first moves may overtake a Go message: it then runs wherever its thread has landed.
+  if (failure_.ok() && mover_ != nullptr) {
+    std::vector<Thread*> threads;
+    for (size_t i = 0; i < workers_started_; ++i) threads.push_back(workers_[i]->thread());
+    mover_->Start(std::move(threads));
+  }
 }
 
 void PerfRun::OnJobDone() {
   if (++jobs_done_ < jobs_expected_) return;
+  // Before the release: a released worker's thread may exit, and the mover must not touch it.
+  // Until here the threads kept moving while their jobs drained.
+  if (mover_ != nullptr) mover_->Stop();
   for (size_t i = 0; i < workers_started_; ++i) workers_[i]->PostRelease();
   RequestAppShutdown(failure_);
 }
@@ -230,6 +261,7 @@ RunSummary PerfRun::Summary() const {
   summary.options = &options_;
   summary.tsc_hz = tsc_hz_;
   for (const auto& record : records_) summary.jobs.push_back(record->result);
+  if (mover_ != nullptr) summary.thread_moves = mover_->figures();
   return summary;
 }
 

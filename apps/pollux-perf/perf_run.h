@@ -3,7 +3,9 @@
 // every job has reported.
 //
 // Threads: Start, OnWorkerPrepared and OnJobDone run on the app thread; PrintProgress on the
-// first worker's Thread; Summary on the control thread after RunApp has returned.
+// first worker's Thread; Summary on the control thread after RunApp has returned. With
+// --move-threads the job threads go round the run's cores (thread_mover.h), moved from a timed
+// poller on the app thread between the start of the jobs and the last job's report.
 //
 // Stopping: each worker's timer stops its jobs after -t seconds. On SIGINT or SIGTERM, RunApp
 // finishes the bdev subsystem, which unregisters every bdev: the remove event on each job's
@@ -23,6 +25,7 @@
 #include "perf_job.h"
 #include "perf_worker.h"
 #include "report.h"
+#include "thread_mover.h"
 
 namespace pollux::perf {
 
@@ -59,7 +62,8 @@ class PerfRun {
   std::vector<std::unique_ptr<JobRecord>> records_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<MemcpyPeerSpec> memcpy_peer_specs_;
-  size_t workers_started_ = 0;  // workers whose Thread exists
+  std::unique_ptr<ThreadMover> mover_;  // --move-threads only
+  size_t workers_started_ = 0;          // workers whose Thread exists
   size_t workers_prepared_ = 0;
   size_t jobs_expected_ = 0;  // jobs of the started workers
   size_t jobs_done_ = 0;

@@ -3,6 +3,7 @@
 #include <rte_cycles.h>
 
 #include <chrono>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 #include "perf_run.h"
@@ -34,8 +35,13 @@ void PostOrRetry(Thread& target, absl::AnyInvocable<void()> fn) {
   });
 }
 
-Worker::Worker(PerfRun& run, const PerfOptions& options, int cpu, bool prints_progress)
-    : run_(run), options_(options), cpu_(cpu), prints_progress_(prints_progress) {}
+Worker::Worker(PerfRun& run, const PerfOptions& options, int cpu, std::vector<int> cpumask,
+               bool prints_progress)
+    : run_(run),
+      options_(options),
+      cpu_(cpu),
+      cpumask_(std::move(cpumask)),
+      prints_progress_(prints_progress) {}
 
 Worker::~Worker() = default;
 
@@ -44,7 +50,8 @@ void Worker::AddJob(JobSpec spec, JobRecord& record) {
 }
 
 absl::Status Worker::CreateThread() {
-  auto thread = Thread::Create(absl::StrFormat("perf_core%d", cpu_), {.cpu = cpu_});
+  auto thread =
+      Thread::Create(absl::StrFormat("perf_core%d", cpu_), {.cpu = cpu_, .cpumask = cpumask_});
   if (!thread.ok()) {
     return absl::Status(
         thread.status().code(),

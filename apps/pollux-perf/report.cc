@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/strings/str_format.h"
+#include "pollux/env/cpu_list.h"
 
 namespace pollux::perf {
 namespace {
@@ -143,6 +144,12 @@ PeerFigures TotalPeerFigures(const RunSummary& summary, const Figures& total) {
   return p;
 }
 
+// "every 1000 us, round robin over cores 0-1"
+std::string MovePlan(const ThreadMoveFigures& moves) {
+  return absl::StrFormat("every %u us, round robin over cores %s", moves.period.count(),
+                         FormatCpuList(moves.cpus));
+}
+
 }  // namespace
 
 bool AnyJobFailed(const RunSummary& summary) {
@@ -165,6 +172,10 @@ std::string FormatTable(const RunSummary& summary) {
       absl::StrAppendFormat(&out, " (%u in total over %u jobs)", o.rate_iops * summary.jobs.size(),
                             summary.jobs.size());
     }
+  }
+  if (summary.thread_moves.period.count() != 0) {
+    absl::StrAppendFormat(&out, ", job threads moved every %u us",
+                          summary.thread_moves.period.count());
   }
   out += "\n\n";
   const std::string rule(150, '=');
@@ -193,6 +204,13 @@ std::string FormatTable(const RunSummary& summary) {
     for (const std::string& e : peer.errors) {
       absl::StrAppendFormat(&out, "memcpy peer did not run on %s\n", e);
     }
+  }
+  if (const ThreadMoveFigures& moves = summary.thread_moves; moves.period.count() != 0) {
+    absl::StrAppendFormat(&out,
+                          "Thread moves: %u started (%s), %u completed, %u skipped (previous "
+                          "move still under way), %u failed\n",
+                          moves.started, MovePlan(moves), moves.completed, moves.skipped,
+                          moves.failed);
   }
   if (total.io_errors != 0 || total.miscompares != 0) {
     absl::StrAppendFormat(&out, "\nFAILED: %u I/O error(s), %u verify miscompare(s)\n",
@@ -226,6 +244,13 @@ rpc::Json ResultsJson(const RunSummary& summary) {
     result["read_percent"] = o.read_percent;
   }
   if (o.rate_iops != 0) result["rate_iops_per_job"] = o.rate_iops;
+  if (const ThreadMoveFigures& moves = summary.thread_moves; moves.period.count() != 0) {
+    result["move_threads_us"] = static_cast<uint64_t>(moves.period.count());
+    result["thread_moves"] = moves.started;
+    result["thread_moves_completed"] = moves.completed;
+    result["thread_moves_skipped"] = moves.skipped;
+    result["thread_moves_failed"] = moves.failed;
+  }
   if (!summary.memcpy_peer.empty()) {
     const PeerFigures peer = TotalPeerFigures(summary, TotalFigures(summary));
     result["memcpy_peer"] = {{"iops", peer.iops},
@@ -234,6 +259,15 @@ rpc::Json ResultsJson(const RunSummary& summary) {
                              {"errors", peer.errors}};
   }
   return result;
+}
+
+std::string ThreadMovesLine(const RunSummary& summary) {
+  const ThreadMoveFigures& moves = summary.thread_moves;
+  if (moves.period.count() == 0) return std::string();
+  return absl::StrFormat(
+      "pollux-perf: %u thread moves started (%s); %u completed, %u skipped (previous move still "
+      "under way), %u failed\n",
+      moves.started, MovePlan(moves), moves.completed, moves.skipped, moves.failed);
 }
 
 }  // namespace pollux::perf

@@ -10,14 +10,15 @@
 #include "memcpy_peer.h"
 #include "pollux/bdev/bdev_stats.h"
 #include "pollux/rpc/json_rpc.h"
+#include "thread_mover.h"
 
 namespace pollux::perf {
 
 // One job's outcome: written on the job's thread when it stops, read after the run.
 struct JobResult {
   std::string bdev;
-  int cpu = -1;
-  bool ran = false;            // it submitted I/O (false: stopped before the start)
+  int cpu = -1;      // the core it started on (with --move-threads it went round the run's cores)
+  bool ran = false;  // it submitted I/O (false: stopped before the start)
   bool stopped_early = false;  // its bdev went away (shutdown by signal, or deleted by RPC)
   uint64_t run_ticks = 0;      // TSC ticks from the start to the stop
   BdevIoStats stats;           // the job's channel statistics at its stop
@@ -30,6 +31,7 @@ struct RunSummary {
   uint64_t tsc_hz = 0;
   std::vector<JobResult> jobs;
   std::vector<MemcpyPeerResult> memcpy_peer;  // --memcpy-peer: one per core
+  ThreadMoveFigures thread_moves;             // --move-threads (period 0 otherwise)
 };
 
 // Whether any job failed an I/O or a comparison.
@@ -39,5 +41,8 @@ bool AnyJobFailed(const RunSummary& summary);
 std::string FormatTable(const RunSummary& summary);
 // The same figures as JSON.
 rpc::Json ResultsJson(const RunSummary& summary);
+// --move-threads: one line on the moves ("pollux-perf: 2990 thread moves started ..."), for
+// stderr; empty without the option.
+std::string ThreadMovesLine(const RunSummary& summary);
 
 }  // namespace pollux::perf

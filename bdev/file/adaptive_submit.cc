@@ -1,8 +1,8 @@
-// The per-thread load the adaptive depth-1 policy reads (adaptive_submit.h).
+// The overlap memory of the adaptive depth-1 policy (adaptive_submit.h).
 #include "pollux/bdev_file/adaptive_submit.h"
 
 namespace pollux {
 
-constinit thread_local FileThreadLoad file_thread_load{};
+constinit thread_local uint32_t file_overlap_credit = 0;
 
 }  // namespace pollux

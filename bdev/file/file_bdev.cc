@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "pollux/bdev_file/file_io.h"
 #include "pollux/env/log.h"
+#include "pollux/reactor/reactor.h"
 #include "pollux/reactor/thread.h"
 
 namespace pollux {
@@ -23,7 +24,9 @@ FileChannel::~FileChannel() {
 }
 
 void FileChannel::Submit(BdevIo& io) noexcept {
-  if (adaptive_.ChooseInline(io.ThreadHasUndeliveredCompletions())) {
+  const Thread& thread = *Thread::Current();
+  if (adaptive_.ChooseInline(thread.reactor()->QuietBesides(thread),
+                             io.ThreadHasUndeliveredCompletions())) {
     // Depth 1 on an otherwise idle thread: the synchronous call is the shortest path. The
     // layer defers this completion to the thread's next poll, so the caller's callback does
     // not run inside its own submission.
@@ -36,6 +39,9 @@ void FileChannel::Submit(BdevIo& io) noexcept {
     return;
   }
   adaptive_.AsyncStarted();
+  // From now on, not only from this channel's next poll: a depth-1 request of another thread
+  // on this reactor must not block it meanwhile.
+  poller_->SetAwaiting(awaited_);
 }
 
 bool FileChannel::Arm() noexcept {

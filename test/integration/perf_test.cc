@@ -272,6 +272,13 @@ TEST_F(PerfTest, RateHoldsEveryJobToItsIops) {
   EXPECT_LE(result["total"]["iops"].get<double>(), 2 * 1.05 * kRate);
 }
 
+TEST_F(PerfTest, MoveThreadsShowsInHelp) {
+  RunResult help = RunProgram({PerfPath(), "--help"}, std::chrono::seconds(60));
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_THAT(help.out, HasSubstr("--move-threads USEC"));
+  EXPECT_THAT(help.out, HasSubstr("testing aid"));
+}
+
 TEST_F(PerfTest, RateShowsInHelpAndTable) {
   RunResult help = RunProgram({PerfPath(), "--help"}, std::chrono::seconds(60));
   ASSERT_EQ(help.exit_code, 0) << help.err;
@@ -435,6 +442,19 @@ INSTANTIATE_TEST_SUITE_P(
                  "option --rate needs a value"},
         BadInput{"RateWithMemcpyPeer", kNullConfig, Args({"--rate", "1000", "--memcpy-peer"}), 2,
                  "--rate holds the jobs below their peak"},
+        BadInput{"MoveThreadsOnOneCore", kNullConfig, Args({"--move-threads", "1000"}), 2,
+                 "--move-threads moves job threads between the cores of the run, and --cpus 0 "
+                 "gives one core: there is no other core to move to"},
+        BadInput{"MoveThreadsTooOften", kNullConfig, Args({"--cpus", "0-1", "--move-threads", "5"}),
+                 2,
+                 "--move-threads: expected a period in microseconds from 10 to 60000000, got "
+                 "\"5\""},
+        BadInput{"MoveThreadsGarbage", kNullConfig,
+                 Args({"--cpus", "0-1", "--move-threads", "1ms"}), 2,
+                 "--move-threads: expected a period in microseconds"},
+        BadInput{"MoveThreadsWithMemcpyPeer", kNullConfig,
+                 Args({"--cpus", "0-1", "--move-threads", "1000", "--memcpy-peer"}), 2,
+                 "--move-threads costs the jobs part of their peak"},
         BadInput{"UnknownOption", kNullConfig, Args({"--frobnicate"}), 2, "unknown option"},
         BadInput{"BadCores", kNullConfig, Args({"--cpus", "4096"}), 2, "4096"},
         BadInput{"MissingConfigFile", nullptr, Args({"-c", "/nonexistent/perf.json"}), 1,

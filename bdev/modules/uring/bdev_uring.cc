@@ -37,6 +37,7 @@
 #include "pollux/bdev_file/file_engine.h"
 #include "pollux/bdev_file/file_io.h"
 #include "pollux/env/log.h"
+#include "pollux/reactor/thread.h"
 #include "registered_buffers.h"
 
 namespace pollux {
@@ -70,14 +71,21 @@ std::atomic<int> first_working_flags{0};
 
 // Sets up `ring` with the best flags this kernel takes, from `first_working_flags` on.
 // Returns 0 or the errno of the last attempt.
-int SetUpRing(io_uring& ring, unsigned entries) {
+// Sets a ring up with the best flags the kernel takes. `movable`: the ring's thread may move to
+// another reactor, so another OS thread will drive it: no SINGLE_ISSUER (the kernel refuses a
+// second issuer), and no COOP_TASKRUN either (completions would wait for the OS thread that
+// submitted to enter the kernel, up to a millisecond for a polling reactor). Sets
+// `single_issuer` to what the ring got.
+int SetUpRing(io_uring& ring, unsigned entries, bool movable, bool& single_issuer) {
   int err = EINVAL;
-  for (int i = first_working_flags.load(std::memory_order_relaxed); i < kSetupFlagCount; ++i) {
+  int first = movable ? kSetupFlagCount - 1 : first_working_flags.load(std::memory_order_relaxed);
+  for (int i = first; i < kSetupFlagCount; ++i) {
     io_uring_params params{};
     params.flags = kSetupFlags[i].flags;
     int ret = io_uring_queue_init_params(entries, &ring, &params);
     if (ret == 0) {
-      first_working_flags.store(i, std::memory_order_relaxed);
+      if (!movable) first_working_flags.store(i, std::memory_order_relaxed);
+      single_issuer = (kSetupFlags[i].flags & IORING_SETUP_SINGLE_ISSUER) != 0;
       return 0;
     }
     err = -ret;
@@ -125,7 +133,10 @@ class UringChannel final : public FileChannel {
   UringChannel(FileBdev& bdev, RegisteredIoTally& tally)
       : FileChannel(bdev), block_size_(bdev.block_size()), tally_(&tally) {
     tally_->Attach(&fixed_ios_);
-    int err = SetUpRing(ring_, kRingEntries);
+    // A thread that may run on more than one core gets a ring any OS thread may drive; a
+    // pinned one the fastest ring, which then binds it to its reactor.
+    Thread& thread = *Thread::Current();
+    int err = SetUpRing(ring_, kRingEntries, thread.cpumask().size() > 1, single_issuer_);
     if (err != 0) {
       // No ring on this thread (locked memory limit, io_uring disabled since the bdev was
       // made): every request runs synchronously from the poller. Slow, but correct.
@@ -141,8 +152,13 @@ class UringChannel final : public FileChannel {
     int fd = target().fd();
     fixed_file_ = io_uring_register_files(&ring_, &fd, 1) == 0;
     (void)buffers_.Init(ring_);
-    // The ring's fd registered with itself: io_uring_enter skips an fd lookup (Linux 5.18+).
-    (void)io_uring_register_ring_fd(&ring_);
+    if (single_issuer_) {
+      // The ring's fd registered with itself, in this OS thread's table: io_uring_enter skips
+      // an fd lookup (Linux 5.18+).
+      (void)io_uring_register_ring_fd(&ring_);
+      thread.AddReactorBoundResource();
+      bound_thread_ = &thread;
+    }
     event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (event_fd_ >= 0 && io_uring_register_eventfd(&ring_, event_fd_) != 0) {
       close(event_fd_);
@@ -166,6 +182,7 @@ class UringChannel final : public FileChannel {
     // The layer releases a channel once its I/O has completed: nothing is in flight.
     StopPoller();
     if (ring_ready_) io_uring_queue_exit(&ring_);
+    if (bound_thread_ != nullptr) bound_thread_->RemoveReactorBoundResource();
     // The poller is unregistered, so the reactor no longer watches the fd: close it now.
     if (event_fd_ >= 0) close(event_fd_);
   }
@@ -368,6 +385,9 @@ class UringChannel final : public FileChannel {
   RegisteredIoTally* tally_;
   std::atomic<uint64_t> fixed_ios_{0};  // reads and writes into registered buffers
   bool ring_ready_ = false;
+  bool single_issuer_ = false;
+  // The thread this channel's single-issuer ring binds to its reactor (released at the end).
+  Thread* bound_thread_ = nullptr;
   bool fixed_file_ = false;
   bool eventfd_toggle_ = false;
   bool submit_error_logged_ = false;
@@ -411,7 +431,8 @@ absl::Status ProbeUring() {
   // disabled by sysctl kernel.io_uring_disabled (EPERM) or refused by seccomp (EPERM/ENOSYS).
   io_uring ring{};
   first_working_flags.store(0, std::memory_order_relaxed);
-  if (int err = SetUpRing(ring, 4); err != 0) {
+  bool single_issuer = false;
+  if (int err = SetUpRing(ring, 4, /*movable=*/false, single_issuer); err != 0) {
     return absl::UnavailableError(absl::StrFormat("io_uring_queue_init: %s", std::strerror(err)));
   }
   // A NOP round trip: a ring that sets up but cannot submit is no use.

@@ -154,7 +154,8 @@ TEST_P(PlacementTest, CpumaskBoundsMovesAndSetCpumaskMovesHome) {
 
   // A new mask without its core moves it to the mask's first core, which becomes its home.
   ASSERT_TRUE(Thread::SetCpumask(pinned->id(), {reactor(1).cpu()}).ok());
-  EXPECT_TRUE(WaitUntil([&] { return pinned->reactor() == &reactor(1); }));
+  EXPECT_TRUE(WaitUntil([&] { return pinned->Stats().moves == 1; }));
+  EXPECT_EQ(pinned->reactor(), &reactor(1));
   EXPECT_EQ(pinned->home_cpu(), reactor(1).cpu());
   // A wider mask that holds its core keeps it there.
   ASSERT_TRUE(Thread::SetCpumask(pinned->id(), runtime().cpus()).ok());
@@ -175,6 +176,29 @@ TEST_P(PlacementTest, CpumaskBoundsMovesAndSetCpumaskMovesHome) {
   EXPECT_EQ((*anywhere)->cpumask(), runtime().cpus());
   ExitThread(*anywhere);
   ExitThread(pinned);
+}
+
+TEST_P(PlacementTest, AThreadHoldingAReactorBoundResourceStays) {
+  if (runtime().reactors().size() < 2) GTEST_SKIP() << "needs two reactors";
+  Thread* t = CreateMovable("bound", 0);
+  RunOn(t, [] { Thread::Current()->AddReactorBoundResource(); });
+  absl::Status refused = Thread::Move(t->id(), reactor(1).cpu());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), HasSubstr("bound to its reactor's OS thread"));
+  // Schedulers see it as pinned where it is.
+  std::vector<ReactorRuntime::ThreadSnapshot> snapshot;
+  ASSERT_TRUE(WaitUntil([&] {
+    snapshot = runtime().SnapshotThreads();
+    return !snapshot.empty();
+  }));
+  for (const auto& s : snapshot) {
+    if (s.id == t->id()) {
+      EXPECT_EQ(s.cpumask, std::vector<int>{reactor(0).cpu()});
+    }
+  }
+  RunOn(t, [] { Thread::Current()->RemoveReactorBoundResource(); });
+  MoveAndWait(t, 1);
+  ExitThread(t);
 }
 
 TEST_P(PlacementTest, AThreadExitingWhileItMovesIsDestroyedOnce) {

@@ -150,6 +150,15 @@ TEST(DynamicSchedulerTest, NoMoveTakesACoreAboveItsLimit) {
   EXPECT_NE(m.cpu(a), m.cpu(b));
 }
 
+TEST(DynamicSchedulerTest, AThreadBusierThanTheCoreLimitStillMovesToAnEmptyCore) {
+  FakeMachine m(2);
+  size_t a = m.AddThread(0, 90);
+  size_t b = m.AddThread(0, 90);
+  DynamicScheduler scheduler{SchedulerLimits{.load_limit = 20, .core_limit = 40, .core_busy = 95}};
+  for (int p = 0; p < 3; ++p) m.Period(scheduler);
+  EXPECT_NE(m.cpu(a), m.cpu(b));
+}
+
 TEST(DynamicSchedulerTest, ThreadsStayWithinTheirCpumask) {
   FakeMachine m(4);
   // Idle threads that may not run on the main core gather on the lowest core they may use.

@@ -67,6 +67,8 @@ class Poller {
   Thread* thread() const { return thread_; }
   bool is_timed() const { return period_tsc_ != 0; }
   bool paused() const { return state_ == State::kPaused; }
+  // Out of the polled set after a long idle time, watched by its wake fd only (see Park).
+  bool parked() const { return state_ == State::kParked; }
 
   // True when nothing lets the reactor sleep while this poller is registered (an active poller
   // with no wake fd, no arm hook and not woken by messages).
@@ -75,6 +77,15 @@ class Poller {
   // Pause/Resume/Unregister: on the owning thread, from anywhere including its own function.
   void Pause();
   void Resume();
+
+  // Parking (QEMU's aio-posix "idle handlers leave the polled set"): an active poller with a
+  // wake fd and an arm hook that has found nothing for the runtime's park time (7 s by
+  // default), and waits for nothing (SetAwaiting), is parked by its reactor: armed (its
+  // source's notifications on) and no longer polled. It is polled again once its wake fd
+  // fires, SetAwaiting marks work it waits for, or Unpark is called: then disarmed, as after
+  // a sleep. An owner that queues work its poller must hand on (a request to submit) calls
+  // SetAwaiting or Unpark for it. On the owning thread.
+  void Unpark() noexcept;
   // Unregisters and frees the poller (lazily, once no poll loop is inside it).
   void Unregister();
 
@@ -82,9 +93,11 @@ class Poller {
   // cores: set it while such work is outstanding, kNothing when none is. An idle reactor then
   // waits as AwaitedWork says. Needs a wake fd, which that work signals.
   // On the owning thread; a plain store.
-  void SetAwaiting(AwaitedWork work) noexcept { awaiting_ = work; }
+  void SetAwaiting(AwaitedWork work) noexcept {
+    if (work != awaiting_) ChangeAwaiting(work);
+  }
   void SetAwaitingDevice(bool awaiting) noexcept {
-    awaiting_ = awaiting ? AwaitedWork::kDevice : AwaitedWork::kNothing;
+    SetAwaiting(awaiting ? AwaitedWork::kDevice : AwaitedWork::kNothing);
   }
   AwaitedWork awaiting() const { return awaiting_; }
   bool awaiting_device() const { return awaiting_ == AwaitedWork::kDevice; }
@@ -98,12 +111,15 @@ class Poller {
   friend class Reactor;
 
  public:
-  enum class State : uint8_t { kRunning, kPaused, kUnregistered };
+  enum class State : uint8_t { kRunning, kPaused, kParked, kUnregistered };
 
  private:
 
   Poller(Thread* thread, std::string name, absl::AnyInvocable<PollResult()> fn,
          PollerOptions options, uint64_t period_tsc);
+
+  // SetAwaiting's change of state: the reactor counts the pollers that wait for something.
+  void ChangeAwaiting(AwaitedWork work) noexcept;
 
   PollResult Run() {
     ++run_count_;
@@ -119,6 +135,7 @@ class Poller {
   std::chrono::microseconds period_;
   uint64_t period_tsc_;
   uint64_t next_run_tsc_ = 0;
+  uint64_t last_busy_tsc_ = 0;  // the pass start of its last busy run (parking)
   State state_ = State::kRunning;
   bool armed_ = false;
   AwaitedWork awaiting_ = AwaitedWork::kNothing;

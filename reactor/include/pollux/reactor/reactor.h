@@ -46,6 +46,8 @@ struct ReactorInfo {
   // episode is counted when it opens, so a waiter can see that one is under way), what the
   // reactor measured for spinning and for sleeping at once (average microseconds from the
   // end of work to the next), and which it takes.
+  uint64_t poller_parks;    // pollers parked (Poller::Unpark) so far
+  uint64_t poller_unparks;  // and polled again
   uint64_t device_wait_episodes;
   double device_wait_spin_us;
   double device_wait_sleep_us;
@@ -76,6 +78,14 @@ class Reactor {
 
   // The reactor running on this OS thread, or nullptr.
   static Reactor* Current() { return current_; }
+
+  // Whether nothing on this reactor but `thread` has work: every other thread found nothing in
+  // its last poll, and no poller waits for a device or helper threads. For code about to
+  // block the reactor (a synchronous depth-1 file request): on this reactor only.
+  bool QuietBesides(const Thread& thread) const noexcept {
+    return busy_threads_ == static_cast<uint32_t>(thread.last_poll_busy_) &&
+           awaiting_pollers_ == 0;
+  }
 
   // Runs fn(arg) on this reactor outside any Thread (placement, mode changes). Any thread.
   // Returns false when its ring is full.
@@ -112,12 +122,21 @@ class Reactor {
   bool ArmPollers();
   void DisarmPollers();
   // Epoll registrations. Message and poller wake fds are edge-triggered and only wake the
-  // reactor; fd handlers are level-triggered and dispatched on their thread.
-  void WatchWakeFd(int fd);
+  // reactor (a poller's also unparks it: `poller`); fd handlers are level-triggered and
+  // dispatched on their thread.
+  void WatchWakeFd(int fd, Poller* poller = nullptr);
+  // Parks the pollers idle for the park time (Poller::Unpark), at most once per millisecond.
+  void MaybeParkIdlePollers(uint64_t now);
+  // Returns how many it parked.
+  int ParkIdlePollers(uint64_t now);
+  bool TryPark(Thread& thread, Poller& poller, uint64_t now);
+  void CountUnpark() { AddTo(poller_unparks_, 1); }
   absl::Status WatchFdHandler(Thread::FdHandler* handler);
   void UnwatchFd(int fd);
   void Adopt(Thread* thread);
   void Detach(Thread* thread);
+  // Adds (sign +1) or removes (-1) what `thread` brings to busy_threads_ and awaiting_pollers_.
+  void CountThreadState(const Thread& thread, int sign);
   void DestroyThread(Thread* thread);
   void ReapExitedThreads();
   void DestroyAllThreads();
@@ -135,6 +154,10 @@ class Reactor {
   std::unique_ptr<Mailbox> mailbox_;  // reactor-level messages (adopt, mode)
   std::vector<Thread*> threads_;
   std::atomic<size_t> thread_count_{0};
+  // Threads whose last poll was busy, and pollers that wait for something (QuietBesides):
+  // kept by the loop, by Poller::SetAwaiting and by Adopt / Detach, all on this reactor.
+  uint32_t busy_threads_ = 0;
+  int32_t awaiting_pollers_ = 0;
   bool threads_exiting_ = false;
 
   std::atomic<bool> stop_{false};
@@ -151,6 +174,7 @@ class Reactor {
   bool episode_sleeps_ = false;
   std::unique_ptr<DeviceWaitPolicy> device_wait_policy_;
   uint64_t next_fd_check_tsc_ = 0;
+  uint64_t next_park_check_tsc_ = 0;
   uint64_t next_reason_refresh_tsc_ = 0;
 
   // Statistics, written by the loop only, read relaxed by anyone. Updated with a relaxed load
@@ -164,6 +188,8 @@ class Reactor {
   std::atomic<uint64_t> sleep_tsc_{0};
   std::atomic<uint64_t> sleeps_{0};
   std::atomic<uint64_t> wakeups_{0};
+  std::atomic<uint64_t> poller_parks_{0};
+  std::atomic<uint64_t> poller_unparks_{0};
   // The policy's figures for Info: the episode count when an episode opens, the averages when
   // it ends.
   std::atomic<uint64_t> device_wait_episodes_{0};
@@ -181,6 +207,9 @@ struct ReactorRuntimeOptions {
   // mode). Waking a sleeping core costs tens of microseconds on virtual machines; spinning
   // a little first makes a reactor that was busy a moment ago answer in microseconds.
   std::chrono::microseconds spin_window{100};
+  // How long an active poller with a wake fd and an arm hook may find nothing before it
+  // leaves the polled set (Poller::Unpark); 0: never. QEMU's aio-posix waits 7 s.
+  std::chrono::milliseconds park_after{7000};
 };
 
 // The set of running reactors. One per process; created by the app (or a test) on the
@@ -212,6 +241,8 @@ class ReactorRuntime {
   // Switches the mode of the reactor on `cpu` only. Any thread.
   absl::Status SetReactorMode(int cpu, ReactorMode mode);
   void SetSpinWindow(std::chrono::microseconds window);
+  std::chrono::milliseconds park_after() const;
+  void SetParkAfter(std::chrono::milliseconds park_after);
 
   // Snapshots of every reactor.
   std::vector<ReactorInfo> Info();
@@ -242,6 +273,7 @@ class ReactorRuntime {
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::atomic<ReactorMode> mode_{ReactorMode::kInterrupt};
   std::atomic<uint64_t> spin_window_tsc_{0};
+  std::atomic<uint64_t> park_after_tsc_{0};
   uint64_t tsc_hz_ = 0;
 };
 

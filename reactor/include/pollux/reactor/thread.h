@@ -96,6 +96,18 @@ class Thread {
   // not among them.
   static absl::Status SetCpumask(uint64_t id, std::vector<int> cpus);
 
+  // A resource of this thread that works only from the OS thread of its current reactor (an
+  // io_uring set up for a single issuer, a ring fd registered in that OS thread's table): while
+  // the thread holds any, it stays where it is (Move fails saying why; schedulers see a
+  // cpumask of its current core). On this thread.
+  void AddReactorBoundResource() noexcept {
+    reactor_bound_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void RemoveReactorBoundResource() noexcept {
+    reactor_bound_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  bool reactor_bound() const { return reactor_bound_.load(std::memory_order_relaxed) != 0; }
+
   // ---- Messages: callable from any thread, reactor or plain OS thread ----
 
   // Queues fn(arg) to run on this thread. Lock-free, allocation-free. Messages from one sender
@@ -222,6 +234,7 @@ class Thread {
   std::vector<IoChannel*> channels_to_reap_;  // last reference gone; destroyed after the poll
 
   bool exiting_ = false;
+  bool last_poll_busy_ = false;  // its reactor's, for Reactor::QuietBesides
   Counters stats_;
 
   mutable std::mutex placement_mutex_;  // guards cpumask_ and home_cpu_
@@ -229,6 +242,7 @@ class Thread {
   int home_cpu_;
   // A move is under way (Move sets it, the destination reactor clears it): one at a time.
   std::atomic<bool> moving_{false};
+  std::atomic<uint32_t> reactor_bound_{0};
 };
 
 // Runs fn(thread) on every thread, one after the other, then done() on the calling thread.

@@ -5,36 +5,31 @@
 // with no tunable:
 //
 //   inline (synchronous, on the reactor) when
-//     - nothing is in flight asynchronously on this thread, over every file channel of every
-//       file bdev (a thread-local count), and
+//     - nothing else on this reactor has work (Reactor::QuietBesides): every other thread
+//       found nothing in its last poll, and no poller on the reactor waits for a device or for
+//       helper threads (every file channel with asynchronous requests out says so, from the
+//       moment it hands one over). Blocking the reactor for one device latency is the point
+//       at depth 1 and would stall anybody else's work, messages or completions; and
 //     - no other I/O of this thread has completed without its callback having run yet
 //       (BdevIo::ThreadHasUndeliveredCompletions: a request submitted before the previous
 //       one was delivered means the load is not depth 1), and
 //     - no overlap was seen recently: once two requests overlapped (either test above failed),
-//       the next kOverlapMemory submissions on this thread go asynchronous, so that a steady
+//       the next kOverlapMemory submissions on this reactor go asynchronous, so that a steady
 //       depth-2+ load does not flip-flop between paths.
 //   asynchronous otherwise.
 //
-// A reactor running inline is blocked for one device latency: that is the point at depth 1
-// (nothing else to do) and is never chosen while other file I/O on the thread is pending.
-//
-// Threads: all state is per OS thread (thread_local) and touched only by the reactor running
-// the channel; a pollux Thread that moves to another reactor simply starts with that
-// reactor's state, which is safe (the counts only steer a heuristic).
+// Threads: the overlap memory is per OS thread (per reactor; thread_local) and steers a
+// heuristic only; what must be exact (who waits for what) is counted by the reactor, which
+// moves a Thread's share along with it.
 #pragma once
 
 #include <cstdint>
 
 namespace pollux {
 
-// The per-reactor load that the policy reads. One per OS thread.
-struct FileThreadLoad {
-  uint32_t in_flight = 0;             // asynchronous file I/O outstanding on this thread
-  uint32_t overlap_credit = 0;        // submissions left that must go asynchronous
-};
-
-// This OS thread's load (constinit: no TLS init-wrapper call on access).
-extern constinit thread_local FileThreadLoad file_thread_load;
+// Submissions left on this reactor that must go asynchronous (constinit: no TLS init-wrapper
+// call on access).
+extern constinit thread_local uint32_t file_overlap_credit;
 
 // How many submissions after an observed overlap stay asynchronous.
 inline constexpr uint32_t kOverlapMemory = 64;
@@ -43,16 +38,16 @@ inline constexpr uint32_t kOverlapMemory = 64;
 class AdaptiveSubmit {
  public:
   // In Submit, on the channel's thread: whether to run this request inline.
-  // `completions_undelivered`: the request's BdevIo::ThreadHasUndeliveredCompletions().
-  bool ChooseInline(bool completions_undelivered) noexcept {
-    FileThreadLoad& load = file_thread_load;
-    bool alone = load.in_flight == 0 && !completions_undelivered;
+  // `reactor_quiet`: Reactor::QuietBesides(this thread); `completions_undelivered`: the
+  // request's BdevIo::ThreadHasUndeliveredCompletions().
+  bool ChooseInline(bool reactor_quiet, bool completions_undelivered) noexcept {
+    bool alone = reactor_quiet && in_flight_ == 0 && !completions_undelivered;
     if (!alone) {
-      load.overlap_credit = kOverlapMemory;
+      file_overlap_credit = kOverlapMemory;
       return false;
     }
-    if (load.overlap_credit != 0) {
-      --load.overlap_credit;
+    if (file_overlap_credit != 0) {
+      --file_overlap_credit;
       return false;
     }
     ++inline_count_;
@@ -60,15 +55,11 @@ class AdaptiveSubmit {
   }
   // A request went to the asynchronous engine (the engine accepted it).
   void AsyncStarted() noexcept {
-    ++file_thread_load.in_flight;
     ++in_flight_;
     ++async_count_;
   }
   // An asynchronous request completed (successfully or not).
-  void AsyncFinished() noexcept {
-    --file_thread_load.in_flight;
-    --in_flight_;
-  }
+  void AsyncFinished() noexcept { --in_flight_; }
 
   // This channel's asynchronous requests in flight.
   uint32_t in_flight() const { return in_flight_; }
