@@ -1,0 +1,154 @@
+#include "pollux/app/app_command_line.h"
+
+#include <getopt.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+
+#include "pollux/env/cpu_list.h"
+#include "pollux/env/log.h"
+
+namespace pollux {
+namespace {
+
+enum LongOnly { kMode = 256, kSpinWindow, kHugepages, kFirstExtra };
+
+bool ParseUint(const char* text, uint64_t* value) {
+  const char* end = text + std::strlen(text);
+  auto [ptr, ec] = std::from_chars(text, end, *value);
+  return *text != '\0' && ec == std::errc() && ptr == end;
+}
+
+// What one common option does to `app`: an error message, or "".
+std::string ApplyCommon(int opt, const char* value, AppOptions& app) {
+  switch (opt) {
+    case 'c':
+      app.config_path = value;
+      return "";
+    case 'm': {
+      auto cpus = ParseCpuList(value);
+      if (!cpus.ok()) return std::string(cpus.status().message());
+      if (auto s = CheckCpusAllowed(*cpus); !s.ok()) return std::string(s.message());
+      app.eal.cpus = *cpus;
+      return "";
+    }
+    case 'r':
+      app.rpc_socket = value;
+      return "";
+    case kMode: {
+      auto mode = ParseReactorMode(value);
+      if (!mode.ok()) return std::string(mode.status().message());
+      app.mode = *mode;
+      app.mode_from_command_line = true;
+      return "";
+    }
+    case kSpinWindow: {
+      uint64_t us;
+      if (!ParseUint(value, &us) || us > 10'000'000) {
+        return std::string("--spin-window-us: expected microseconds from 0 to 10000000, got \"") +
+               value + "\"";
+      }
+      app.spin_window = std::chrono::microseconds(us);
+      return "";
+    }
+    case 'L': {
+      auto level = ParseLogLevel(value);
+      if (!level.ok()) return std::string(level.status().message());
+      SetLogLevel(*level);
+      app.eal.quiet = *level < LogLevel::kInfo;
+      return "";
+    }
+    case 's': {
+      uint64_t mb;
+      if (!ParseUint(value, &mb) || mb < 16 || mb > (1u << 20)) {
+        return std::string("--mem-size: expected MiB from 16 to 1048576, got \"") + value + "\"";
+      }
+      app.eal.memory_mb = mb;
+      return "";
+    }
+    case kHugepages:
+      app.eal.hugepages = true;
+      return "";
+    default:
+      return "unknown option";
+  }
+}
+
+}  // namespace
+
+AppCommandLine ParseAppCommandLine(int argc, char** argv, const std::string& program,
+                                   const char* usage,
+                                   const std::vector<AppCommandLineOption>& extra) {
+  std::vector<option> options = {
+      {"config", required_argument, nullptr, 'c'},
+      {"cpus", required_argument, nullptr, 'm'},
+      {"rpc-socket", required_argument, nullptr, 'r'},
+      {"mode", required_argument, nullptr, kMode},
+      {"spin-window-us", required_argument, nullptr, kSpinWindow},
+      {"log-level", required_argument, nullptr, 'L'},
+      {"mem-size", required_argument, nullptr, 's'},
+      {"hugepages", no_argument, nullptr, kHugepages},
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'v'},
+  };
+  std::string short_options = ":c:m:r:L:s:hv";
+  for (size_t i = 0; i < extra.size(); ++i) {
+    int id = extra[i].short_name != 0 ? extra[i].short_name : kFirstExtra + static_cast<int>(i);
+    options.push_back({extra[i].name, extra[i].takes_value ? required_argument : no_argument,
+                       nullptr, id});
+    if (extra[i].short_name != 0) {
+      short_options += extra[i].short_name;
+      if (extra[i].takes_value) short_options += ':';
+    }
+  }
+  options.push_back({nullptr, 0, nullptr, 0});
+
+  AppCommandLine parsed;
+  parsed.app.name = program;
+  auto fail = [&](const std::string& message) {
+    std::fprintf(stderr, "%s: %s\nTry '%s --help'.\n", program.c_str(), message.c_str(),
+                 program.c_str());
+    parsed.exit_now = true;
+    parsed.exit_code = 2;
+    return parsed;
+  };
+  opterr = 0;
+  optind = 1;
+  int opt;
+  while ((opt = getopt_long(argc, argv, short_options.c_str(), options.data(), nullptr)) != -1) {
+    if (opt == 'h') {
+      std::fputs(usage, stdout);
+      parsed.exit_now = true;
+      return parsed;
+    }
+    if (opt == 'v') {
+      std::printf("%s %s\n", program.c_str(), PolluxVersion());
+      parsed.exit_now = true;
+      return parsed;
+    }
+    if (opt == ':') return fail(std::string("option ") + argv[optind - 1] + " needs a value");
+    if (opt == '?') return fail(std::string("unknown option ") + argv[optind - 1]);
+    const AppCommandLineOption* own = nullptr;
+    for (size_t i = 0; i < extra.size(); ++i) {
+      int id = extra[i].short_name != 0 ? extra[i].short_name : kFirstExtra + static_cast<int>(i);
+      if (id == opt) own = &extra[i];
+    }
+    std::string error = own != nullptr ? own->apply(optarg) : ApplyCommon(opt, optarg, parsed.app);
+    if (!error.empty()) return fail(error);
+  }
+  if (optind < argc) return fail(std::string("unexpected argument \"") + argv[optind] + "\"");
+  return parsed;
+}
+
+int RunAppMain(const AppCommandLine& command_line, const std::string& program) {
+  if (command_line.exit_now) return command_line.exit_code;
+  absl::Status status = RunApp(command_line.app);
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s: %s\n", program.c_str(), std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace pollux

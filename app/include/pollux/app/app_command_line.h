@@ -1,0 +1,38 @@
+// The command line every pollux application takes (pollux-tgt's shape): -c, -m/--cpus, -r,
+// --mode, --spin-window-us, -L, -s, --hugepages, -h, -v, parsed into AppOptions. An application
+// adds options of its own (AppCommandLineOption); the usage text is its own.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "pollux/app/app.h"
+
+namespace pollux {
+
+// One option an application adds: `name` (long, without "--"), `short_name` (0: none), whether
+// it takes a value, and what to do with it: return an error message, or "" when it is fine.
+struct AppCommandLineOption {
+  const char* name;
+  char short_name;
+  bool takes_value;
+  std::function<std::string(const char* value)> apply;
+};
+
+struct AppCommandLine {
+  AppOptions app;
+  bool exit_now = false;  // --help, --version or a usage error: exit with exit_code
+  int exit_code = 0;
+};
+
+// Parses argv. `program`: for messages ("pollux-tgt: ..."); `usage`: printed by --help. A usage
+// error is printed to stderr with a pointer to --help, and exits with 2.
+AppCommandLine ParseAppCommandLine(int argc, char** argv, const std::string& program,
+                                   const char* usage,
+                                   const std::vector<AppCommandLineOption>& extra = {});
+
+// Runs the app on the parsed command line (RunApp) and returns the process's exit code.
+int RunAppMain(const AppCommandLine& command_line, const std::string& program);
+
+}  // namespace pollux
