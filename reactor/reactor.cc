@@ -434,6 +434,7 @@ void Reactor::Adopt(Thread* thread) {
     if (poller->options_.wake_fd >= 0) WatchWakeFd(poller->options_.wake_fd, poller);
   }
   CountThreadState(*thread, +1);
+  thread->placed_.store(true, std::memory_order_release);
   for (auto& handler : thread->fd_handlers_) {
     if (absl::Status s = WatchFdHandler(handler.get()); !s.ok()) {
       PX_LOG(kError, "reactor", "%s", s.message());
@@ -451,6 +452,7 @@ void Reactor::CountThreadState(const Thread& thread, int sign) {
 }
 
 void Reactor::Detach(Thread* thread) {
+  thread->placed_.store(false, std::memory_order_release);
   CountThreadState(*thread, -1);
   UnwatchFd(thread->mailbox_->event_fd());
   for (Poller* poller : thread->active_pollers_) {

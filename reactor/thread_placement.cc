@@ -87,9 +87,17 @@ void Thread::MoveOut(void* arg) {
   Reactor* self = Reactor::Current();
   Thread* thread =
       ThreadRegistry::Get().WithThread(request->thread_id, [](Thread* t) { return t; });
+  if (thread != nullptr && thread->reactor() == self &&
+      !thread->placed_.load(std::memory_order_acquire)) {
+    // Created a moment ago, and its adoption (a message from another sender, so not ordered
+    // with this one) has not run yet: after it, then.
+    SendToReactor(self, &MoveOut, request.release());
+    return;
+  }
   if (thread == nullptr || thread->reactor() != self) {
     // It exited before the move reached its reactor.
     request->target->thread_count_.fetch_sub(1, std::memory_order_relaxed);
+    if (thread != nullptr) thread->moving_.store(false, std::memory_order_release);
     return;
   }
   self->Detach(thread);

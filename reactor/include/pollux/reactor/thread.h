@@ -243,6 +243,9 @@ class Thread {
   // A move is under way (Move sets it, the destination reactor clears it): one at a time.
   std::atomic<bool> moving_{false};
   std::atomic<uint32_t> reactor_bound_{0};
+  // On a reactor's list (Adopt) and not taken off it (Detach): a move that reaches a new
+  // thread's reactor before its adoption waits for it.
+  std::atomic<bool> placed_{false};
 };
 
 // Runs fn(thread) on every thread, one after the other, then done() on the calling thread.
