@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "device_wait_policy.h"
+#include "idle_spin_policy.h"
 #include "mailbox.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/io_channel.h"
@@ -34,6 +34,14 @@ constexpr unsigned kReactorMessageBurst = 16;
 constexpr int kMaxEventsPerWait = 64;
 // How often a reactor that holds itself awake refreshes the reasons it publishes.
 constexpr uint64_t kAwakeReasonRefreshMs = 100;
+// Wake fds carry what they wake in epoll's data: a Poller or a Thread (its mailbox), tagged in
+// the low bits (both are heap objects, aligned to 16). Untagged: an fd handler, or nullptr
+// for the reactor's own mailbox.
+constexpr uintptr_t kPollerTag = 1;
+constexpr uintptr_t kMailboxTag = 2;
+constexpr uintptr_t kTagMask = 3;
+// Pollers that cannot wake the reactor, once parked, are polled this often.
+constexpr uint64_t kSlowPollMs = 1;
 }  // namespace
 
 Reactor::Reactor(unsigned index, unsigned lcore, int cpu)
@@ -41,13 +49,13 @@ Reactor::Reactor(unsigned index, unsigned lcore, int cpu)
       lcore_(lcore),
       cpu_(cpu),
       mailbox_(std::make_unique<Mailbox>(4096)),
-      device_wait_policy_(std::make_unique<DeviceWaitPolicy>()) {
+      idle_spin_policy_(std::make_unique<IdleSpinPolicy>()) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) {
     PX_LOG(kError, "reactor", "epoll_create1: %s", strerror(errno));
     std::abort();
   }
-  WatchWakeFd(mailbox_->event_fd());
+  WatchWakeFd(mailbox_->event_fd(), uintptr_t{0});
 }
 
 Reactor::~Reactor() {
@@ -92,9 +100,7 @@ void Reactor::Run() {
       const bool interrupt_mode = mode_.load(std::memory_order_relaxed) == ReactorMode::kInterrupt;
       if (!idle_episode_) OpenIdleEpisode(interrupt_mode);
       if (interrupt_mode) {
-        if (now - last_busy_tsc_ >=
-                (episode_sleeps_ ? 0 : runtime->spin_window_tsc_.load(std::memory_order_relaxed)) &&
-            TrySleep(now)) {
+        if (now - last_busy_tsc_ >= episode_spin_tsc_ && TrySleep(now)) {
           now = rte_rdtsc();
           next_fd_check_tsc_ = now + fd_check_period;
         }
@@ -107,46 +113,52 @@ void Reactor::Run() {
     }
   }
   DestroyAllThreads();
-  if (device_wait_policy_->episodes() != 0) {
+  if (idle_spin_policy_->device_wait().episodes() != 0) {
     // What the reactor learned about waiting for devices (figures for pollux-perf -L info).
     ReactorInfo info = Info();
-    PX_LOG(kInfo, "reactor", "reactor %u: %lu device-wait episodes, spinning %.1f us, sleeping "
-           "%.1f us on average: %s", index_, info.device_wait_episodes, info.device_wait_spin_us,
-           info.device_wait_sleep_us, info.device_wait_sleeps ? "sleeps" : "spins");
+    PX_LOG(kInfo, "reactor",
+           "reactor %u: %lu device-wait episodes, spinning %.1f us, sleeping "
+           "%.1f us on average: %s",
+           index_, info.device_wait_episodes, info.device_wait_spin_us, info.device_wait_sleep_us,
+           info.device_wait_sleeps ? "sleeps" : "spins");
   }
   current_ = nullptr;
 }
 
 void Reactor::OpenIdleEpisode(bool interrupt_mode) {
   idle_episode_ = true;
-  AwaitedWork awaited = AwaitedByPollers();
+  uint64_t longest_window = 0;
+  AwaitedWork awaited = AwaitedByPollers(longest_window);
   episode_awaits_helpers_ = awaited == AwaitedWork::kHelperThreads;
-  // A device wait is a sample for the policy only when the policy chose how to wait (interrupt
-  // mode); one on helper threads (their time, not a device's) never is.
-  episode_awaits_device_ = interrupt_mode && awaited == AwaitedWork::kDevice;
-  episode_sleeps_ = episode_awaits_helpers_ ||
-                    (episode_awaits_device_ && device_wait_policy_->ChooseSleep());
-  if (episode_awaits_device_) {
-    device_wait_episodes_.store(device_wait_policy_->episodes(), std::memory_order_relaxed);
+  // Poll mode spins (or yields to helper threads) whatever the policy would say: only an
+  // episode in interrupt mode is the policy's.
+  if (!interrupt_mode) return;
+  episode_spin_tsc_ = idle_spin_policy_->ChooseSpin(
+      awaited, longest_window,
+      ReactorRuntime::Get()->spin_window_tsc_.load(std::memory_order_relaxed));
+  if (awaited == AwaitedWork::kDevice) {
+    device_wait_episodes_.store(idle_spin_policy_->device_wait().episodes(),
+                                std::memory_order_relaxed);
   }
 }
 
 void Reactor::EndIdleEpisode(uint64_t pass_start) {
   idle_episode_ = false;
-  if (!episode_awaits_device_) return;
-  DeviceWaitPolicy& policy = *device_wait_policy_;
-  policy.EndEpisode(pass_start - last_busy_tsc_);
+  if (!idle_spin_policy_->EndEpisode(pass_start - last_busy_tsc_)) return;
+  const DeviceWaitPolicy& policy = idle_spin_policy_->device_wait();
   device_wait_spin_tsc_.store(policy.average_spin_ticks(), std::memory_order_relaxed);
   device_wait_sleep_tsc_.store(policy.average_sleep_ticks(), std::memory_order_relaxed);
   device_wait_sleeps_.store(policy.prefers_sleep(), std::memory_order_relaxed);
 }
 
-AwaitedWork Reactor::AwaitedByPollers() const {
+AwaitedWork Reactor::AwaitedByPollers(uint64_t& longest_window) const {
   AwaitedWork awaited = AwaitedWork::kNothing;
   for (const Thread* thread : threads_) {
+    longest_window = std::max(longest_window, thread->mailbox_window_tsc_);
     for (const Poller* poller : thread->active_pollers_) {
       if (poller->state_ == Poller::State::kRunning && poller->options_.wake_fd >= 0) {
         awaited = std::max(awaited, poller->awaiting_);
+        longest_window = std::max(longest_window, poller->poll_window_tsc_);
       }
     }
   }
@@ -172,7 +184,8 @@ bool Reactor::PollOnce(uint64_t& now) {
     Thread* thread = threads_[i];
     PollResult result = thread->Poll(t0);
     const bool thread_busy = result == PollResult::kBusy;
-    busy_threads_ += static_cast<uint32_t>(thread_busy) - static_cast<uint32_t>(thread->last_poll_busy_);
+    busy_threads_ +=
+        static_cast<uint32_t>(thread_busy) - static_cast<uint32_t>(thread->last_poll_busy_);
     thread->last_poll_busy_ = thread_busy;
     uint64_t t1 = rte_rdtsc();
     if (result == PollResult::kBusy) {
@@ -208,14 +221,23 @@ bool Reactor::DispatchFdEvents(const struct timespec* timeout, bool block) {
     return false;
   }
   bool handled = false;
+  // After a sleep, the sources that woke the reactor learn how long it slept (their windows).
+  const uint64_t slept = block && n > 0 ? rte_rdtsc() - last_busy_tsc_ : 0;
   for (int i = 0; i < n; ++i) {
-    auto tag = reinterpret_cast<uintptr_t>(events[i].data.ptr);
-    if (tag & 1) {
+    auto data = reinterpret_cast<uintptr_t>(events[i].data.ptr);
+    if (data & kPollerTag) {
       // A poller's wake fd: poll it again if it was parked.
-      auto* poller = reinterpret_cast<Poller*>(tag & ~uintptr_t{1});
+      auto* poller = reinterpret_cast<Poller*>(data & ~kTagMask);
+      if (slept != 0) AdjustWindow(poller->poll_window_tsc_, slept);
       if (poller->state_ == Poller::State::kParked) {
         poller->Unpark();
         handled = true;
+      }
+      continue;
+    }
+    if (data & kMailboxTag) {
+      if (slept != 0) {
+        AdjustWindow(reinterpret_cast<Thread*>(data & ~kTagMask)->mailbox_window_tsc_, slept);
       }
       continue;
     }
@@ -231,11 +253,22 @@ bool Reactor::DispatchFdEvents(const struct timespec* timeout, bool block) {
   return handled;
 }
 
+void Reactor::AdjustWindow(uint64_t& window, uint64_t block) {
+  ReactorRuntime* runtime = ReactorRuntime::Get();
+  window = IdleSpinPolicy::AdjustWindow(window, block,
+                                        runtime->spin_window_tsc_.load(std::memory_order_relaxed),
+                                        runtime->first_window_tsc_);
+}
+
 bool Reactor::TrySleep(uint64_t now) {
   // A poller that cannot sleep keeps the reactor awake, and the reactor says which.
   size_t holders = 0;
+  bool slow_polled = false;
   for (Thread* thread : threads_) {
-    for (Poller* poller : thread->active_pollers_) holders += poller->holds_reactor_awake();
+    for (Poller* poller : thread->active_pollers_) {
+      holders += poller->holds_reactor_awake();
+      slow_polled |= poller->slow_polled();
+    }
   }
   if (holders != 0) {
     if (now >= next_reason_refresh_tsc_) {
@@ -288,6 +321,7 @@ bool Reactor::TrySleep(uint64_t now) {
     uint64_t start = now;
     uint64_t deadline = UINT64_MAX;
     for (Thread* thread : threads_) deadline = std::min(deadline, thread->NextTimerTsc());
+    if (slow_polled) deadline = std::min(deadline, next_park_check_tsc_);
     if (deadline > start) {
       struct timespec timeout;
       struct timespec* timeout_ptr = nullptr;
@@ -353,25 +387,54 @@ void Reactor::DisarmPollers() {
 void Reactor::MaybeParkIdlePollers(uint64_t now) {
   if (now < next_park_check_tsc_) return;
   ReactorRuntime* runtime = ReactorRuntime::Get();
-  if (runtime->park_after_tsc_.load(std::memory_order_relaxed) == 0) return;
-  next_park_check_tsc_ = now + runtime->tsc_hz() / 1000;
+  next_park_check_tsc_ = now + runtime->tsc_hz() / 1000 * kSlowPollMs;
   ParkIdlePollers(now);
 }
 
 int Reactor::ParkIdlePollers(uint64_t now) {
-  const uint64_t park_after = ReactorRuntime::Get()->park_after_tsc_.load(std::memory_order_relaxed);
+  const uint64_t park_after =
+      ReactorRuntime::Get()->park_after_tsc_.load(std::memory_order_relaxed);
   int parked = 0;
   for (Thread* thread : threads_) {
     for (Poller* poller : thread->active_pollers_) {
-      if (poller->state_ != Poller::State::kRunning || poller->options_.wake_fd < 0 ||
-          !poller->options_.arm || poller->awaiting_ != AwaitedWork::kNothing ||
-          now - poller->last_busy_tsc_ < park_after) {
+      if (poller->slow_polled()) {
+        SlowPoll(*thread, *poller);
         continue;
       }
-      parked += TryPark(*thread, *poller, now);
+      if (park_after == 0 || poller->state_ != Poller::State::kRunning ||
+          poller->awaiting_ != AwaitedWork::kNothing || now - poller->last_busy_tsc_ < park_after) {
+        continue;
+      }
+      if (poller->options_.wake_fd >= 0 && poller->options_.arm) {
+        parked += TryPark(*thread, *poller, now);
+      } else if (poller->holds_reactor_awake()) {
+        // Nothing can wake the reactor for it (spdk#1769: such a poller kept a core from ever
+        // sleeping): it is polled once per millisecond from now on, until it finds work.
+        poller->state_ = Poller::State::kParked;
+        ++poller->parks_;
+        AddTo(poller_parks_, 1);
+        ++parked;
+      }
     }
   }
   return parked;
+}
+
+void Reactor::SlowPoll(Thread& thread, Poller& poller) {
+  Thread* previous = Thread::current_;
+  Thread::current_ = &thread;
+  poller.state_ = Poller::State::kRunning;  // as in the poll loop: it may pause or unregister
+  const bool busy = poller.Run() == PollResult::kBusy;
+  if (poller.state_ == Poller::State::kRunning) {
+    if (busy) {
+      poller.last_busy_tsc_ = rte_rdtsc();
+      AddTo(poller_unparks_, 1);
+    } else {
+      poller.state_ = Poller::State::kParked;
+    }
+  }
+  Thread::current_ = previous;
+  if (busy) last_busy_tsc_ = rte_rdtsc();
 }
 
 bool Reactor::TryPark(Thread& thread, Poller& poller, uint64_t now) {
@@ -394,17 +457,21 @@ bool Reactor::TryPark(Thread& thread, Poller& poller, uint64_t now) {
     }
   }
   Thread::current_ = previous;
-  if (parked) AddTo(poller_parks_, 1);
+  if (parked) {
+    ++poller.parks_;
+    AddTo(poller_parks_, 1);
+  }
   return parked;
 }
 
 void Reactor::WatchWakeFd(int fd, Poller* poller) {
+  WatchWakeFd(fd, reinterpret_cast<uintptr_t>(poller) | kPollerTag);
+}
+
+void Reactor::WatchWakeFd(int fd, uintptr_t data) {
   epoll_event event{};
   event.events = EPOLLIN | EPOLLET;
-  // Pollers are tagged in the low bit (they are aligned): DispatchFdEvents unparks them.
-  event.data.ptr = poller != nullptr
-                       ? reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(poller) | 1)
-                       : nullptr;
+  event.data.ptr = reinterpret_cast<void*>(data);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0 && errno != EEXIST) {
     PX_LOG(kError, "reactor", "reactor %u: watching wake fd %d: %s", index_, fd, strerror(errno));
   }
@@ -429,7 +496,7 @@ void Reactor::Adopt(Thread* thread) {
     threads_.push_back(thread);
   }
   thread->reactor_.store(this, std::memory_order_release);
-  WatchWakeFd(thread->mailbox_->event_fd());
+  WatchWakeFd(thread->mailbox_->event_fd(), reinterpret_cast<uintptr_t>(thread) | kMailboxTag);
   for (Poller* poller : thread->active_pollers_) {
     if (poller->options_.wake_fd >= 0) WatchWakeFd(poller->options_.wake_fd, poller);
   }
@@ -468,9 +535,8 @@ void Reactor::ReapExitedThreads() {
   for (size_t i = 0; i < threads_.size();) {
     Thread* thread = threads_[i];
     bool removed = thread->exiting_ && thread->CanBeDestroyed() &&
-                   ThreadRegistry::Get().RemoveIf(thread, thread->id(), [thread] {
-                     return thread->mailbox_->Empty();
-                   });
+                   ThreadRegistry::Get().RemoveIf(thread, thread->id(),
+                                                  [thread] { return thread->mailbox_->Empty(); });
     if (removed) {
       Detach(thread);
       delete thread;

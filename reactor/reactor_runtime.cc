@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_cat.h"
+#include "idle_spin_policy.h"
 #include "mailbox.h"
 #include "pollux/env/cpu_list.h"
 #include "pollux/env/log.h"
@@ -33,6 +34,7 @@ absl::StatusOr<std::unique_ptr<ReactorRuntime>> ReactorRuntime::Start(
   }
   std::unique_ptr<ReactorRuntime> runtime(new ReactorRuntime());
   runtime->tsc_hz_ = rte_get_tsc_hz();
+  runtime->first_window_tsc_ = runtime->tsc_hz_ * IdleSpinPolicy::kFirstWindowNs / 1000000000;
   runtime->mode_.store(options.mode);
   runtime->SetSpinWindow(options.spin_window);
   runtime->SetParkAfter(options.park_after);

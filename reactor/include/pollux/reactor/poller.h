@@ -69,6 +69,10 @@ class Poller {
   bool paused() const { return state_ == State::kPaused; }
   // Out of the polled set after a long idle time, watched by its wake fd only (see Park).
   bool parked() const { return state_ == State::kParked; }
+  // Parked with no wake fd: polled by its reactor once per millisecond (see Unpark).
+  bool slow_polled() const { return state_ == State::kParked && options_.wake_fd < 0; }
+  // How long its reactor polls for it when idle, in TSC ticks (IdleSpinPolicy).
+  uint64_t poll_window_tsc() const { return poll_window_tsc_; }
 
   // True when nothing lets the reactor sleep while this poller is registered (an active poller
   // with no wake fd, no arm hook and not woken by messages).
@@ -84,7 +88,10 @@ class Poller {
   // source's notifications on) and no longer polled. It is polled again once its wake fd
   // fires, SetAwaiting marks work it waits for, or Unpark is called: then disarmed, as after
   // a sleep. An owner that queues work its poller must hand on (a request to submit) calls
-  // SetAwaiting or Unpark for it. On the owning thread.
+  // SetAwaiting or Unpark for it. An active poller that nothing can wake the reactor for (no
+  // wake fd, no arm hook, not woken by messages) would keep its reactor from ever sleeping:
+  // idle for the park time, it is polled once per millisecond instead, until it finds work.
+  // On the owning thread.
   void Unpark() noexcept;
   // Unregisters and frees the poller (lazily, once no poll loop is inside it).
   void Unregister();
@@ -103,6 +110,8 @@ class Poller {
   bool awaiting_device() const { return awaiting_ == AwaitedWork::kDevice; }
 
   uint64_t run_count() const { return run_count_; }
+  // Times it was parked. On the owning thread.
+  uint64_t parks() const { return parks_; }
   uint64_t busy_count() const { return busy_count_; }
   std::chrono::microseconds period() const { return period_; }
 
@@ -136,11 +145,13 @@ class Poller {
   uint64_t period_tsc_;
   uint64_t next_run_tsc_ = 0;
   uint64_t last_busy_tsc_ = 0;  // the pass start of its last busy run (parking)
+  uint64_t poll_window_tsc_ = 0;  // its polling window (IdleSpinPolicy)
   State state_ = State::kRunning;
   bool armed_ = false;
   AwaitedWork awaiting_ = AwaitedWork::kNothing;
   uint64_t run_count_ = 0;
   uint64_t busy_count_ = 0;
+  uint64_t parks_ = 0;
 };
 
 // Owns a registration: unregisters on destruction (on the owning thread).

@@ -19,7 +19,7 @@
 
 namespace pollux {
 
-class DeviceWaitPolicy;
+class IdleSpinPolicy;
 class Mailbox;
 
 enum class ReactorMode : uint8_t {
@@ -107,15 +107,17 @@ class Reactor {
   // and runs the fd handlers among them. Returns whether a handler ran.
   bool DispatchFdEvents(const struct timespec* timeout, bool block);
   bool TrySleep(uint64_t now);
-  // The first idle pass after work: what the pollers wait for decides how the reactor waits
-  // until the next busy pass. Interrupt mode: sleep at once for helper threads, ask the
-  // DeviceWaitPolicy for a device, spin the spin window otherwise. Poll mode: yield the core
-  // to helper threads, spin otherwise.
+  // The first idle pass after work: the IdleSpinPolicy decides, from what the pollers wait
+  // for and the windows of the sources, how long the reactor polls before it sleeps
+  // (interrupt mode). Poll mode: yield the core to helper threads, spin otherwise.
   void OpenIdleEpisode(bool interrupt_mode);
   // A busy pass that started at `pass_start` ends the idle episode, if one was open.
   void EndIdleEpisode(uint64_t pass_start);
-  // The strongest claim of the running pollers (kHelperThreads over kDevice over kNothing).
-  AwaitedWork AwaitedByPollers() const;
+  // The strongest claim of the running pollers (kHelperThreads over kDevice over kNothing);
+  // raises `longest_window` to the longest polling window of the sources.
+  AwaitedWork AwaitedByPollers(uint64_t& longest_window) const;
+  // A source's window after its event ended a sleep of `block` ticks (IdleSpinPolicy).
+  void AdjustWindow(uint64_t& window, uint64_t block);
   // After arming every mailbox and the fence: whether a mailbox has a message queued or a
   // sender in flight (Mailbox::MustStayAwakeAfterArming).
   bool MessagesPendingAfterArming() const;
@@ -124,12 +126,16 @@ class Reactor {
   // Epoll registrations. Message and poller wake fds are edge-triggered and only wake the
   // reactor (a poller's also unparks it: `poller`); fd handlers are level-triggered and
   // dispatched on their thread.
-  void WatchWakeFd(int fd, Poller* poller = nullptr);
+  void WatchWakeFd(int fd, Poller* poller);
+  // `data`: what the fd wakes, tagged (reactor.cc: kPollerTag, kMailboxTag; 0 for none).
+  void WatchWakeFd(int fd, uintptr_t data);
   // Parks the pollers idle for the park time (Poller::Unpark), at most once per millisecond.
   void MaybeParkIdlePollers(uint64_t now);
   // Returns how many it parked.
   int ParkIdlePollers(uint64_t now);
   bool TryPark(Thread& thread, Poller& poller, uint64_t now);
+  // Runs a parked poller that has no wake fd once; back to the polled set if it found work.
+  void SlowPoll(Thread& thread, Poller& poller);
   void CountUnpark() { AddTo(poller_unparks_, 1); }
   absl::Status WatchFdHandler(Thread::FdHandler* handler);
   void UnwatchFd(int fd);
@@ -165,14 +171,12 @@ class Reactor {
   bool launched_ = false;  // control thread only
   std::atomic<bool> sleeping_{false};
   uint64_t last_busy_tsc_ = 0;
-  // The idle episode (see DeviceWaitPolicy): open from the first idle pass after work to the
-  // next busy pass; `episode_sleeps_`: sleep at once (the policy's answer for a device wait,
-  // always for a wait on helper threads).
+  // The idle episode (see IdleSpinPolicy): open from the first idle pass after work to the
+  // next busy pass; `episode_spin_tsc_`: how long it polls before sleeping (interrupt mode).
   bool idle_episode_ = false;
-  bool episode_awaits_device_ = false;
   bool episode_awaits_helpers_ = false;
-  bool episode_sleeps_ = false;
-  std::unique_ptr<DeviceWaitPolicy> device_wait_policy_;
+  uint64_t episode_spin_tsc_ = 0;
+  std::unique_ptr<IdleSpinPolicy> idle_spin_policy_;
   uint64_t next_fd_check_tsc_ = 0;
   uint64_t next_park_check_tsc_ = 0;
   uint64_t next_reason_refresh_tsc_ = 0;
@@ -203,9 +207,10 @@ class Reactor {
 
 struct ReactorRuntimeOptions {
   ReactorMode mode = ReactorMode::kInterrupt;
-  // How long a reactor keeps spinning after its last useful work before it sleeps (interrupt
-  // mode). Waking a sleeping core costs tens of microseconds on virtual machines; spinning
-  // a little first makes a reactor that was busy a moment ago answer in microseconds.
+  // The longest a reactor keeps polling after its last useful work before it sleeps
+  // (interrupt mode; QEMU's poll-max-ns). Each source's own window grows up to it while its
+  // events come sooner (IdleSpinPolicy, reactor/idle_spin_policy.h). Waking a sleeping core
+  // costs tens of microseconds on virtual machines, so it is longer than QEMU's 32 us.
   std::chrono::microseconds spin_window{100};
   // How long an active poller with a wake fd and an arm hook may find nothing before it
   // leaves the polled set (Poller::Unpark); 0: never. QEMU's aio-posix waits 7 s.
@@ -274,6 +279,7 @@ class ReactorRuntime {
   std::atomic<ReactorMode> mode_{ReactorMode::kInterrupt};
   std::atomic<uint64_t> spin_window_tsc_{0};
   std::atomic<uint64_t> park_after_tsc_{0};
+  uint64_t first_window_tsc_ = 0;  // IdleSpinPolicy::kFirstWindowNs in ticks
   uint64_t tsc_hz_ = 0;
 };
 

@@ -235,6 +235,7 @@ class Thread {
 
   bool exiting_ = false;
   bool last_poll_busy_ = false;  // its reactor's, for Reactor::QuietBesides
+  uint64_t mailbox_window_tsc_ = 0;  // its mailbox's polling window (IdleSpinPolicy)
   Counters stats_;
 
   mutable std::mutex placement_mutex_;  // guards cpumask_ and home_cpu_
