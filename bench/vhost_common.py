@@ -2,7 +2,8 @@
 qemu-storage-daemon; vhost_target_bench.py: pollux-tgt's target against it): the programs'
 paths, starting and stopping the processes, their configs, RPC counters, CPU clocks, one
 pollux-perf run sampled over its steady middle, callgrind's totals, the marginal cost per
-request, and how much CPU other processes took from the measured cores.
+request, and how much CPU other processes took from the measured cores. scheduler_bench.py
+uses the pollux-perf run, the alternation of variants over rounds and the summary of goals.
 
 Every process started here belongs to the caller, who stops it (stop()) in a finally block.
 """
@@ -23,9 +24,13 @@ NULL_BYTES = 4 << 30
 VALGRIND_SHARED_MEM_MB = 1024
 
 
+# The build directory the programs come from; a benchmark with a --build option sets it.
+BUILD = os.path.join(ROOT, "build")
+
+
 def binary(name):
-    """build/apps/NAME/NAME: pollux-tgt, pollux-perf, pollux-rpc."""
-    return os.path.join(ROOT, "build", "apps", name, name)
+    """BUILD/apps/NAME/NAME: pollux-tgt, pollux-perf, pollux-rpc."""
+    return os.path.join(BUILD, "apps", name, name)
 
 
 def stop(proc, timeout=10):
@@ -202,12 +207,15 @@ def wait_running(perf, rpc_socket, timeout=60.0):
 
 
 def run_perf(config, qd, seconds, cpu, rpc_socket=None, sample=None, measured_cpus=(),
-             other_pids=(), mode=None, extra=(), perf_bin=None):
-    """pollux-perf, 4 KiB random reads at depth `qd` for `seconds` on core `cpu`. With
-    `rpc_socket`, `sample(perf_pid)` (cumulative counters of the caller's choice) is read over
-    the steady middle of the run, from 0.5 s after the jobs started to 0.5 s before they end,
-    and the contention of `measured_cpus` over the same window. Returns (pollux-perf's
-    "total", {"start", "end", "seconds", "contention"} or None without `rpc_socket`)."""
+             other_pids=(), mode=None, extra=(), perf_bin=None, on_command=None,
+             whole_report=False):
+    """pollux-perf, 4 KiB random reads at depth `qd` for `seconds` on core(s) `cpu` ("1",
+    "0-1"). With `rpc_socket`, `sample(perf_pid)` (cumulative counters of the caller's choice)
+    is read over the steady middle of the run, from 0.5 s after the jobs started to 0.5 s
+    before they end, and the contention of `measured_cpus` over the same window.
+    `on_command(argv)` is called before the run (to print it). Returns (pollux-perf's "total",
+    or its whole report with `whole_report`; {"start", "end", "seconds", "contention"} or None
+    without `rpc_socket`)."""
     cmd = [perf_bin or binary("pollux-perf"), "-c", config, "-q", str(qd), "-o", "4k",
            "-w", "randread", "-t", str(seconds), "-m", str(cpu), "--json"]
     if rpc_socket:
@@ -216,6 +224,8 @@ def run_perf(config, qd, seconds, cpu, rpc_socket=None, sample=None, measured_cp
     if mode:
         cmd += ["--mode", mode]
     cmd += list(extra)
+    if on_command:
+        on_command(cmd)
     perf = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     window = None
     try:
@@ -236,7 +246,8 @@ def run_perf(config, qd, seconds, cpu, rpc_socket=None, sample=None, measured_cp
             perf.wait()
     if perf.returncode != 0:
         raise RuntimeError("pollux-perf failed (%d): %s" % (perf.returncode, err[-2000:]))
-    return json.loads(out)["total"], window
+    report = json.loads(out)
+    return (report if whole_report else report["total"]), window
 
 
 def callgrind_total(out_file):
@@ -308,6 +319,53 @@ def medians(rows):
         if values:
             out[k] = statistics.median(values)
     return out
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt(value, spec):
+    return "-" if value is None else spec % value
+
+
+def alternate(args, report, groups, run, describe):
+    """--rounds rounds, each running every group's variants (keys), the order within a group
+    reversed every other round; prints describe(round, key, row) after each run. Returns
+    {key: medians of its rows}."""
+    rows = {}
+    for r in range(args.rounds):
+        for group in groups:
+            for key in (group if r % 2 == 0 else group[::-1]):
+                row = run(key)
+                rows.setdefault(key, []).append(row)
+                report.windows.append(row.get("contention"))
+                print(describe(r + 1, key, row), flush=True)
+    return {key: medians(v) for key, v in rows.items()}
+
+
+class Report:
+    """The figures against their goals, printed as a summary table, and every run's contention
+    window (alternate() adds them)."""
+
+    def __init__(self, title):
+        self.title = title
+        self.rows, self.results, self.windows = [], {}, []
+        self.contention = None
+
+    def add(self, figure, value, spec, goal, met):
+        self.rows.append({"figure": figure, "value": value, "text": fmt(value, spec),
+                          "goal": goal, "met": met})
+
+    def print_summary(self):
+        print("\nsummary (%s):" % self.title)
+        width = max([len(r["figure"]) for r in self.rows] + [6])
+        print("  %-*s %12s  %-16s %s" % (width, "figure", "value", "goal", "met"))
+        for r in self.rows:
+            met = "-" if r["met"] is None else ("met" if r["met"] else "NOT MET")
+            print("  %-*s %12s  %-16s %s" % (width, r["figure"], r["text"], r["goal"], met))
+        self.contention = describe_contention(self.windows)
+        print(self.contention)
 
 
 def fail(message):

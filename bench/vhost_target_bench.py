@@ -45,10 +45,10 @@ import subprocess
 import tempfile
 import time
 
-from vhost_common import (NULL_BYTES, ROOT, VALGRIND_SHARED_MEM_MB, ContentionMeter, binary,
-                          callgrind_calls_into, callgrind_total, cpu_seconds, describe_contention,
-                          fail, initiator_config, initiator_counters, make_tmpfs_image, marginal,
-                          medians, rpc, run_perf, start_qsd, stop, tail, unlink_quietly,
+from vhost_common import (NULL_BYTES, ROOT, VALGRIND_SHARED_MEM_MB, ContentionMeter, Report,
+                          alternate, binary, callgrind_calls_into, callgrind_total, cpu_seconds,
+                          fail, fmt, initiator_config, initiator_counters, make_tmpfs_image,
+                          marginal, ratio, rpc, run_perf, start_qsd, stop, tail, unlink_quietly,
                           wait_for_paths, write_json)
 
 COMPARE_CASES = ("null-qd32", "null-qd1", "file-qd32", "file-qd1")
@@ -176,29 +176,6 @@ def thread_clock(pid):
         except (OSError, StopIteration):
             pass  # a thread that ended meanwhile
     return ns / 1e9, switches
-
-
-def ratio(a, b):
-    return a / b if a is not None and b else None
-
-
-def fmt(value, spec):
-    return "-" if value is None else spec % value
-
-
-def alternate(args, report, groups, run, describe):
-    """--rounds rounds, each running every group's variants (keys), the order within a group
-    reversed every other round; prints describe(round, key, row) after each run. Returns
-    {key: medians of its rows}."""
-    rows = {}
-    for r in range(args.rounds):
-        for group in groups:
-            for key in (group if r % 2 == 0 else group[::-1]):
-                row = run(key)
-                rows.setdefault(key, []).append(row)
-                report.windows.append(row.get("contention"))
-                print(describe(r + 1, key, row), flush=True)
-    return {key: medians(v) for key, v in rows.items()}
 
 
 # ---- 1. pollux-tgt against qemu-storage-daemon ----
@@ -500,27 +477,6 @@ def busy_beside_idle(args, ws, report):
                ">= %.2fx" % GOAL_BUSY_RATIO, busy_ratio >= GOAL_BUSY_RATIO)
 
 
-# ---- the report ----
-
-class Report:
-    def __init__(self):
-        self.rows, self.results, self.windows = [], {}, []
-
-    def add(self, figure, value, spec, goal, met):
-        self.rows.append({"figure": figure, "value": value, "text": fmt(value, spec),
-                          "goal": goal, "met": met})
-
-    def print_summary(self):
-        print("\nsummary (issue 18's goals):")
-        width = max([len(r["figure"]) for r in self.rows] + [6])
-        print("  %-*s %12s  %-16s %s" % (width, "figure", "value", "goal", "met"))
-        for r in self.rows:
-            met = "-" if r["met"] is None else ("met" if r["met"] else "NOT MET")
-            print("  %-*s %12s  %-16s %s" % (width, r["figure"], r["text"], r["goal"], met))
-        self.contention = describe_contention(self.windows)
-        print(self.contention)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -555,7 +511,7 @@ def main():
     if (args.callgrind or args.all) and shutil.which("valgrind") is None:
         fail("valgrind is missing (scripts/setup.sh installs it)")
     ws = Workspace()
-    report = Report()
+    report = Report("issue 18's goals")
     try:
         if args.all or not picked:
             compare(args, ws, report)

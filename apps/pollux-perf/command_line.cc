@@ -7,11 +7,15 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "pollux/env/cpu_list.h"
 #include "pollux/env/log.h"
 #include "pollux/env/shared_io_memory.h"
+#include "pollux/scheduler/scheduler.h"
 
 namespace pollux::perf {
 namespace {
@@ -24,6 +28,12 @@ constexpr uint64_t kMaxRateIops = 1'000'000'000;
 // rarely land before the next one is due; a minute is far beyond any useful period.
 constexpr uint64_t kMinMovePeriodUs = 10;
 constexpr uint64_t kMaxMovePeriodUs = 60'000'000;
+
+// --scheduler-period's bounds: SetScheduler's own (checked here too, so that a bad value is a
+// usage error rather than a failure after start-up).
+constexpr uint64_t kMaxSchedulerPeriodUs = 60'000'000;
+// --ramp-time's bound, -t's.
+constexpr uint64_t kMaxRampTimeS = 1'000'000;
 
 constexpr char kUsage[] =
     R"(Usage: pollux-perf -c CONFIG -q DEPTH -o IO_SIZE -w WORKLOAD -t SECONDS [OPTIONS]
@@ -63,6 +73,23 @@ Options:
                            threads may then run on every core of the run (otherwise each is
                            pinned to its own); a job's "core" is the one it started on. The
                            moves started are counted on stderr and in the report
+      --scheduler NAME     select thread scheduler NAME once the config has been replayed (as
+                           framework_set_scheduler does): static, dynamic, hold (moves nothing)
+                           or another registered one. With any but static the job threads may
+                           run on every core of the run, so that it can move them; without the
+                           option they stay pinned to their cores. Not with --move-threads
+      --scheduler-period USEC
+                           how often the scheduler runs (1 to 60000000; default: its current
+                           period, 1 s unless the config set another); needs --scheduler
+      --thread-per-job     one pollux thread per job (SPDK bdevperf's shape): two targets on
+                           one core are two threads sharing its reactor. Default: one thread per
+                           core running all of that core's jobs
+      --idle-channels      every job thread also opens each bdev of the config that is neither
+                           a target nor claimed and holds an I/O channel on it without I/O (idle
+                           sources beside the busy one); the count is reported
+      --ramp-time SEC      run SEC seconds (0 to 1000000) before the measured -t window starts,
+                           as fio's ramp_time: IOPS, latency and CPU cover the window only (I/O
+                           errors and miscompares count over the whole run)
       --mode MODE          poll (default) or interrupt; overrides the config file
   -r, --rpc-socket PATH    also serve JSON-RPC on PATH (default: no RPC server)
   -L, --log-level LEVEL    error, warning, notice, info or debug (default notice)
@@ -185,7 +212,20 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
 }
 
 ParsedCommandLine ParseCommandLine(int argc, char** argv) {
-  enum { kJson = 256, kMode, kHugepages, kMemcpyPeer, kSharedMemSize, kRate, kMoveThreads };
+  enum {
+    kJson = 256,
+    kMode,
+    kHugepages,
+    kMemcpyPeer,
+    kSharedMemSize,
+    kRate,
+    kMoveThreads,
+    kScheduler,
+    kSchedulerPeriod,
+    kThreadPerJob,
+    kIdleChannels,
+    kRampTime,
+  };
   static const option kOptions[] = {
       {"config", required_argument, nullptr, 'c'},
       {"queue-depth", required_argument, nullptr, 'q'},
@@ -199,6 +239,11 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       {"json", no_argument, nullptr, kJson},
       {"memcpy-peer", no_argument, nullptr, kMemcpyPeer},
       {"move-threads", required_argument, nullptr, kMoveThreads},
+      {"scheduler", required_argument, nullptr, kScheduler},
+      {"scheduler-period", required_argument, nullptr, kSchedulerPeriod},
+      {"thread-per-job", no_argument, nullptr, kThreadPerJob},
+      {"idle-channels", no_argument, nullptr, kIdleChannels},
+      {"ramp-time", required_argument, nullptr, kRampTime},
       {"mode", required_argument, nullptr, kMode},
       {"rpc-socket", required_argument, nullptr, 'r'},
       {"log-level", required_argument, nullptr, 'L'},
@@ -305,6 +350,36 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
         o.move_threads_us = *v;
         break;
       }
+      case kScheduler: {
+        // The registry is complete by now: the built-in schedulers, and every other one
+        // registered from a static initializer or by main before parsing.
+        const std::vector<std::string> names = SchedulerNames();
+        if (std::find(names.begin(), names.end(), optarg) == names.end()) {
+          return fail(absl::StrFormat("--scheduler: unknown scheduler \"%s\" (registered: %s)",
+                                      optarg, absl::StrJoin(names, ", ")));
+        }
+        o.scheduler = optarg;
+        break;
+      }
+      case kSchedulerPeriod: {
+        auto v = ParseBounded("--scheduler-period", "a period in microseconds", optarg, 1,
+                              kMaxSchedulerPeriodUs);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.scheduler_period_us = *v;
+        break;
+      }
+      case kThreadPerJob:
+        o.thread_per_job = true;
+        break;
+      case kIdleChannels:
+        o.idle_channels = true;
+        break;
+      case kRampTime: {
+        auto v = ParseBounded("--ramp-time", "seconds", optarg, 0, kMaxRampTimeS);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.ramp_time_s = *v;
+        break;
+      }
       case kMode: {
         auto mode = ParseReactorMode(optarg);
         if (!mode.ok()) return fail(std::string(mode.status().message()));
@@ -378,6 +453,17 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
     return fail(
         "--memcpy-peer compares the bdev's peak with memcpy's; --move-threads costs the jobs "
         "part of their peak");
+  }
+  if (o.scheduler_period_us != 0 && o.scheduler.empty()) {
+    return fail(
+        "--scheduler-period sets the period of the scheduler --scheduler selects: give "
+        "--scheduler too (e.g. --scheduler dynamic)");
+  }
+  if (!o.scheduler.empty() && o.move_threads_us != 0) {
+    return fail(absl::StrFormat(
+        "--move-threads moves the job threads itself, and --scheduler %s would move them too: "
+        "leave one out",
+        o.scheduler));
   }
   if (mix_given && o.workload != Workload::kRw && o.workload != Workload::kRandRw) {
     return fail(absl::StrFormat("-M applies to rw and randrw only, not to %s",

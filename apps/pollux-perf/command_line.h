@@ -45,6 +45,18 @@ struct PerfOptions {
   // --move-threads: every this many microseconds, each job thread moves to the next core of
   // the run (a testing aid, thread_mover.h); 0: the job threads stay pinned to their cores.
   uint64_t move_threads_us = 0;
+  // --scheduler: the scheduler selected once the app runs (a registered name); empty: the
+  // config's (static unless it says otherwise), with the job threads pinned. Any scheduler
+  // but static may move the job threads over the run's cores.
+  std::string scheduler;
+  uint64_t scheduler_period_us = 0;  // --scheduler-period; 0: the scheduler's current period
+  // --thread-per-job: one Thread per job (SPDK bdevperf's shape) instead of one per core.
+  bool thread_per_job = false;
+  // --idle-channels: every job thread also holds a descriptor and a channel, without I/O, on
+  // every bdev that is neither a target nor claimed.
+  bool idle_channels = false;
+  // --ramp-time: seconds the jobs run before the measured -t window starts.
+  uint64_t ramp_time_s = 0;
 };
 
 // "4096", "4k", "128K", "1M", "1G" (binary units). Fails on zero, garbage or overflow.

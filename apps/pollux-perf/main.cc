@@ -5,12 +5,18 @@
 #include <string>
 
 #include "command_line.h"
+#include "hold_scheduler.h"
 #include "perf_run.h"
 #include "pollux/app/app.h"
 #include "report.h"
 
 int main(int argc, char** argv) {
   using namespace pollux::perf;
+  // Before parsing: --scheduler checks names against the registry.
+  if (absl::Status s = RegisterHoldScheduler(); !s.ok()) {
+    std::fprintf(stderr, "pollux-perf: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
   ParsedCommandLine parsed = ParseCommandLine(argc, argv);
   if (parsed.exit_now) return parsed.exit_code;
   const PerfOptions& options = parsed.options;

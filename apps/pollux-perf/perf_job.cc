@@ -266,6 +266,7 @@ void Job::Start(uint64_t start_tsc) {
   if (state_ != State::kOpen) return;
   state_ = State::kRunning;
   start_tsc_ = start_tsc;
+  window_start_tsc_ = start_tsc;
   record_.result.ran = true;
   switch (options_.workload) {
     case Workload::kRead:
@@ -304,7 +305,7 @@ void Job::Stop(bool early) {
   // The figures are those of the run up to now: I/O completing while draining is not counted
   // (its latency is real, but the runtime would have to include the drain).
   JobResult& r = record_.result;
-  r.run_ticks = rte_rdtsc() - start_tsc_;
+  r.run_ticks = rte_rdtsc() - window_start_tsc_;
   r.stats = BdevDesc::ChannelStats(*channel_);
   r.stopped_early = early;
   PublishProgress();
@@ -316,6 +317,15 @@ void Job::Stop(bool early) {
   // TaskDrained. Parked slots have nothing to drain.
   in_flight_ = options_.queue_depth - parked_count_;
   if (in_flight_ == 0) ScheduleFinish();
+}
+
+void Job::BeginWindow(uint64_t now_tsc) {
+  if (state_ != State::kRunning) return;
+  // The channel's running totals now; the bdev layer's statistics cannot be reset, so the
+  // report subtracts these from the totals at the stop (counters and histogram buckets).
+  record_.result.window_start = BdevDesc::ChannelStats(*channel_);
+  record_.result.after_ramp = true;
+  window_start_tsc_ = now_tsc;
 }
 
 void Job::PublishProgress() {

@@ -67,6 +67,9 @@ class alignas(64) Job {
   // Submits DEPTH I/Os (a paced job: what its bucket allows, one at first, and starts its
   // pacer). `start_tsc` is the run's common start.
   void Start(uint64_t start_tsc);
+  // --ramp-time: the measured window starts now (`now_tsc`): takes the channel statistics,
+  // which the figures at the stop are taken less.
+  void BeginWindow(uint64_t now_tsc);
   // Stops submitting and takes the figures; the job finishes once its I/O has drained.
   // `early`: stopped by the bdev's removal, not by the timer.
   void Stop(bool early);
@@ -168,6 +171,7 @@ class alignas(64) Job {
   PollerHandle pacer_;           // paced job, while it runs
   ReleaseFn release_ = nullptr;  // paced job: what the pacer submits for a released slot
   uint64_t start_tsc_ = 0;
+  uint64_t window_start_tsc_ = 0;  // start_tsc_, or the ramp's end with --ramp-time
   uint64_t io_errors_ = 0;
   uint64_t miscompares_ = 0;
 };

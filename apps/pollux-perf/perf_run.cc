@@ -1,6 +1,7 @@
 #include "perf_run.h"
 
 #include <rte_cycles.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,12 +11,14 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "hold_scheduler.h"
 #include "pollux/app/app.h"
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_module.h"
 #include "pollux/env/cpu_list.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/reactor.h"
+#include "pollux/scheduler/scheduler.h"
 #include "verify_pattern.h"
 
 namespace pollux::perf {
@@ -28,6 +31,14 @@ std::string BdevNames(const std::vector<Bdev*>& bdevs) {
   std::vector<std::string> names;
   for (const Bdev* b : bdevs) names.push_back(b->name());
   return names.empty() ? "none" : absl::StrJoin(names, ", ");
+}
+
+// utime + stime of every thread of the process, in seconds.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 }  // namespace
@@ -74,6 +85,15 @@ absl::Status PerfRun::Plan() {
             absl::StrFormat("-b %s: no such bdev (the config created: %s)", name, BdevNames(all)));
       }
       if (std::find(targets.begin(), targets.end(), b) == targets.end()) targets.push_back(b);
+    }
+  }
+
+  // --idle-channels: every bdev that is neither a target nor claimed.
+  std::vector<std::string> idle_bdevs;
+  for (Bdev* b : all) {
+    if (options_.idle_channels && b->claimed_by() == nullptr &&
+        std::find(targets.begin(), targets.end(), b) == targets.end()) {
+      idle_bdevs.push_back(b->name());
     }
   }
 
@@ -152,37 +172,83 @@ absl::Status PerfRun::Plan() {
   }
 
   // Moved job threads may run on every core of the run; otherwise each stays on its own.
-  const std::vector<int> cpumask = options_.move_threads_us != 0 ? cpus : std::vector<int>();
+  const std::vector<int> cpumask = JobThreadsMove() ? cpus : std::vector<int>();
   if (options_.move_threads_us != 0) {
     mover_ =
         std::make_unique<ThreadMover>(cpus, std::chrono::microseconds(options_.move_threads_us));
   }
   // Records are in target-major order (all cores of the first bdev, then the next): the
-  // report lists a bdev's jobs together.
+  // report lists a bdev's jobs together. One worker per core, or per job (--thread-per-job).
   for (size_t i = 0; i < cpus.size(); ++i) {
-    auto worker =
-        std::make_unique<Worker>(*this, options_, cpus[i], cpumask, /*prints_progress=*/i == 0);
+    std::unique_ptr<Worker> worker;
     for (size_t t = 0; t < specs_by_core[i].size(); ++t) {
+      if (worker == nullptr || options_.thread_per_job) {
+        if (worker != nullptr) workers_.push_back(std::move(worker));
+        WorkerSpec w;
+        w.cpu = cpus[i];
+        w.cpumask = cpumask;
+        w.thread_name = options_.thread_per_job
+                            ? absl::StrFormat("perf_core%d_%s", cpus[i], specs_by_core[i][t].bdev)
+                            : absl::StrFormat("perf_core%d", cpus[i]);
+        w.first = workers_.empty();
+        w.idle_bdevs = idle_bdevs;
+        worker = std::make_unique<Worker>(*this, options_, std::move(w));
+      }
       worker->AddJob(std::move(specs_by_core[i][t]), *records_[t * cpus.size() + i]);
     }
-    workers_.push_back(std::move(worker));
+    if (worker != nullptr) workers_.push_back(std::move(worker));
   }
-  const std::string rate = options_.rate_iops != 0
-                               ? absl::StrFormat(", at most %u IOPS per job", options_.rate_iops)
-                               : std::string();
-  const std::string moves =
-      options_.move_threads_us != 0
-          ? absl::StrFormat(", job threads moved to the next core every %u us",
-                            options_.move_threads_us)
-          : std::string();
-  PX_LOG(kNotice, "perf", "%s, queue depth %u, %u-byte I/O, %u s%s%s, on %s: %u jobs on core(s) %s",
+  std::string extras;
+  if (options_.rate_iops != 0) {
+    absl::StrAppendFormat(&extras, ", at most %u IOPS per job", options_.rate_iops);
+  }
+  if (options_.ramp_time_s != 0) {
+    absl::StrAppendFormat(&extras, " after a %u s ramp", options_.ramp_time_s);
+  }
+  if (options_.move_threads_us != 0) {
+    absl::StrAppendFormat(&extras, ", job threads moved to the next core every %u us",
+                          options_.move_threads_us);
+  }
+  if (!options_.scheduler.empty()) {
+    absl::StrAppendFormat(&extras, ", scheduler %s", options_.scheduler);
+  }
+  if (options_.idle_channels) {
+    absl::StrAppendFormat(&extras, ", idle channels on %u bdev(s) per job thread (%u in all)",
+                          idle_bdevs.size(), idle_bdevs.size() * workers_.size());
+  }
+  PX_LOG(kNotice, "perf",
+         "%s, queue depth %u, %u-byte I/O, %u s%s, on %s: %u jobs on core(s) %s (%u %s)",
          WorkloadName(options_.workload), options_.queue_depth, options_.io_size, options_.time_s,
-         rate, moves, BdevNames(targets), records_.size(), FormatCpuList(cpus));
+         extras, BdevNames(targets), records_.size(), FormatCpuList(cpus), workers_.size(),
+         workers_.size() == 1 ? "thread" : "threads");
+  return absl::OkStatus();
+}
+
+bool PerfRun::JobThreadsMove() const {
+  return options_.move_threads_us != 0 ||
+         (!options_.scheduler.empty() && options_.scheduler != "static");
+}
+
+absl::Status PerfRun::SelectScheduler() {
+  // Every pollux app runs a scheduler (static unless the config chose another): under
+  // --move-threads it would bring the mover's threads home every period, so hold takes over.
+  const std::string name =
+      options_.move_threads_us != 0 ? std::string(kHoldSchedulerName) : options_.scheduler;
+  if (name.empty()) return absl::OkStatus();
+  SchedulerConfig config = GetScheduler();  // the config's period and limits, unless overridden
+  config.name = name;
+  if (options_.scheduler_period_us != 0) config.period_us = options_.scheduler_period_us;
+  if (absl::Status s = SetScheduler(config); !s.ok()) {
+    return absl::Status(s.code(), absl::StrFormat("select scheduler %s: %s", name, s.message()));
+  }
+  scheduler_period_us_ = GetScheduler().period_us;
   return absl::OkStatus();
 }
 
 void PerfRun::Start() {
   if (absl::Status s = Plan(); !s.ok()) return RequestAppShutdown(std::move(s));
+  // Before the job threads exist: the scheduler's first period (run at once) has none to move.
+  if (absl::Status s = SelectScheduler(); !s.ok()) return RequestAppShutdown(std::move(s));
   for (auto& worker : workers_) {
     if (absl::Status s = worker->CreateThread(); !s.ok()) {
       failure_ = std::move(s);
@@ -256,12 +322,26 @@ void PerfRun::PrintProgress(uint64_t now_tsc) {
   progress_last_bytes_ = bytes;
 }
 
+void PerfRun::MarkWindowStart(uint64_t now_tsc) {
+  window_start_cpu_s_ = ProcessCpuSeconds();
+  window_start_tsc_ = now_tsc;
+}
+
+void PerfRun::MarkWindowEnd(uint64_t now_tsc) {
+  if (window_start_tsc_ == 0 || cpu_percent_ >= 0 || now_tsc <= window_start_tsc_) return;
+  const double wall = static_cast<double>(now_tsc - window_start_tsc_) / tsc_hz_;
+  cpu_percent_ = (ProcessCpuSeconds() - window_start_cpu_s_) / wall * 100;
+}
+
 RunSummary PerfRun::Summary() const {
   RunSummary summary;
   summary.options = &options_;
   summary.tsc_hz = tsc_hz_;
   for (const auto& record : records_) summary.jobs.push_back(record->result);
   if (mover_ != nullptr) summary.thread_moves = mover_->figures();
+  summary.cpu_percent = cpu_percent_;
+  summary.scheduler_period_us = scheduler_period_us_;
+  for (const auto& worker : workers_) summary.idle_channels += worker->idle_channels();
   return summary;
 }
 

@@ -35,13 +35,8 @@ void PostOrRetry(Thread& target, absl::AnyInvocable<void()> fn) {
   });
 }
 
-Worker::Worker(PerfRun& run, const PerfOptions& options, int cpu, std::vector<int> cpumask,
-               bool prints_progress)
-    : run_(run),
-      options_(options),
-      cpu_(cpu),
-      cpumask_(std::move(cpumask)),
-      prints_progress_(prints_progress) {}
+Worker::Worker(PerfRun& run, const PerfOptions& options, WorkerSpec spec)
+    : run_(run), options_(options), spec_(std::move(spec)) {}
 
 Worker::~Worker() = default;
 
@@ -50,12 +45,11 @@ void Worker::AddJob(JobSpec spec, JobRecord& record) {
 }
 
 absl::Status Worker::CreateThread() {
-  auto thread =
-      Thread::Create(absl::StrFormat("perf_core%d", cpu_), {.cpu = cpu_, .cpumask = cpumask_});
+  auto thread = Thread::Create(spec_.thread_name, {.cpu = spec_.cpu, .cpumask = spec_.cpumask});
   if (!thread.ok()) {
-    return absl::Status(
-        thread.status().code(),
-        absl::StrFormat("create the job thread on core %d: %s", cpu_, thread.status().message()));
+    return absl::Status(thread.status().code(),
+                        absl::StrFormat("create the job thread %s on core %d: %s",
+                                        spec_.thread_name, spec_.cpu, thread.status().message()));
   }
   thread_ = *thread;
   return absl::OkStatus();
@@ -79,6 +73,11 @@ void Worker::Prepare() {
     prepare_status_ = job->Open();
     if (!prepare_status_.ok()) break;
   }
+  // After the jobs: their channels are the thread's first (as a busy source set up before the
+  // idle ones); released once the jobs have finished (OnJobFinished).
+  if (prepare_status_.ok() && !spec_.idle_bdevs.empty()) {
+    prepare_status_ = idle_channels_.Open(spec_.idle_bdevs);
+  }
   PerfRun* run = &run_;
   PostOrRetry(*AppThread(), [run] { run->OnWorkerPrepared(); });
 }
@@ -94,42 +93,62 @@ void Worker::Go() {
   }
   if (!any_running) return;  // every job was stopped before the start (its bdev went away)
 
-  PollerOptions stop_options;
-  stop_options.period = std::chrono::seconds(options_.time_s);
-  stop_poller_ = PollerHandle(thread_->RegisterPoller(
-      "perf_stop",
-      [this] {
-        for (auto& job : jobs_) job->Stop(false);
-        stop_poller_.reset();
-        return PollResult::kBusy;
-      },
-      std::move(stop_options)));
-
-  // Channel statistics are read on their own thread only: each worker publishes its jobs'
-  // totals for the progress line, ten times a second (nothing per I/O).
-  if (options_.time_s > 2) {
-    PollerOptions publish_options;
-    publish_options.period = std::chrono::milliseconds(100);
-    publish_poller_ = PollerHandle(thread_->RegisterPoller(
-        "perf_publish",
+  if (options_.ramp_time_s == 0) {
+    if (spec_.first) run_.MarkWindowStart(start);
+  } else {
+    PollerOptions ramp_options;
+    ramp_options.period = std::chrono::seconds(options_.ramp_time_s);
+    ramp_poller_ = PollerHandle(thread_->RegisterPoller(
+        "perf_ramp_end",
         [this] {
-          for (auto& job : jobs_) job->PublishProgress();
+          BeginWindow(rte_rdtsc());
+          ramp_poller_.reset();
           return PollResult::kBusy;
         },
-        std::move(publish_options)));
-    if (prints_progress_) {
-      run_.PrintProgress(start);  // the baseline
-      PollerOptions progress_options;
-      progress_options.period = std::chrono::seconds(1);
-      progress_poller_ = PollerHandle(thread_->RegisterPoller(
-          "perf_progress",
-          [this] {
-            run_.PrintProgress(rte_rdtsc());
-            return PollResult::kBusy;
-          },
-          std::move(progress_options)));
-    }
+        std::move(ramp_options)));
   }
+  PollerOptions stop_options;
+  stop_options.period = std::chrono::seconds(options_.ramp_time_s + options_.time_s);
+  stop_poller_ = PollerHandle(thread_->RegisterPoller(
+      "perf_stop", [this] { return OnStopTimer(); }, std::move(stop_options)));
+  if (options_.ramp_time_s + options_.time_s > 2) StartProgress(start);
+}
+
+void Worker::BeginWindow(uint64_t now_tsc) {
+  for (auto& job : jobs_) job->BeginWindow(now_tsc);
+  if (spec_.first) run_.MarkWindowStart(now_tsc);
+}
+
+PollResult Worker::OnStopTimer() {
+  if (spec_.first) run_.MarkWindowEnd(rte_rdtsc());
+  for (auto& job : jobs_) job->Stop(false);
+  stop_poller_.reset();
+  return PollResult::kBusy;
+}
+
+void Worker::StartProgress(uint64_t start_tsc) {
+  // Channel statistics are read on their own thread only: each worker publishes its jobs'
+  // totals for the progress line, ten times a second (nothing per I/O).
+  PollerOptions publish_options;
+  publish_options.period = std::chrono::milliseconds(100);
+  publish_poller_ = PollerHandle(thread_->RegisterPoller(
+      "perf_publish",
+      [this] {
+        for (auto& job : jobs_) job->PublishProgress();
+        return PollResult::kBusy;
+      },
+      std::move(publish_options)));
+  if (!spec_.first) return;
+  run_.PrintProgress(start_tsc);  // the baseline
+  PollerOptions progress_options;
+  progress_options.period = std::chrono::seconds(1);
+  progress_poller_ = PollerHandle(thread_->RegisterPoller(
+      "perf_progress",
+      [this] {
+        run_.PrintProgress(rte_rdtsc());
+        return PollResult::kBusy;
+      },
+      std::move(progress_options)));
 }
 
 void Worker::Abort() {
@@ -142,7 +161,12 @@ void Worker::NotifyJobDone() {
 }
 
 void Worker::OnJobFinished() {
-  if (++jobs_finished_ == jobs_.size()) StopPollers();
+  if (++jobs_finished_ == jobs_.size()) {
+    StopPollers();
+    idle_channels_.Release();
+    // A run stopped early (by a signal) ends its window here, its drain included.
+    if (spec_.first) run_.MarkWindowEnd(rte_rdtsc());
+  }
   MaybeExit();
 }
 
@@ -158,6 +182,7 @@ void Worker::MaybeExit() {
 }
 
 void Worker::StopPollers() {
+  ramp_poller_.reset();
   stop_poller_.reset();
   publish_poller_.reset();
   progress_poller_.reset();

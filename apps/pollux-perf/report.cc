@@ -1,6 +1,8 @@
 #include "report.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <limits>
 
 #include "absl/strings/str_format.h"
@@ -24,27 +26,83 @@ struct Figures {
   double avg_us = 0, min_us = 0, max_us = 0, p50_us = 0, p99_us = 0, p999_us = 0;
 };
 
+// Latency buckets over the measured window: the bdev layer's LatencyHistogram can be neither
+// reset nor subtracted, so with --ramp-time the window is the difference between the buckets
+// at the stop and those at the ramp's end, kept here. Percentiles as LatencyHistogram's.
+class WindowHistogram {
+ public:
+  // Adds `end` less `start` (nullptr: nothing to subtract).
+  void Add(const LatencyHistogram& end, const LatencyHistogram* start) {
+    for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      const uint64_t n = end.buckets()[i] - (start != nullptr ? start->buckets()[i] : 0);
+      buckets_[i] += n;
+      count_ += n;
+    }
+  }
+  // The upper bound of the bucket holding the sample of rank ceil(percent % of the count).
+  uint64_t Percentile(double percent) const {
+    if (count_ == 0) return 0;
+    const double exact = std::clamp(percent, 0.0, 100.0) / 100.0 * static_cast<double>(count_);
+    const uint64_t rank = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(exact)));
+    uint64_t seen = 0;
+    for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      seen += buckets_[i];
+      if (seen >= rank) return LatencyHistogram::BucketUpperBound(i);
+    }
+    return LatencyHistogram::BucketUpperBound(LatencyHistogram::kBuckets - 1);
+  }
+  // The lowest and highest values the window's buckets admit (within 1/64 of the samples').
+  uint64_t Min() const {
+    for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      if (buckets_[i] != 0) return i == 0 ? 0 : LatencyHistogram::BucketUpperBound(i - 1) + 1;
+    }
+    return 0;
+  }
+  uint64_t Max() const {
+    for (int i = LatencyHistogram::kBuckets - 1; i >= 0; --i) {
+      if (buckets_[i] != 0) return LatencyHistogram::BucketUpperBound(i);
+    }
+    return 0;
+  }
+
+ private:
+  std::array<uint64_t, LatencyHistogram::kBuckets> buckets_{};
+  uint64_t count_ = 0;
+};
+
 class FigureBuilder {
  public:
   explicit FigureBuilder(uint64_t tsc_hz) : tsc_hz_(static_cast<double>(tsc_hz)) {}
 
-  // Adds a job; its rates add to the total's (jobs run side by side).
+  // Adds a job's window (its whole run, or what followed the ramp); its rates add to the
+  // total's (jobs run side by side).
   void Add(const JobResult& job) {
     const double runtime = job.run_ticks / tsc_hz_;
+    const BdevIoStats* start = job.after_ramp ? &job.window_start : nullptr;
     uint64_t ops = 0, bytes = 0;
-    for (const IoTypeStats& t : job.stats.by_type) {
-      ops += t.ops;
-      bytes += t.bytes;
-      latency_ticks_ += t.latency_ticks;
-      if (t.ops != 0) {
+    for (int i = 0; i < kIoTypeCount; ++i) {
+      const IoTypeStats& t = job.stats.by_type[i];
+      const IoTypeStats none;
+      const IoTypeStats& t0 = start != nullptr ? start->by_type[i] : none;
+      ops += t.ops - t0.ops;
+      bytes += t.bytes - t0.bytes;
+      latency_ticks_ += t.latency_ticks - t0.latency_ticks;
+      // The extremes of a window after a ramp are the histogram's (the totals' may lie in the
+      // ramp); those of a whole run are exact.
+      if (start != nullptr) {
+        extremes_from_histogram_ = true;
+      } else if (t.ops != 0) {
         min_ticks_ = std::min(min_ticks_, t.min_latency_ticks);
         max_ticks_ = std::max(max_ticks_, t.max_latency_ticks);
       }
     }
+    auto window_ops = [&](IoType type) {
+      return job.stats.of(type).ops - (start != nullptr ? start->of(type).ops : 0);
+    };
     f_.ops += ops;
     f_.bytes += bytes;
-    f_.read_ops += job.stats.of(IoType::kRead).ops;
-    f_.write_ops += job.stats.of(IoType::kWrite).ops;
+    f_.read_ops += window_ops(IoType::kRead);
+    f_.write_ops += window_ops(IoType::kWrite);
     f_.io_errors += job.io_errors;
     f_.miscompares += job.miscompares;
     f_.runtime_s = std::max(f_.runtime_s, runtime);
@@ -53,7 +111,7 @@ class FigureBuilder {
       f_.mib_per_s += bytes / runtime / (1 << 20);
       f_.fail_per_s += job.io_errors / runtime;
     }
-    histogram_.Merge(job.stats.latency);
+    histogram_.Add(job.stats.latency, start != nullptr ? &start->latency : nullptr);
   }
 
   Figures Build() const {
@@ -61,8 +119,8 @@ class FigureBuilder {
     const double us_per_tick = 1e6 / tsc_hz_;
     if (f.ops != 0) {
       f.avg_us = static_cast<double>(latency_ticks_) / f.ops * us_per_tick;
-      f.min_us = min_ticks_ * us_per_tick;
-      f.max_us = max_ticks_ * us_per_tick;
+      f.min_us = (extremes_from_histogram_ ? histogram_.Min() : min_ticks_) * us_per_tick;
+      f.max_us = (extremes_from_histogram_ ? histogram_.Max() : max_ticks_) * us_per_tick;
       f.p50_us = histogram_.Percentile(50) * us_per_tick;
       f.p99_us = histogram_.Percentile(99) * us_per_tick;
       f.p999_us = histogram_.Percentile(99.9) * us_per_tick;
@@ -76,7 +134,8 @@ class FigureBuilder {
   uint64_t latency_ticks_ = 0;
   uint64_t min_ticks_ = std::numeric_limits<uint64_t>::max();
   uint64_t max_ticks_ = 0;
-  LatencyHistogram histogram_;
+  bool extremes_from_histogram_ = false;
+  WindowHistogram histogram_;
 };
 
 Figures JobFigures(const JobResult& job, uint64_t tsc_hz) {
@@ -173,10 +232,16 @@ std::string FormatTable(const RunSummary& summary) {
                             summary.jobs.size());
     }
   }
+  if (o.ramp_time_s != 0) absl::StrAppendFormat(&out, " after a %u s ramp", o.ramp_time_s);
   if (summary.thread_moves.period.count() != 0) {
     absl::StrAppendFormat(&out, ", job threads moved every %u us",
                           summary.thread_moves.period.count());
   }
+  if (!o.scheduler.empty()) {
+    absl::StrAppendFormat(&out, ", scheduler %s (every %u us)", o.scheduler,
+                          summary.scheduler_period_us);
+  }
+  if (o.thread_per_job) out += ", a thread per job";
   out += "\n\n";
   const std::string rule(150, '=');
   absl::StrAppendFormat(&out, "%-24s %4s %10s %14s %11s %9s %s\n", "", "", "", "", "", "",
@@ -204,6 +269,15 @@ std::string FormatTable(const RunSummary& summary) {
     for (const std::string& e : peer.errors) {
       absl::StrAppendFormat(&out, "memcpy peer did not run on %s\n", e);
     }
+  }
+  if (summary.cpu_percent >= 0) {
+    absl::StrAppendFormat(&out,
+                          "CPU: %.1f %% of one core (the process, over the measured window)\n",
+                          summary.cpu_percent);
+  }
+  if (o.idle_channels) {
+    absl::StrAppendFormat(&out, "Idle channels: %u (descriptor and channel held without I/O)\n",
+                          summary.idle_channels);
   }
   if (const ThreadMoveFigures& moves = summary.thread_moves; moves.period.count() != 0) {
     absl::StrAppendFormat(&out,
@@ -239,7 +313,15 @@ rpc::Json ResultsJson(const RunSummary& summary) {
       {"jobs", std::move(jobs)},
       {"total", FiguresJson(TotalFigures(summary))},
       {"status", AnyJobFailed(summary) ? "failed" : "ok"},
+      {"thread_per_job", o.thread_per_job},
   };
+  if (summary.cpu_percent >= 0) result["total"]["cpu_percent"] = summary.cpu_percent;
+  if (o.ramp_time_s != 0) result["ramp_time_s"] = o.ramp_time_s;
+  if (!o.scheduler.empty()) {
+    result["scheduler"] = o.scheduler;
+    result["scheduler_period_us"] = summary.scheduler_period_us;
+  }
+  if (o.idle_channels) result["idle_channels"] = summary.idle_channels;
   if (o.workload == Workload::kRw || o.workload == Workload::kRandRw) {
     result["read_percent"] = o.read_percent;
   }

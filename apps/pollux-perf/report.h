@@ -20,10 +20,15 @@ struct JobResult {
   int cpu = -1;      // the core it started on (with --move-threads it went round the run's cores)
   bool ran = false;  // it submitted I/O (false: stopped before the start)
   bool stopped_early = false;  // its bdev went away (shutdown by signal, or deleted by RPC)
-  uint64_t run_ticks = 0;      // TSC ticks from the start to the stop
+  uint64_t run_ticks = 0;      // TSC ticks from the window's start to the stop
   BdevIoStats stats;           // the job's channel statistics at its stop
-  uint64_t io_errors = 0;      // failed completions, those while draining included
-  uint64_t miscompares = 0;    // verify: buffers that did not read back as written
+  // --ramp-time: the channel statistics when the measured window started (the figures are
+  // stats less these); a job stopped before the ramp's end has none (its figures cover the
+  // ramp).
+  bool after_ramp = false;
+  BdevIoStats window_start;
+  uint64_t io_errors = 0;    // failed completions, those while draining included
+  uint64_t miscompares = 0;  // verify: buffers that did not read back as written
 };
 
 struct RunSummary {
@@ -32,6 +37,11 @@ struct RunSummary {
   std::vector<JobResult> jobs;
   std::vector<MemcpyPeerResult> memcpy_peer;  // --memcpy-peer: one per core
   ThreadMoveFigures thread_moves;             // --move-threads (period 0 otherwise)
+  // The process's CPU time (utime + stime, every thread) over the measured window, in percent
+  // of one core; negative when the window never ended (no job ran to its stop timer).
+  double cpu_percent = -1;
+  size_t idle_channels = 0;  // --idle-channels: descriptors with a channel held, all threads
+  uint64_t scheduler_period_us = 0;  // --scheduler: the period it ran with
 };
 
 // Whether any job failed an I/O or a comparison.

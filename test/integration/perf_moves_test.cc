@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "perf_runner.h"
 #include "process.h"
 
 namespace pollux::testing {
@@ -26,8 +27,6 @@ using ::testing::Not;
 constexpr auto kRunTimeout = std::chrono::seconds(45);
 // The file behind the file bdevs: 64 MiB, 32 MiB per core.
 constexpr uint64_t kFileBytes = 64ull << 20;
-
-std::string PerfPath() { return POLLUX_PERF_PATH; }
 
 struct MoveCase {
   const char* name;    // test name suffix
@@ -54,8 +53,9 @@ bool UringDisabled() {
   return (in >> disabled) && disabled == 2;
 }
 
-class PerfMovesTest : public ::testing::Test {
+class PerfMovesTest : public PerfProcessTest {
  protected:
+  PerfMovesTest() { perf_timeout_ = kRunTimeout; }
   // A file of kFileBytes in the test's directory (a real filesystem: O_DIRECT works there, so
   // the engines have I/O in flight in the kernel when a thread moves).
   std::string MakeFile() {
@@ -64,23 +64,6 @@ class PerfMovesTest : public ::testing::Test {
     std::filesystem::resize_file(path, kFileBytes);
     return path;
   }
-  RunResult Perf(const std::string& config, std::vector<std::string> args,
-                 std::chrono::seconds timeout = kRunTimeout) {
-    std::vector<std::string> argv = {PerfPath(), "-c", dir_.Write("config.json", config)};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProgram(argv, timeout);
-  }
-  static json ParseJson(const RunResult& r) {
-    try {
-      return json::parse(r.out);
-    } catch (const json::exception& e) {
-      ADD_FAILURE() << "stdout is not one JSON document: " << e.what() << "\nstdout:\n"
-                    << r.out << "\nstderr:\n"
-                    << r.err;
-      return json::object();
-    }
-  }
-  TempDir dir_;
 };
 
 class PerfMovesVerifyTest : public PerfMovesTest, public ::testing::WithParamInterface<MoveCase> {};

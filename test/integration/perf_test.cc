@@ -1,21 +1,17 @@
 // pollux-perf as a real process: JSON and table output, every workload, verify passing and
 // failing on corrupted data, I/O errors, SIGINT, --rate, and every bad input with its exit code.
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <fstream>
-#include <ostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "perf_runner.h"
 #include "process.h"
 
 namespace pollux::testing {
@@ -24,8 +20,6 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string PerfPath() { return POLLUX_PERF_PATH; }
 
 // 1 GiB null bdev: I/O never touches memory.
 constexpr char kNullConfig[] = R"({"subsystems": [{"subsystem": "bdev", "config": [
@@ -60,27 +54,7 @@ constexpr char kFailingReadsConfig[] = R"({"subsystems": [{"subsystem": "bdev", 
   {"method": "bdev_error_inject_error",
    "params": {"name": "EE_Malloc0", "io_type": "read", "error_type": "failure", "num": 3}}]}]})";
 
-class PerfTest : public ::testing::Test {
- protected:
-  // Runs pollux-perf with `args` and the config text given.
-  RunResult Perf(const std::string& config, std::vector<std::string> args) {
-    std::vector<std::string> argv = {PerfPath(), "-c", dir_.Write("config.json", config)};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProgram(argv, std::chrono::seconds(60));
-  }
-  // The whole of stdout must be one JSON document.
-  static json ParseJson(const RunResult& r) {
-    try {
-      return json::parse(r.out);
-    } catch (const json::exception& e) {
-      ADD_FAILURE() << "stdout is not one JSON document: " << e.what() << "\nstdout:\n"
-                    << r.out << "\nstderr:\n"
-                    << r.err;
-      return json();
-    }
-  }
-  TempDir dir_;
-};
+class PerfTest : public PerfProcessTest {};
 
 void ExpectLatencyFields(const json& figures) {
   ASSERT_TRUE(figures.contains("latency_us")) << figures.dump();
@@ -293,61 +267,6 @@ TEST_F(PerfTest, RateShowsInHelpAndTable) {
   EXPECT_THAT(r.err, Not(HasSubstr("verify failed")));
 }
 
-// A process we can signal, its output in files.
-class Process {
- public:
-  explicit Process(const std::vector<std::string>& argv) {
-    out_ = dir_.File("out");
-    err_ = dir_.File("err");
-    pid_ = fork();
-    if (pid_ == 0) {
-      int out = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int err = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(out, 1);
-      dup2(err, 2);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Process() {
-    if (!exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // Waits up to `timeout` for the exit code (-1: killed or timed out).
-  int Wait(std::chrono::seconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
-  void Signal(int signo) { kill(pid_, signo); }
-  static std::string Read(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  std::string Out() const { return Read(out_); }
-  std::string Err() const { return Read(err_); }
-
- private:
-  TempDir dir_;
-  std::string out_, err_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
-
 TEST_F(PerfTest, SigintStopsEarlyAndStillReports) {
   Process perf({PerfPath(), "-c", dir_.Write("config.json", kNullConfig), "-q", "8", "-o", "4k",
                 "-w", "randread", "-t", "600", "--json"});
@@ -455,6 +374,31 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"MoveThreadsWithMemcpyPeer", kNullConfig,
                  Args({"--cpus", "0-1", "--move-threads", "1000", "--memcpy-peer"}), 2,
                  "--move-threads costs the jobs part of their peak"},
+        BadInput{"UnknownScheduler", kNullConfig, Args({"--scheduler", "fastest"}), 2,
+                 "--scheduler: unknown scheduler \"fastest\" (registered: dynamic, hold, "
+                 "static)"},
+        BadInput{"SchedulerWithoutValue", kNullConfig, Args({"--scheduler"}), 2,
+                 "option --scheduler needs a value"},
+        BadInput{"SchedulerPeriodWithoutScheduler", kNullConfig,
+                 Args({"--scheduler-period", "100000"}), 2,
+                 "--scheduler-period sets the period of the scheduler --scheduler selects"},
+        BadInput{"ZeroSchedulerPeriod", kNullConfig,
+                 Args({"--scheduler", "dynamic", "--scheduler-period", "0"}), 2,
+                 "--scheduler-period: expected a period in microseconds from 1 to 60000000, "
+                 "got \"0\""},
+        BadInput{"SchedulerPeriodTooLong", kNullConfig,
+                 Args({"--scheduler", "dynamic", "--scheduler-period", "60000001"}), 2,
+                 "--scheduler-period: expected a period in microseconds"},
+        BadInput{"SchedulerWithMoveThreads", kNullConfig,
+                 Args({"--cpus", "0-1", "--move-threads", "1000", "--scheduler", "dynamic"}), 2,
+                 "--move-threads moves the job threads itself, and --scheduler dynamic would "
+                 "move them too"},
+        BadInput{"GarbageRampTime", kNullConfig, Args({"--ramp-time", "2s"}), 2,
+                 "--ramp-time: expected seconds from 0 to 1000000, got \"2s\""},
+        BadInput{"RampTimeTooLong", kNullConfig, Args({"--ramp-time", "1000001"}), 2,
+                 "--ramp-time: expected seconds"},
+        BadInput{"ThreadPerJobTakesNoValue", kNullConfig, Args({"--thread-per-job=2"}), 2,
+                 "unknown option"},
         BadInput{"UnknownOption", kNullConfig, Args({"--frobnicate"}), 2, "unknown option"},
         BadInput{"BadCores", kNullConfig, Args({"--cpus", "4096"}), 2, "4096"},
         BadInput{"MissingConfigFile", nullptr, Args({"-c", "/nonexistent/perf.json"}), 1,

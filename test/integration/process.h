@@ -31,9 +31,16 @@ struct RunResult {
   std::string err;
 };
 
+// Starts `argv` with stdin from /dev/null and stdout and stderr written to the files given;
+// the caller waits for it.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
+            const std::string& err_path);
+// A file's whole content ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+
 // Runs a program to completion (killed after `timeout`), capturing stdout and stderr.
 RunResult RunProgram(const std::vector<std::string>& argv,
-              std::chrono::seconds timeout = std::chrono::seconds(60));
+                     std::chrono::seconds timeout = std::chrono::seconds(60));
 
 // A pollux-tgt process with its own RPC socket.
 class Target {
