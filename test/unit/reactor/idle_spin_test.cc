@@ -40,9 +40,16 @@ TEST(IdleSpinPolicyTest, AWaitTheWindowCoveredChangesNothing) {
   EXPECT_EQ(IdleSpinPolicy::AdjustWindow(32, 5, kMax, kFirst), 32u);
 }
 
-TEST(IdleSpinPolicyTest, AWaitBeyondTheMaximumEndsPolling) {
-  EXPECT_EQ(IdleSpinPolicy::AdjustWindow(64, kMax + 1, kMax, kFirst), 0u);
+TEST(IdleSpinPolicyTest, AWaitBeyondTwiceTheMaximumEndsPolling) {
+  EXPECT_EQ(IdleSpinPolicy::AdjustWindow(64, 2 * kMax + 1, kMax, kFirst), 0u);
   EXPECT_EQ(IdleSpinPolicy::AdjustWindow(0, 1'000'000, kMax, kFirst), 0u);
+}
+
+TEST(IdleSpinPolicyTest, AWaitLengthenedByTheWakeUpStillEarnsAWindow) {
+  // Events 10 us apart under a 20 us maximum, each wake-up 12 us: blocks of 22 us.
+  uint64_t window = 0;
+  for (int i = 0; i < 4; ++i) window = IdleSpinPolicy::AdjustWindow(window, 22, 20, kFirst);
+  EXPECT_EQ(window, 20u);
 }
 
 TEST(IdleSpinPolicyTest, WhatIsAwaitedDecidesBeforeTheWindows) {
