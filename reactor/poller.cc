@@ -29,6 +29,7 @@ void Poller::Pause() {
 void Poller::Unpark() noexcept {
   if (state_ != State::kParked) return;
   state_ = State::kRunning;
+  thread_->polled_changed_ = true;
   last_busy_tsc_ = rte_rdtsc();  // a full park time before it may park again
   if (thread_->reactor() != nullptr) thread_->reactor()->CountUnpark();
   if (options_.disarm) {
@@ -50,7 +51,8 @@ void Poller::ChangeAwaiting(AwaitedWork work) noexcept {
   awaiting_ = work;
   if (is) Unpark();
   // On the owning thread, so on its reactor: a single writer.
-  if (was != is && thread_->reactor() != nullptr) thread_->reactor()->awaiting_pollers_ += is ? 1 : -1;
+  if (was != is && thread_->reactor() != nullptr)
+    thread_->reactor()->awaiting_pollers_ += is ? 1 : -1;
 }
 
 void Poller::Unregister() {

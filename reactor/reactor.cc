@@ -411,6 +411,7 @@ int Reactor::ParkIdlePollers(uint64_t now) {
         // Nothing can wake the reactor for it (spdk#1769: such a poller kept a core from ever
         // sleeping): it is polled once per millisecond from now on, until it finds work.
         poller->state_ = Poller::State::kParked;
+        thread->polled_changed_ = true;
         ++poller->parks_;
         AddTo(poller_parks_, 1);
         ++parked;
@@ -425,12 +426,14 @@ void Reactor::SlowPoll(Thread& thread, Poller& poller) {
   Thread::current_ = &thread;
   poller.state_ = Poller::State::kRunning;  // as in the poll loop: it may pause or unregister
   const bool busy = poller.Run() == PollResult::kBusy;
-  if (poller.state_ == Poller::State::kRunning) {
-    if (busy) {
+  if (poller.state_ == Poller::State::kRunning && !busy) {
+    poller.state_ = Poller::State::kParked;
+  } else {
+    // Back to the polled set: found work, paused or unregistered itself.
+    thread.polled_changed_ = true;
+    if (poller.state_ == Poller::State::kRunning) {
       poller.last_busy_tsc_ = rte_rdtsc();
       AddTo(poller_unparks_, 1);
-    } else {
-      poller.state_ = Poller::State::kParked;
     }
   }
   Thread::current_ = previous;
@@ -458,6 +461,7 @@ bool Reactor::TryPark(Thread& thread, Poller& poller, uint64_t now) {
   }
   Thread::current_ = previous;
   if (parked) {
+    thread.polled_changed_ = true;
     ++poller.parks_;
     AddTo(poller_parks_, 1);
   }

@@ -62,9 +62,8 @@ absl::StatusOr<Thread*> Thread::Create(std::string name, ThreadOptions options) 
           absl::StrCat("cannot create thread \"", name, "\": no reactor on core ", options.cpu));
     }
     if (!std::binary_search(cpumask.begin(), cpumask.end(), options.cpu)) {
-      return absl::InvalidArgumentError(absl::StrCat("cannot create thread \"", name,
-                                                     "\": core ", options.cpu,
-                                                     " is outside its cpumask"));
+      return absl::InvalidArgumentError(absl::StrCat("cannot create thread \"", name, "\": core ",
+                                                     options.cpu, " is outside its cpumask"));
     }
   } else {
     for (int cpu : cpumask) {
@@ -114,6 +113,7 @@ Poller* Thread::RegisterPoller(std::string name, absl::AnyInvocable<PollResult()
     ScheduleTimed(poller, rte_rdtsc());
   } else {
     active_pollers_.push_back(poller);
+    polled_changed_ = true;
     Reactor* reactor = this->reactor();
     if (poller->options_.wake_fd >= 0 && reactor != nullptr && Reactor::Current() == reactor) {
       reactor->WatchWakeFd(poller->options_.wake_fd, poller);
@@ -130,7 +130,8 @@ void Thread::ScheduleTimed(Poller* poller, uint64_t now_tsc) {
 absl::Status Thread::AddFdHandler(int fd, absl::AnyInvocable<void()> handler) {
   for (auto& h : fd_handlers_) {
     if (h->fd == fd) {
-      return absl::AlreadyExistsError(absl::StrCat("fd ", fd, " already has a handler on thread \"", name_, "\""));
+      return absl::AlreadyExistsError(
+          absl::StrCat("fd ", fd, " already has a handler on thread \"", name_, "\""));
     }
   }
   auto entry = std::make_unique<FdHandler>(FdHandler{fd, std::move(handler), this});
@@ -143,8 +144,8 @@ absl::Status Thread::AddFdHandler(int fd, absl::AnyInvocable<void()> handler) {
 }
 
 void Thread::RemoveFdHandler(int fd) {
-  auto it = std::find_if(fd_handlers_.begin(), fd_handlers_.end(),
-                         [fd](auto& h) { return h->fd == fd; });
+  auto it =
+      std::find_if(fd_handlers_.begin(), fd_handlers_.end(), [fd](auto& h) { return h->fd == fd; });
   if (it == fd_handlers_.end()) return;
   Reactor* reactor = this->reactor();
   if (reactor != nullptr) reactor->UnwatchFd(fd);
@@ -173,11 +174,15 @@ PollResult Thread::Poll(uint64_t now_tsc) noexcept {
   busy |= count != 0;
   stats_.messages.Add(count);
 
+  // Parked pollers are not even looked at: 99 parked sources beside a busy one cost it 10 %
+  // of its IOPS when each pass still read their state.
+  if (polled_changed_) ListPolledPollers();
   // By index: a poller may register another, which appends.
-  size_t active = active_pollers_.size();
+  const size_t active = active_pollers_.size();
+  const size_t polled = polled_pollers_.size();
   uint64_t runs = 0;
-  for (size_t i = 0; i < active; ++i) {
-    Poller* poller = active_pollers_[i];
+  for (size_t i = 0; i < polled; ++i) {
+    Poller* poller = polled_pollers_[i];
     if (poller->state_ == Poller::State::kRunning) {
       PollResult result = poller->Run();
       if (result == PollResult::kBusy) poller->last_busy_tsc_ = now_tsc;
@@ -222,8 +227,17 @@ PollResult Thread::Poll(uint64_t now_tsc) noexcept {
   return busy ? PollResult::kBusy : PollResult::kIdle;
 }
 
+void Thread::ListPolledPollers() {
+  polled_changed_ = false;
+  polled_pollers_.clear();
+  for (Poller* poller : active_pollers_) {
+    if (poller->state_ != Poller::State::kParked) polled_pollers_.push_back(poller);
+  }
+}
+
 void Thread::ReapUnregisteredPollers() {
   pollers_changed_ = false;
+  polled_changed_ = true;
   auto gone = [](Poller* p) { return p->state_ == Poller::State::kUnregistered; };
   active_pollers_.erase(std::remove_if(active_pollers_.begin(), active_pollers_.end(), gone),
                         active_pollers_.end());
@@ -285,8 +299,8 @@ void Thread::DestroyRemainingState() {
 }
 
 ThreadStats Thread::Stats() const {
-  return ThreadStats{stats_.busy_tsc.Get(),    stats_.idle_tsc.Get(),
-                     stats_.messages.Get(),    stats_.poller_runs.Get(),
+  return ThreadStats{stats_.busy_tsc.Get(),          stats_.idle_tsc.Get(),
+                     stats_.messages.Get(),          stats_.poller_runs.Get(),
                      stats_.timed_poller_runs.Get(), stats_.moves.Get()};
 }
 
@@ -312,8 +326,8 @@ struct ThreadWalk {
 
 void ThreadWalkStep(void* arg) {
   auto* walk = static_cast<ThreadWalk*>(arg);
-  if (Thread* here = Thread::Current(); here != nullptr && walk->next > 0 &&
-                                        walk->ids[walk->next - 1] == here->id()) {
+  if (Thread* here = Thread::Current();
+      here != nullptr && walk->next > 0 && walk->ids[walk->next - 1] == here->id()) {
     walk->fn(*here);
   }
   // Hop to the next live thread, or home.

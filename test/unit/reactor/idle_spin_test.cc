@@ -99,7 +99,7 @@ TEST_F(IdleSpinTest, ASourceWhoseEventsComeRarelyLetsTheReactorSleepAtOnce) {
         std::move(options)));
   });
   constexpr int kEvents = 20;
-  const uint64_t sleeps_before = Info(0).sleeps;
+  const uint64_t wakeups_before = Info(0).wakeups;
   for (int i = 0; i < kEvents; ++i) {
     // 5 ms apart, fifty times the maximum window: the source never earns one.
     std::this_thread::sleep_for(milliseconds(5));
@@ -108,8 +108,8 @@ TEST_F(IdleSpinTest, ASourceWhoseEventsComeRarelyLetsTheReactorSleepAtOnce) {
     ASSERT_TRUE(WaitUntil([&] { return events.load() == i + 1; }));
   }
   EXPECT_EQ(CallOn(t, [&] { return poller->poll_window_tsc(); }), 0u);
-  // The reactor slept before each event (it woke for each).
-  EXPECT_GE(Info(0).sleeps - sleeps_before, static_cast<uint64_t>(kEvents));
+  // The reactor was asleep at each event: it woke for each.
+  EXPECT_GE(Info(0).wakeups - wakeups_before, static_cast<uint64_t>(kEvents));
   RunOn(t, [&] { poller.reset(); });
   ExitThread(t);
   close(fd);

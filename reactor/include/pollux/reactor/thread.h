@@ -210,6 +210,7 @@ class Thread {
   uint64_t NextTimerTsc() const;
   bool CanBeDestroyed() const;
   void ScheduleTimed(Poller* poller, uint64_t now_tsc);
+  void ListPolledPollers();
   void ReapUnregisteredPollers();
   void ReapChannels();
   void DestroyRemainingState();
@@ -224,6 +225,10 @@ class Thread {
   std::atomic<Reactor*> reactor_{nullptr};
 
   std::vector<Poller*> active_pollers_;
+  // The active pollers that are not parked, in order: what Poll runs. Listed again from
+  // active_pollers_ when `polled_changed_` (a registration, a park or unpark, a reap).
+  std::vector<Poller*> polled_pollers_;
+  bool polled_changed_ = false;
   std::multimap<uint64_t, Poller*> timed_pollers_;  // by next run (TSC)
   std::vector<Poller*> unregistered_pollers_;       // freed after the current iteration
   bool pollers_changed_ = false;
