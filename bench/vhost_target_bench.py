@@ -30,7 +30,7 @@ nothing connected.
 
 --busy-beside-idle: one controller driven at depth 32 beside 63 connected idle ones (attached
 by a second pollux-tgt as above) against the same target with only the busy one connected,
-alternating; the ratio of IOPS, measured once the idle queues are parked (7 s after connecting).
+alternating; the ratio of IOPS.
 
 --all runs the four. A summary table ends the output: each figure, its goal from issue 18, and
 whether it was met; with --json, one JSON document follows it. Every run reports how much CPU
@@ -416,9 +416,6 @@ def idle(args, ws, report):
 
 # ---- 4. one busy controller beside 63 connected idle ones ----
 
-PARK_SECONDS = 7  # ReactorRuntimeOptions::park_after
-
-
 def run_busy(args, ws, beside):
     n = args.busy_idle_controllers
     entries = [("vhost.%d" % i, null_bdev("Null%d" % i)) for i in range(n + 1)]
@@ -430,9 +427,6 @@ def run_busy(args, ws, beside):
         if beside:
             host, _ = start_initiator_host(args, ws, sockets[1:])
             wait_connected(tgt, tgt_rpc, [c for c, _ in entries[1:]], ws.path("tgt.log"))
-            # Idle queues leave the polled set after the reactor's park time (7 s): measure the
-            # steady state, not the first seconds after connecting.
-            time.sleep(PARK_SECONDS + 1)
         config, perf_rpc = ws.path("initiator.json"), ws.path("perf.rpc")
         write_json(config, initiator_config([("VirtioBlk0", sockets[0])]))
 

@@ -24,6 +24,12 @@ constexpr uint32_t kSectorBytes = 512;
 constexpr uint32_t kSegmentBytes = sizeof(virtio_blk_discard_write_zeroes);  // 16
 // Chains popped per poll before completions get a turn (a full ring is popped in a few passes).
 constexpr int kPopBudget = 64;
+// A queue that found nothing for this long leaves the polled set: kicks on, its poller paused,
+// its kick fd watched by an fd handler until the guest's next request (QEMU's aio-posix does
+// the same after 7 s). 100 idle queues then cost the busy one nothing.
+constexpr uint64_t kParkAfterMs = 1000;
+// Idle polls between two looks at the clock (one rdtsc per this many idle polls).
+constexpr uint32_t kIdlePollsPerClockCheck = 4096;
 
 uint8_t StatusOf(BdevIoStatus status) {
   if (status == BdevIoStatus::kSuccess) return VIRTIO_BLK_S_OK;
@@ -115,11 +121,10 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     for (Task& t : tasks_) t.queue = this;
   }
 
-  ~VhostBlkQueueOn() override { ReleasePoller(); }
-
-  // An idle queue leaves the polled set like any idle source (the reactor's parking, 7 s):
-  // kicks on, watched by its kick fd only, so 100 idle queues cost the busy one nothing.
-  uint64_t parks() const override { return poller_ ? poller_->parks() : 0; }
+  ~VhostBlkQueueOn() override {
+    Unpark();
+    poller_.reset();
+  }
 
   absl::Status Start(uint64_t coalescing_delay_tsc, uint32_t coalescing_threshold) {
     SetCoalescing(coalescing_delay_tsc, coalescing_threshold);
@@ -147,7 +152,7 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
   }
 
   void Stop(absl::AnyInvocable<void(RingPosition)> done) override {
-    if (poller_) poller_->Unpark();
+    Unpark();
     stopping_ = true;
     stop_done_ = std::move(done);
     MaybeFinishStop();
@@ -172,7 +177,7 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
         ::read(setup_.kick_fd, &value, sizeof(value)) == sizeof(value)) {
       AddToCounter(counters_.kicks, value);
       // A parked queue waits for this very count: it was taken here, so wake up now.
-      if (poller_ && poller_->parked()) poller_->Unpark();
+      if (parked_) Unpark();
     }
   }
 
@@ -201,16 +206,71 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     if (interrupt_owed_ && rte_rdtsc() >= next_interrupt_tsc_) busy |= SendInterrupt();
     if (busy) {
       AddToCounter(counters_.polls_busy);
+      busy_since_clock_check_ = true;
       return PollResult::kBusy;
     }
     AddToCounter(counters_.polls_idle);
+    if (++idle_polls_ == kIdlePollsPerClockCheck) CheckIdleTime();
     return PollResult::kIdle;
   }
 
-  void ReleasePoller() noexcept {
-    if (!poller_) return;
-    AddToCounter(counters_.parks, poller_->parks());
-    poller_.reset();
+  // Every kIdlePollsPerClockCheck idle polls: park the queue once it has been idle for
+  // kParkAfterMs.
+  void CheckIdleTime() noexcept {
+    idle_polls_ = 0;
+    const uint64_t now = rte_rdtsc();
+    if (busy_since_clock_check_ || quiet_since_tsc_ == 0) {
+      busy_since_clock_check_ = false;
+      quiet_since_tsc_ = now;
+      return;
+    }
+    if (now - quiet_since_tsc_ < kParkAfterMs * rte_get_tsc_hz() / 1000) return;
+    if (stopping_ || in_flight_ != 0 || publish_pending_ || interrupt_owed_) return;
+    Park();
+  }
+
+  void Park() noexcept {
+    if (!ring_.EnableNotifications()) {  // a request came meanwhile
+      ring_.DisableNotifications();
+      return;
+    }
+    // Kicks counted so far (the fd stays readable while polling: nobody reads it) must not
+    // wake the parked queue at once; one that comes after this read does. A request that came
+    // between the two checks is caught by the second.
+    CollectKicks();
+    if (!ring_.EnableNotifications()) {
+      ring_.DisableNotifications();
+      return;
+    }
+    park_fd_ = ::dup(setup_.kick_fd);  // the poller's wake fd is in the reactor's epoll already
+    if (park_fd_ < 0 ||
+        !Thread::Current()->AddFdHandler(park_fd_, [this] { OnKickWhileParked(); }).ok()) {
+      if (park_fd_ >= 0) ::close(park_fd_);
+      park_fd_ = -1;
+      ring_.DisableNotifications();
+      return;
+    }
+    poller_->Pause();
+    parked_ = true;
+    AddToCounter(counters_.parks);
+  }
+
+  void OnKickWhileParked() noexcept {
+    uint64_t kicks = 0;
+    if (::read(park_fd_, &kicks, sizeof(kicks)) == sizeof(kicks))
+      AddToCounter(counters_.kicks, kicks);
+    Unpark();
+  }
+
+  void Unpark() noexcept {
+    if (!parked_) return;
+    parked_ = false;
+    Thread::Current()->RemoveFdHandler(park_fd_);
+    ::close(park_fd_);
+    park_fd_ = -1;
+    ring_.DisableNotifications();
+    quiet_since_tsc_ = 0;
+    poller_->Resume();
   }
 
   bool Arm() noexcept {
@@ -425,8 +485,6 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     t.in_flight = false;
     --in_flight_;
     publish_pending_ = true;
-    // A device slower than the park time may complete into a parked queue.
-    if (poller_ && poller_->parked()) poller_->Unpark();
     if (stopping_) MaybeFinishStop();
   }
 
@@ -491,9 +549,9 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
   void MaybeFinishStop() {
     if (!stopping_ || in_flight_ != 0 || !stop_done_) return;
     Publish();
-    CollectKicks();
-    ReleasePoller();
+    poller_.reset();
     channel_.reset();
+    CollectKicks();
     auto done = std::move(stop_done_);
     done(ring_.position());  // may destroy this
   }
@@ -520,6 +578,11 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
   uint32_t on_bdev_ = 0;
   bool publish_pending_ = false;
   bool interrupt_owed_ = false;
+  bool parked_ = false;
+  int park_fd_ = -1;
+  uint32_t idle_polls_ = 0;
+  bool busy_since_clock_check_ = false;
+  uint64_t quiet_since_tsc_ = 0;
   bool stopping_ = false;
   bool broken_ = false;
   absl::AnyInvocable<void(RingPosition)> stop_done_;
@@ -586,7 +649,7 @@ rpc::Json VhostBlkQueue::Info() {
                    {"errors", get(counters_.errors)},
                    {"polls_busy", get(counters_.polls_busy)},
                    {"polls_idle", get(counters_.polls_idle)},
-                   {"parks", get(counters_.parks) + (engine_ != nullptr ? engine_->parks() : 0)}};
+                   {"parks", get(counters_.parks)}};
 }
 
 }  // namespace pollux

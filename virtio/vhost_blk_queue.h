@@ -80,7 +80,7 @@ struct VhostBlkQueueCounters {
   std::atomic<uint64_t> polls_busy{0};
   std::atomic<uint64_t> polls_idle{0};
   std::atomic<uint64_t> errors{0};      // requests completed with IOERR or UNSUPP
-  std::atomic<uint64_t> parks{0};       // of past sessions: times the queue left the polled set
+  std::atomic<uint64_t> parks{0};       // times the queue left the polled set, idle
 };
 
 // The ring-specific engine behind a queue (VhostBlkQueueOn<Ring> in vhost_blk_queue.cc).
@@ -96,8 +96,6 @@ class VhostBlkQueueEngine {
   virtual void SetCoalescing(uint64_t delay_tsc, uint32_t threshold_per_interval) = 0;
   // Reads and clears the kick fd's count into the counters (control path).
   virtual void CollectKicks() = 0;
-  // Times this session's poller was parked (idle for the reactor's park time).
-  virtual uint64_t parks() const = 0;
 };
 
 // A queue: its thread, its counters, and the engine while a session runs.
