@@ -412,7 +412,6 @@ int Reactor::ParkIdlePollers(uint64_t now) {
         // sleeping): it is polled once per millisecond from now on, until it finds work.
         poller->state_ = Poller::State::kParked;
         thread->polled_changed_ = true;
-        ++poller->parks_;
         AddTo(poller_parks_, 1);
         ++parked;
       }
@@ -462,7 +461,6 @@ bool Reactor::TryPark(Thread& thread, Poller& poller, uint64_t now) {
   Thread::current_ = previous;
   if (parked) {
     thread.polled_changed_ = true;
-    ++poller.parks_;
     AddTo(poller_parks_, 1);
   }
   return parked;

@@ -110,8 +110,6 @@ class Poller {
   bool awaiting_device() const { return awaiting_ == AwaitedWork::kDevice; }
 
   uint64_t run_count() const { return run_count_; }
-  // Times it was parked. On the owning thread.
-  uint64_t parks() const { return parks_; }
   uint64_t busy_count() const { return busy_count_; }
   std::chrono::microseconds period() const { return period_; }
 
@@ -151,7 +149,6 @@ class Poller {
   AwaitedWork awaiting_ = AwaitedWork::kNothing;
   uint64_t run_count_ = 0;
   uint64_t busy_count_ = 0;
-  uint64_t parks_ = 0;
 };
 
 // Owns a registration: unregisters on destruction (on the owning thread).
