@@ -14,9 +14,11 @@
 
 #include "absl/strings/str_format.h"
 #include "pollux/env/cpu_list.h"
+#include "pollux/env/version.h"
 #include "pollux/rpc/config.h"
 #include "pollux/rpc/server.h"
 #include "pollux/rpc/subsystem.h"
+#include "plugin_loader.h"
 #include "subsystem_sequence.h"
 
 namespace pollux {
@@ -186,7 +188,9 @@ absl::Status RunApp(const AppOptions& options, absl::AnyInvocable<void()> on_sta
   state.on_started = std::move(on_started);
 
   // Everything that can be checked before the environment starts is checked first, so that a
-  // bad config or a busy socket fails in milliseconds with one clear line.
+  // bad plugin, a bad config or a busy socket fails in milliseconds with one clear line.
+  // Plugins first: the config may call their RPC methods and name their subsystems.
+  if (absl::Status s = LoadPlugins(options.plugins); !s.ok()) return s;
   if (!options.config_path.empty()) {
     auto config = rpc::LoadConfigFile(options.config_path);
     if (!config.ok()) return config.status();

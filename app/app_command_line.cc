@@ -12,7 +12,7 @@
 namespace pollux {
 namespace {
 
-enum LongOnly { kMode = 256, kSpinWindow, kHugepages, kFirstExtra };
+enum LongOnly { kMode = 256, kSpinWindow, kHugepages, kPlugin, kFirstExtra };
 
 bool ParseUint(const char* text, uint64_t* value) {
   const char* end = text + std::strlen(text);
@@ -70,6 +70,9 @@ std::string ApplyCommon(int opt, const char* value, AppOptions& app) {
     case kHugepages:
       app.eal.hugepages = true;
       return "";
+    case kPlugin:
+      app.plugins.push_back(value);
+      return "";
     default:
       return "unknown option";
   }
@@ -89,6 +92,7 @@ AppCommandLine ParseAppCommandLine(int argc, char** argv, const std::string& pro
       {"log-level", required_argument, nullptr, 'L'},
       {"mem-size", required_argument, nullptr, 's'},
       {"hugepages", no_argument, nullptr, kHugepages},
+      {"plugin", required_argument, nullptr, kPlugin},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'v'},
   };

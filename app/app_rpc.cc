@@ -3,6 +3,7 @@
 #include "pollux/app/app.h"
 #include "pollux/rpc/config.h"
 #include "pollux/rpc/method_registry.h"
+#include "pollux/env/version.h"
 
 namespace pollux {
 namespace {

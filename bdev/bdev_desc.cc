@@ -83,6 +83,11 @@ void BdevDesc::Forward(IoChannel& channel, BdevIo& io) noexcept {
   channel.context<BdevChannel>().Forward(io, writable_);
 }
 
+void BdevDesc::Forward(IoChannel& channel, BdevIo& io, uint64_t offset_blocks) noexcept {
+  io.offset_blocks_ = offset_blocks;
+  channel.context<BdevChannel>().Forward(io, writable_);
+}
+
 void BdevDesc::SubmitCopy(IoChannel& channel, const BdevIo& io, BdevIoCallback cb,
                           void* cb_arg) noexcept {
   const bool data = io.type() == IoType::kRead || io.type() == IoType::kWrite;

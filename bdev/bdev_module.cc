@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+#include "pollux/env/static_registration.h"
+
 namespace pollux {
 namespace {
 
@@ -28,7 +31,15 @@ void BdevModule::WriteConfig(rpc::Json& config) const {
 }
 
 namespace internal {
-BdevModuleRegistrar::BdevModuleRegistrar(BdevModule& module) { Modules().push_back(&module); }
+BdevModuleRegistrar::BdevModuleRegistrar(BdevModule& module) {
+  if (FindBdevModule(module.name()) != nullptr) {
+    ReportStaticRegistrationError(
+        absl::StrCat("bdev module \"", module.name(), "\" is already registered"));
+    return;
+  }
+  Modules().push_back(&module);
+  NoteStaticRegistration(kBdevModuleRegistration, module.name());
+}
 }  // namespace internal
 
 }  // namespace pollux

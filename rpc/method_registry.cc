@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl_string_view.h"
 #include "pollux/env/log.h"
+#include "pollux/env/static_registration.h"
 
 namespace pollux::rpc {
 namespace {
@@ -157,10 +158,10 @@ namespace internal {
 MethodRegistrar::MethodRegistrar(const char* name, void (*handler)(const Json&, RpcResponder)) {
   absl::Status status = MethodRegistry::Global().Register(name, handler);
   if (!status.ok()) {
-    // Two components claiming one method name is a build mistake: fail loudly at start-up.
-    PX_LOG(kError, "rpc", "%s", status.message());
-    std::abort();
+    ReportStaticRegistrationError(std::string(status.message()));
+    return;
   }
+  NoteStaticRegistration(kRpcMethodRegistration, name);
 }
 
 }  // namespace internal

@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "pollux/env/log.h"
+#include "pollux/env/static_registration.h"
 
 namespace pollux::rpc {
 
@@ -45,12 +45,14 @@ Subsystem* SubsystemRegistry::Find(std::string_view name) {
 namespace internal {
 
 SubsystemRegistrar::SubsystemRegistrar(Subsystem (*make)()) {
-  absl::Status status = SubsystemRegistry::Global().Register(make());
+  Subsystem subsystem = make();
+  std::string name = subsystem.name;
+  absl::Status status = SubsystemRegistry::Global().Register(std::move(subsystem));
   if (!status.ok()) {
-    // Two components claiming one subsystem name is a build mistake: fail loudly at start-up.
-    PX_LOG(kError, "rpc", "%s", status.message());
-    std::abort();
+    ReportStaticRegistrationError(std::string(status.message()));
+    return;
   }
+  NoteStaticRegistration(kSubsystemRegistration, name);
 }
 
 }  // namespace internal

@@ -97,6 +97,8 @@ Options:
       --hugepages          back DPDK memory with hugepages (default --no-huge)
       --shared-mem-size MB the shared I/O arena's address space, in MiB (an even number, default
                            65536): buffers for bdevs whose back-end maps them (virtio)
+      --plugin PATH        load a bdev module built outside pollux (a .so built with
+                           pollux_add_plugin) before the config; repeatable
   -h, --help               print this help and exit
   -v, --version            print the version and exit
 
@@ -225,6 +227,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
     kThreadPerJob,
     kIdleChannels,
     kRampTime,
+    kPlugin,
   };
   static const option kOptions[] = {
       {"config", required_argument, nullptr, 'c'},
@@ -250,6 +253,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       {"mem-size", required_argument, nullptr, 's'},
       {"hugepages", no_argument, nullptr, kHugepages},
       {"shared-mem-size", required_argument, nullptr, kSharedMemSize},
+      {"plugin", required_argument, nullptr, kPlugin},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'v'},
       {nullptr, 0, nullptr, 0},
@@ -404,6 +408,9 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       }
       case kHugepages:
         o.app.eal.hugepages = true;
+        break;
+      case kPlugin:
+        o.app.plugins.push_back(optarg);
         break;
       case kSharedMemSize: {
         auto v = ParseBounded("--shared-mem-size", "MiB", optarg, 16, 1u << 24);

@@ -38,6 +38,9 @@ Options:
                            --no-huge, since most machines reserve none)
       --shared-mem-size MB the shared I/O arena's address space, in MiB (an even number, default
                            65536): I/O buffers a vhost-user back-end maps
+      --plugin PATH        load a bdev module built outside pollux (a .so built with
+                           pollux_add_plugin) before the config replays; repeatable. A plugin
+                           built against another pollux version is refused
   -h, --help               print this help and exit
   -v, --version            print the version and exit
 )";

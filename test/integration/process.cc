@@ -171,4 +171,10 @@ int Target::Wait(std::chrono::seconds timeout) {
 
 std::string Target::Stderr() const { return ReadFile(stderr_path_); }
 
+std::string Describe(const RunResult& r) {
+  return (r.exit_code == -1 ? std::string("killed (signal or time-out)")
+                            : "exit code " + std::to_string(r.exit_code)) +
+         "\n--- stdout:\n" + r.out + "\n--- stderr:\n" + r.err;
+}
+
 }  // namespace pollux::testing

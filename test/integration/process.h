@@ -38,6 +38,9 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
 // A file's whole content ("" when it cannot be read).
 std::string ReadFile(const std::string& path);
 
+// How a run ended and what it printed, for a failure message.
+std::string Describe(const RunResult& r);
+
 // Runs a program to completion (killed after `timeout`), capturing stdout and stderr.
 RunResult RunProgram(const std::vector<std::string>& argv,
                      std::chrono::seconds timeout = std::chrono::seconds(60));

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -30,6 +31,8 @@ struct AppOptions {
   // Set when the command line named a mode: it then wins over the config file's.
   bool mode_from_command_line = false;
   std::optional<std::chrono::microseconds> spin_window;
+  // Bdev modules built outside pollux, loaded first, in order (--plugin; app/plugin_loader.h).
+  std::vector<std::string> plugins;
 };
 
 // Runs the app until shutdown. `on_started` runs on the app thread once the config has been

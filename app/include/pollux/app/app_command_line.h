@@ -1,5 +1,5 @@
 // The command line every pollux application takes (pollux-tgt's shape): -c, -m/--cpus, -r,
-// --mode, --spin-window-us, -L, -s, --hugepages, -h, -v, parsed into AppOptions. An application
+// --mode, --spin-window-us, -L, -s, --hugepages, --plugin, -h, -v, parsed into AppOptions. An application
 // adds options of its own (AppCommandLineOption); the usage text is its own.
 #pragma once
 

@@ -89,6 +89,10 @@ class BdevDesc {
   // descriptor's mode against the base, and splits or bounces for the base if it needs more
   // than the virtual bdev asked for.
   void Forward(IoChannel& channel, BdevIo& io) noexcept;
+  // Forward to another place: `io` (its type, length and buffers unchanged) goes to this
+  // descriptor's bdev at `offset_blocks`, for virtual bdevs that map blocks (a RAID's strips, a
+  // partition's window). `io` carries the new offset until it completes.
+  void Forward(IoChannel& channel, BdevIo& io, uint64_t offset_blocks) noexcept;
 
   // Submits a new request that does what `io` does (its type, blocks and buffers) to this
   // descriptor's bdev, on `channel`: for a virtual bdev that must see the result before its

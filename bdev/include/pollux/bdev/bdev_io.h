@@ -95,6 +95,7 @@ class alignas(64) BdevIo {
 
  private:
   friend class BdevChannel;
+  friend class BdevDesc;
   friend class BdevThreadContext;
   friend class BdevIoSplitter;
   friend class BdevIoPool;

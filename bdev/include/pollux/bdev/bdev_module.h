@@ -21,6 +21,7 @@
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_desc.h"
 #include "pollux/bdev/bdev_io.h"
+#include "pollux/env/abi_stamp.h"
 #include "pollux/rpc/json_rpc.h"
 
 namespace pollux {
@@ -66,10 +67,13 @@ struct BdevModuleRegistrar {
 
 }  // namespace pollux
 
-// Defines Class::Get() (the module's single instance) and registers it at start-up.
-#define POLLUX_BDEV_MODULE(Class)       \
-  Class& Class::Get() {                 \
-    static Class instance;              \
-    return instance;                    \
-  }                                     \
+// Defines Class::Get() (the module's single instance), registers it when its library loads, and
+// stamps the library with the pollux version it was built against (pollux/env/abi_stamp.h), so
+// that pollux-tgt --plugin can refuse a module built against another version.
+#define POLLUX_BDEV_MODULE(Class)                                                            \
+  Class& Class::Get() {                                                                      \
+    static Class instance;                                                                   \
+    return instance;                                                                         \
+  }                                                                                          \
+  POLLUX_ABI_STAMP(Class);                                                                   \
   static ::pollux::internal::BdevModuleRegistrar pollux_bdev_module_registrar_##Class(Class::Get())
