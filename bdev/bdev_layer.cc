@@ -1,10 +1,13 @@
-// Start-up and shutdown of the layer: the BdevIo pool and the modules.
+// Start-up and shutdown of the layer: the BdevIo pool and the modules' life cycle.
+#include "bdev_layer.h"
+
 #include <algorithm>
 #include <atomic>
 #include <memory>
 
 #include "absl/strings/str_format.h"
 #include "bdev_io_pool.h"
+#include "bdev_module_sequence.h"
 #include "bdev_registry.h"
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_module.h"
@@ -14,17 +17,22 @@
 namespace pollux {
 namespace {
 
+using Done = absl::AnyInvocable<void()>;
+
 BdevLayerOptions layer_options;
 std::atomic<bool> layer_initialized{false};
+std::atomic<uint64_t> app_thread_id{0};
+// How many modules (from the first) completed InitAsync: shutdown finishes just those.
+size_t initialized_modules = 0;
 
-void FinishModules(size_t count) {
+std::vector<BdevModule*> FirstModules(size_t count) {
   const auto& modules = BdevModules();
-  for (size_t i = count; i-- > 0;) modules[i]->Fini();
+  return std::vector<BdevModule*>(modules.begin(), modules.begin() + count);
 }
 
 // Removes bdevs one at a time, those nothing is built on first (a virtual bdev before its
-// base), then finishes the modules and frees the pool.
-void FiniStep(std::shared_ptr<absl::AnyInvocable<void()>> done) {
+// base), then calls done.
+void UnregisterAll(std::shared_ptr<Done> done) {
   std::vector<Bdev*> bdevs = ListBdevs();
   Bdev* next = nullptr;
   bool removing = false;
@@ -43,24 +51,54 @@ void FiniStep(std::shared_ptr<absl::AnyInvocable<void()>> done) {
   if (next != nullptr) {
     UnregisterBdev(*next, [done](absl::Status status) {
       if (!status.ok()) PX_LOG(kWarning, "bdev", "shutdown: %s", status.ToString());
-      FiniStep(done);
+      UnregisterAll(done);
     });
     return;
   }
   if (removing) {
     // Someone else's removal is under way: look again once it has had a chance to progress.
-    RunOnThread(thread->id(), [done] { FiniStep(done); });
+    RunOnThread(thread->id(), [done] { UnregisterAll(done); });
     return;
   }
-  FinishModules(BdevModules().size());
+  (*done)();
+}
+
+void FreePool(Done done) {
   std::shared_ptr<BdevIoPool> pool = TakeBdevIoPool();
   layer_initialized = false;
   BdevIoPool* raw = pool.get();
   // Waits for every thread's cache (a channel of the pool) to be gone before freeing it.
-  raw->UnregisterIoDevice([pool, done]() mutable {
+  raw->UnregisterIoDevice([pool, done = std::move(done)]() mutable {
     pool.reset();
-    (*done)();
+    done();
   });
+}
+
+// The shutdown of the first `count` modules (all those whose init completed): SPDK's order,
+// fini_start of each, every bdev unregistered, fini of each in reverse, then the pool.
+void ShutDown(size_t count, Done done) {
+  initialized_modules = 0;
+  RunModuleSequence(
+      "fini_start", FirstModules(count),
+      [](BdevModule& module, absl::AnyInvocable<void(absl::Status)> step_done) {
+        module.FiniStart(
+            [step_done = std::move(step_done)]() mutable { step_done(absl::OkStatus()); });
+      },
+      [count, done = std::move(done)](absl::Status, size_t) mutable {
+        UnregisterAll(std::make_shared<Done>([count, done = std::move(done)]() mutable {
+          std::vector<BdevModule*> modules = FirstModules(count);
+          std::reverse(modules.begin(), modules.end());
+          RunModuleSequence(
+              "fini", std::move(modules),
+              [](BdevModule& module, absl::AnyInvocable<void(absl::Status)> step_done) {
+                module.FiniAsync(
+                    [step_done = std::move(step_done)]() mutable { step_done(absl::OkStatus()); });
+              },
+              [done = std::move(done)](absl::Status, size_t) mutable {
+                FreePool(std::move(done));
+              });
+        }));
+      });
 }
 
 // A pool for `options`, its objects sized for the largest module context.
@@ -102,36 +140,44 @@ absl::Status SetBdevLayerOptions(const BdevLayerOptions& options) {
   return absl::OkStatus();
 }
 
-absl::Status InitBdevLayer(const BdevLayerOptions& options) {
-  if (layer_initialized) return absl::FailedPreconditionError("the bdev layer is already running");
-  if (Thread::Current() == nullptr) {
-    return absl::FailedPreconditionError("InitBdevLayer must be called on a Thread");
+void InitBdevLayer(const BdevLayerOptions& options, absl::AnyInvocable<void(absl::Status)> done) {
+  if (layer_initialized) {
+    return done(absl::FailedPreconditionError("the bdev layer is already running"));
+  }
+  Thread* thread = Thread::Current();
+  if (thread == nullptr) {
+    return done(absl::FailedPreconditionError("InitBdevLayer must be called on a Thread"));
   }
   auto pool = CreatePool(options);
-  if (!pool.ok()) return pool.status();
+  if (!pool.ok()) return done(pool.status());
   SetBdevIoPool(std::move(*pool));
   layer_options = options;
+  app_thread_id = thread->id();
+  // Running before the modules start: a module's init may register its bdevs.
   layer_initialized = true;
-  const auto& modules = BdevModules();
-  for (size_t i = 0; i < modules.size(); ++i) {
-    if (absl::Status s = modules[i]->Init(); !s.ok()) {
-      FinishModules(i);
-      layer_initialized = false;
-      TakeBdevIoPool();
-      return absl::Status(s.code(), absl::StrFormat("bdev module %s: %s", modules[i]->name(),
-                                                    std::string(s.message())));
-    }
-  }
-  return absl::OkStatus();
+  initialized_modules = 0;
+  RunModuleSequence(
+      "init", BdevModules(),
+      [](BdevModule& module, absl::AnyInvocable<void(absl::Status)> step_done) {
+        module.InitAsync(std::move(step_done));
+      },
+      [done = std::move(done)](absl::Status status, size_t completed) mutable {
+        initialized_modules = completed;
+        if (status.ok()) return done(absl::OkStatus());
+        // Undo what the modules that started did (their bdevs included), then report.
+        ShutDown(completed, [done = std::move(done), status]() mutable { done(status); });
+      });
 }
 
 void FiniBdevLayer(absl::AnyInvocable<void()> done) {
   if (!layer_initialized) return done();
-  FiniStep(std::make_shared<absl::AnyInvocable<void()>>(std::move(done)));
+  ShutDown(initialized_modules, std::move(done));
 }
 
 bool BdevLayerInitialized() { return layer_initialized; }
 
 const BdevLayerOptions& GetBdevLayerOptions() { return layer_options; }
+
+uint64_t BdevAppThreadId() { return app_thread_id; }
 
 }  // namespace pollux

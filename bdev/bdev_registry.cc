@@ -7,6 +7,8 @@
 #include <cctype>
 
 #include "absl/strings/str_format.h"
+#include "bdev_examine.h"
+#include "bdev_layer.h"
 #include "bdev_state.h"
 #include "pollux/bdev/bdev_module.h"
 #include "pollux/env/log.h"
@@ -104,9 +106,7 @@ absl::StatusOr<Bdev*> BdevRegistry::Register(std::unique_ptr<Bdev> bdev) {
   PX_LOG(kInfo, "bdev", "registered %s (%s, %lu blocks of %u bytes)", raw->name(),
          raw->module().name(), raw->block_count(), raw->block_size());
   // Outside the lock: an examining module may open this bdev or register one over it.
-  for (BdevModule* module : BdevModules()) {
-    if (IsLive(raw)) module->Examine(*raw);
-  }
+  ExamineNewBdev(*raw);
   return raw;
 }
 
@@ -141,8 +141,6 @@ void BdevRegistry::Unregister(Bdev& bdev, absl::AnyInvocable<void(absl::Status)>
     return done(absl::FailedPreconditionError("UnregisterBdev must be called on a Thread"));
   }
   BdevState& state = *bdev.state_;
-  std::vector<BdevDesc*> to_notify;
-  bool no_descs;
   {
     std::lock_guard lock(state.mutex);
     if (state.removing) {
@@ -152,20 +150,37 @@ void BdevRegistry::Unregister(Bdev& bdev, absl::AnyInvocable<void(absl::Status)>
     state.removing = true;
     state.unregister_thread_id = thread->id();
     state.unregister_done = std::move(done);
+  }
+  // The modules hear of it first, on the app thread. Until they have, the removal cannot
+  // finish (Close does not continue it), so the bdev outlives the message.
+  Bdev* raw = &bdev;
+  uint64_t app_thread = BdevAppThreadId();
+  if (app_thread == thread->id() || !RunOnThread(app_thread, [this, raw] { Announce(raw); })) {
+    Announce(raw);
+  }
+}
+
+void BdevRegistry::Announce(Bdev* bdev) {
+  for (BdevModule* module : BdevModules()) module->OnBdevRemoved(*bdev);
+  BdevState& state = *bdev->state_;
+  std::vector<BdevDesc*> to_notify;
+  bool no_descs;
+  {
+    std::lock_guard lock(state.mutex);
+    state.modules_told = true;
     for (BdevDesc* desc : state.descs) {
       if (!desc->remove_notified_) to_notify.push_back(desc);
     }
     no_descs = state.descs.empty();
   }
-  PX_LOG(kInfo, "bdev", "removing %s (%zu open descriptors)", bdev.name(), to_notify.size());
-  Bdev* raw = &bdev;
+  PX_LOG(kInfo, "bdev", "removing %s (%zu open descriptors)", bdev->name(), to_notify.size());
   for (BdevDesc* desc : to_notify) {
-    if (!RunOnThread(desc->thread_id(), [raw, desc] { DeliverRemove(raw, desc); })) {
+    if (!RunOnThread(desc->thread_id(), [bdev, desc] { DeliverRemove(bdev, desc); })) {
       PX_LOG(kError, "bdev", "%s: the thread of an open descriptor is gone; removal waits",
-             bdev.name());
+             bdev->name());
     }
   }
-  if (no_descs) ContinueUnregister(raw);
+  if (no_descs) ContinueUnregister(bdev);
 }
 
 void BdevRegistry::DeliverRemove(Bdev* bdev, BdevDesc* desc) {
@@ -259,7 +274,7 @@ void BdevRegistry::Close(BdevDesc& desc) {
       state.claim_desc = nullptr;
       state.claim_module = nullptr;
     }
-    continue_removal = state.removing && state.descs.empty();
+    continue_removal = state.removing && state.modules_told && state.descs.empty();
   }
   if (continue_removal) ContinueUnregister(bdev);
 }

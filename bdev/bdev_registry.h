@@ -34,6 +34,9 @@ class BdevRegistry {
 
  private:
   static absl::Status Validate(BdevProperties& properties);
+  // The second half of Unregister, on the app thread: every module's OnBdevRemoved, then the
+  // descriptors' remove events.
+  void Announce(Bdev* bdev);
   static void DeliverRemove(Bdev* bdev, BdevDesc* desc);
   void ContinueUnregister(Bdev* bdev);
   void FinishUnregister(Bdev* bdev);

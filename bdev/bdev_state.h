@@ -46,6 +46,8 @@ class BdevState {
 
   std::mutex mutex;  // everything below; never taken on the data path
   bool removing = false;
+  // Every module's OnBdevRemoved has run: from then on the last close finishes the removal.
+  bool modules_told = false;
   std::vector<BdevDesc*> descs;
   const BdevModule* claim_module = nullptr;
   BdevDesc* claim_desc = nullptr;

@@ -12,7 +12,15 @@ void BdevTest::SetUp() {
   if (HasFatalFailure()) return;
   app_thread_ = CreateThread("bdev_test_app", 0);
   ASSERT_NE(app_thread_, nullptr);
-  absl::Status status = CallOn(app_thread_, [this] { return InitBdevLayer(LayerOptions()); });
+  std::atomic<bool> done{false};
+  absl::Status status;
+  RunOn(app_thread_, [&] {
+    InitBdevLayer(LayerOptions(), [&](absl::Status s) {
+      status = std::move(s);
+      done = true;
+    });
+  });
+  ASSERT_TRUE(WaitUntil([&] { return done.load(); })) << "InitBdevLayer did not finish";
   ASSERT_TRUE(status.ok()) << status;
 }
 

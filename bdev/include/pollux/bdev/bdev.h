@@ -122,12 +122,14 @@ bool IsValidUuid(std::string_view text);
 
 // ---- The registry ----
 
-// Validates and registers a bdev (generating its UUID if empty), lets every module examine it,
-// and returns it. On error the bdev is destroyed (its destructor runs, Destruct does not).
+// Validates and registers a bdev (generating its UUID if empty), lets every module examine it
+// (ExamineConfig, then ExamineDisk, which may finish later: WaitForBdevExamine), and returns
+// it. On error the bdev is destroyed (its destructor runs, Destruct does not).
 // Call on a Thread.
 absl::StatusOr<Bdev*> RegisterBdev(std::unique_ptr<Bdev> bdev);
 
-// Removes a bdev: new opens fail, every open descriptor gets a remove event on its thread;
+// Removes a bdev: new opens fail, every module's OnBdevRemoved runs (on the app thread), then
+// every open descriptor gets a remove event on its thread;
 // once all are closed and every channel is gone, the module's Destruct runs, the bdev is
 // deleted, and done(OK) runs on the calling Thread. Call on a Thread.
 void UnregisterBdev(Bdev& bdev, absl::AnyInvocable<void(absl::Status)> done);
@@ -143,6 +145,11 @@ Bdev* FindBdev(std::string_view name);
 // Every registered bdev, in registration order (same validity as FindBdev).
 std::vector<Bdev*> ListBdevs();
 
+// Calls done on the calling Thread once every registered bdev has been examined by every module
+// (ExamineConfig returned and every ExamineDisk called its done): at once when nothing is under
+// way. What bdev_wait_for_examine waits for (SPDK's spdk_bdev_wait_for_examine). Any Thread.
+void WaitForBdevExamine(absl::AnyInvocable<void()> done);
+
 // ---- The layer ----
 
 struct BdevLayerOptions {
@@ -150,11 +157,15 @@ struct BdevLayerOptions {
   uint32_t bdev_io_cache_size = 256;   // per-thread cache of those
 };
 
-// Creates the BdevIo pool and initialises every module (the bdev subsystem's start-up).
-// Call on a Thread, once, before any bdev is registered.
-absl::Status InitBdevLayer(const BdevLayerOptions& options = {});
-// Unregisters every bdev (virtual ones first), finishes the modules, frees the pool, then
-// calls done on the calling Thread.
+// Creates the BdevIo pool and initialises every module, one after the other, each maybe
+// asynchronously (BdevModule::InitAsync), then calls done on the calling Thread: OK, or the
+// first module's error prefixed by its name, after undoing what the modules before it did. The
+// bdev subsystem's start-up. Call on a Thread (it becomes the layer's app thread, where module
+// hooks run), once, before any bdev is registered.
+void InitBdevLayer(const BdevLayerOptions& options, absl::AnyInvocable<void(absl::Status)> done);
+// Runs every module's FiniStart, unregisters every bdev (virtual ones first), runs every
+// module's FiniAsync in reverse order, frees the pool, then calls done on the calling Thread.
+// Call on the app thread, after InitBdevLayer's done.
 void FiniBdevLayer(absl::AnyInvocable<void()> done);
 bool BdevLayerInitialized();
 const BdevLayerOptions& GetBdevLayerOptions();

@@ -1,12 +1,12 @@
 // VirtualBdevConfigs: the configurations of a virtual bdev module (one whose bdevs sit on a
 // base bdev: passthru, error, delay, yours), and SPDK's rule for them: a bdev asked for over a
 // base that does not exist yet is remembered, not refused, and attaches when the base
-// registers (BdevModule::Examine). save_config writes every configuration, attached or still
-// waiting, so a replay recreates both.
+// registers (BdevModule::ExamineConfig). save_config writes every configuration, attached or
+// still waiting, so a replay recreates both.
 //
 //   class MyModule : public BdevModule {
 //     ...
-//     void Examine(Bdev& bdev) override { configs_.Examine(bdev); }
+//     void ExamineConfig(Bdev& bdev) override { configs_.Examine(bdev); }
 //     VirtualBdevConfigs<MyOptions> configs_{*this, &NameOf, &BaseOf, &Attach};
 //   };
 //   absl::StatusOr<Bdev*> CreateMy(const MyOptions& o) { ...checks...; return configs_.Create(o); }
@@ -73,11 +73,11 @@ class VirtualBdevConfigs {
     return bdev;
   }
 
-  // For BdevModule::Examine: attaches the configurations waiting for `bdev`. Errors are logged
-  // (examine has nobody to return them to); the configuration stays, as in SPDK.
+  // For BdevModule::ExamineConfig: attaches the configurations waiting for `bdev`. Errors are
+  // logged (examine has nobody to return them to); the configuration stays, as in SPDK.
   void Examine(Bdev& bdev) {
-    // Copied first: attaching registers a bdev, which runs Examine again (a virtual bdev over
-    // a virtual bdev), and that must not change the list being walked.
+    // Copied first: attaching registers a bdev, which runs ExamineConfig again (a virtual bdev
+    // over a virtual bdev), and that must not change the list being walked.
     std::vector<Options> waiting;
     for (const Options& options : configs_) {
       if (bdev.HasName(base_name_(options)) && FindBdev(name_(options)) == nullptr) {

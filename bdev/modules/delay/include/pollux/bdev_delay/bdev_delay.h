@@ -45,7 +45,7 @@ class DelayModule final : public BdevModule {
   DelayModule();
   static DelayModule& Get();
 
-  void Examine(Bdev& bdev) override { configs_.Examine(bdev); }
+  void ExamineConfig(Bdev& bdev) override { configs_.Examine(bdev); }
   // One bdev_delay_create per configured bdev, with its current latencies.
   void WriteConfig(rpc::Json& config) const override;
   int config_order() const override { return 1; }

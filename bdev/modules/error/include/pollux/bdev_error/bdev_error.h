@@ -56,7 +56,7 @@ class ErrorModule final : public BdevModule {
   static ErrorModule& Get();
 
   // Attaches the configured error bdevs whose base just registered.
-  void Examine(Bdev& bdev) override { configs_.Examine(bdev); }
+  void ExamineConfig(Bdev& bdev) override { configs_.Examine(bdev); }
   // One bdev_error_create per configured bdev (injections are not configuration, as in SPDK).
   void WriteConfig(rpc::Json& config) const override;
   int config_order() const override { return 1; }

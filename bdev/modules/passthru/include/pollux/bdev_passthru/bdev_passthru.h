@@ -34,7 +34,7 @@ class PassthruModule final : public BdevModule {
   static PassthruModule& Get();
 
   // Attaches the configured passthru bdevs whose base just registered.
-  void Examine(Bdev& bdev) override { configs_.Examine(bdev); }
+  void ExamineConfig(Bdev& bdev) override { configs_.Examine(bdev); }
   // One bdev_passthru_create per configured bdev, attached or still waiting for its base.
   void WriteConfig(rpc::Json& config) const override;
   // A virtual module: after the bases in save_config.
