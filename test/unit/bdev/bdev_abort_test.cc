@@ -149,6 +149,27 @@ TEST_F(BdevAbortTest, AbortsEveryIoWithTheCbArgAndPassesThroughPassthru) {
   EXPECT_EQ(other.status.load(), BdevIoStatus::kAborted);
 }
 
+TEST_F(BdevAbortTest, ErrorModuleAbortsItsPendingIoAndPassesTheRestDown) {
+  CreateDelayOverMalloc();
+  Rpc("bdev_error_create", {{"base_name", "Delay0"}});
+  Rpc("bdev_error_inject_error",
+      {{"name", "EE_Delay0"}, {"io_type", "read"}, {"error_type", "pending"}, {"num", 1}});
+  IoClient client(CreateThread("io", 1), "EE_Delay0");
+  ASSERT_TRUE(client.ok());
+  std::vector<char> buf(2 * 512);
+  Pending held, at_base;
+  StartRead(client, buf.data(), 0, 1, held);           // held by the error bdev
+  StartRead(client, buf.data() + 512, 1, 1, at_base);  // held below, by the delay bdev
+  ASSERT_TRUE(WaitUntil([&] { return ReadOps("Malloc0") == 1; }));
+  for (Pending* io : {&held, &at_base}) {
+    Pending abort;
+    StartAbort(client, io, abort);
+    ASSERT_TRUE(WaitUntil([&] { return io->done.load() && abort.done.load(); }));
+    EXPECT_EQ(io->status.load(), BdevIoStatus::kAborted);
+    EXPECT_EQ(abort.status.load(), BdevIoStatus::kSuccess);
+  }
+}
+
 TEST_F(BdevAbortTest, ModuleWithoutAbortFailsItWithNotSupported) {
   TestBdev* bdev = RegisterT0({.block_size = 512, .block_count = 8});
   ASSERT_NE(bdev, nullptr);
