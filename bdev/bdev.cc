@@ -100,4 +100,21 @@ void Bdev::GetIoStats(absl::AnyInvocable<void(const BdevIoStats&)> done) {
       });
 }
 
+void ForEachBdevChannel(
+    Bdev& bdev,
+    absl::AnyInvocable<void(IoChannel& channel, ChannelContext* module_channel,
+                            absl::AnyInvocable<void(absl::Status)> next)>
+        fn,
+    absl::AnyInvocable<void(absl::Status)> done) {
+  // The bdev's channels are the channels of its state's IoDevice: the reactor's walk, with
+  // the module's half of each channel handed to fn.
+  ForEachChannelAsync(
+      bdev.state_->channels,
+      [fn = std::move(fn)](IoChannel& channel,
+                           absl::AnyInvocable<void(absl::Status)> next) mutable {
+        fn(channel, channel.context<BdevChannel>().module_channel(), std::move(next));
+      },
+      std::move(done));
+}
+
 }  // namespace pollux

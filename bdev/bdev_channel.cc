@@ -65,15 +65,17 @@ BdevChannel::BdevChannel(Bdev& bdev)
       zero_buffer_(requires_shared_memory_ && HasType(supported_mask_, IoType::kWriteZeroes) &&
                            !HasType(module_supported_mask_, IoType::kWriteZeroes)
                        ? AcquireSharedZeroBuffer(bdev)
-                       : GetBdevIoPool()->zero_buffer()) {}
+                       : GetBdevIoPool()->zero_buffer()) {
+  RefreshTimeouts();
+}
 
 BdevChannel::~BdevChannel() {
   // The zero buffer's address says whether it is the shared one.
   if (InSharedIoMemory(zero_buffer_, 1)) ReleaseSharedZeroBuffer();
   thread_.RemoveChannel(this);
-  if (in_flight_ != 0 || nomem_head_ != nullptr) {
-    PX_LOG(kError, "bdev", "%s: channel destroyed with %lu I/O in flight", bdev_.name(),
-           in_flight_);
+  if (!in_flight_.empty() || nomem_head_ != nullptr) {
+    PX_LOG(kError, "bdev", "%s: channel destroyed with %zu I/O in flight", bdev_.name(),
+           in_flight_.CountSlow());
   }
   bdev_.state_->RetireStats(stats_);
   RetireRoutes();
@@ -159,7 +161,8 @@ void BdevChannel::Submit(const WaitingRequest& request) noexcept {
     thread_.AddWaitingRequest(request);
     return;
   }
-  ++in_flight_;
+  in_flight_.PushBack(*io);
+  io->desc_ = request.desc;
   io->type_ = request.type;
   io->kind_ = BdevIo::Kind::kUser;
   io->forward_depth_ = 0;
@@ -220,7 +223,9 @@ void BdevChannel::Dispatch(BdevIo& io) noexcept {
 
 void BdevChannel::Finish(BdevIo& io) noexcept {
   if (io.forward_depth_ != 0) [[unlikely]] return FinishForwarded(io);
-  if (io.kind_ == BdevIo::Kind::kChild) return ChildDone(io);
+  if (io.kind_ != BdevIo::Kind::kUser) [[unlikely]] {
+    return io.kind_ == BdevIo::Kind::kChild ? ChildDone(io) : DeliverAbort(io);
+  }
   const uint64_t ticks = thread_.Now() - io.submit_tsc_;
   Count(stats_, io, ticks, LatencyHistogram::BucketOf(ticks));
   Deliver(io);
@@ -247,7 +252,7 @@ void BdevChannel::FinishForwarded(BdevIo& io) noexcept {
 
 void BdevChannel::Deliver(BdevIo& io) noexcept {
   if (io.bounced_) [[unlikely]] Unbounce(io);
-  --in_flight_;
+  in_flight_.Remove(io);
   BdevIoStatus status = io.status_;
   int error_number = status == BdevIoStatus::kSuccess ? 0 : io.error_number_;
   BdevIoCallback cb = io.cb_;
@@ -314,7 +319,7 @@ void BdevChannel::ForwardSlow(BdevIo& io, bool writable) noexcept {
     bool data = CarriesData(type);
     return Submit(WaitingRequest{this, type, writable, data ? io.iovs_ : nullptr,
                                  data ? io.iovcnt_ : 0, nullptr, io.offset_blocks_,
-                                 io.num_blocks_, &ForwardedCopyDone, &io});
+                                 io.num_blocks_, &ForwardedCopyDone, &io, io.desc_, false});
   }
   Retarget(io);
   thread_.EnterSubmit();

@@ -8,8 +8,10 @@
 #include <memory>
 #include <vector>
 
+#include "bdev_in_flight_list.h"
 #include "bdev_thread_context.h"
 #include "pollux/bdev/bdev.h"
+#include "pollux/bdev/bdev_desc.h"
 #include "pollux/bdev/bdev_io.h"
 #include "pollux/bdev/bdev_stats.h"
 #include "pollux/env/shared_io_memory.h"
@@ -28,6 +30,22 @@ struct ForwardRoute {
   BdevIoStats stats;
 };
 
+// A descriptor's timeout, as published in the bdev's state (BdevDesc::SetTimeout).
+struct BdevTimeoutSetting {
+  const BdevDesc* desc;
+  uint64_t timeout_us;
+  BdevIoTimeoutCallback cb;
+  void* cb_arg;
+};
+
+// One channel's copy of a timeout, with what its poller has reported: every late I/O
+// submitted at or before reported_until_tsc (the list is in submission order).
+struct ChannelTimeoutWatch {
+  BdevTimeoutSetting setting;
+  uint64_t timeout_tsc;
+  uint64_t reported_until_tsc;
+};
+
 class BdevChannel : public ChannelContext {
  public:
   // On the channel's thread (IoDevice::CreateChannelContext).
@@ -35,6 +53,8 @@ class BdevChannel : public ChannelContext {
   ~BdevChannel() override;
 
   Bdev& bdev() const { return bdev_; }
+  // The module's channel context (Bdev::CreateChannel), possibly nullptr.
+  ChannelContext* module_channel() const { return module_channel_.get(); }
   // This channel's statistics: its own and those of the forward routes through it.
   BdevIoStats TotalStats() const;
   const BdevThreadContext& thread_context() const { return thread_; }
@@ -43,6 +63,12 @@ class BdevChannel : public ChannelContext {
 
   // A caller's request. Completes through its callback, never inside this call.
   void Submit(const WaitingRequest& request) noexcept;
+  // BdevDesc::Abort (bdev_channel_abort.cc); `request.abort` is set, `request.buf` the cb_arg
+  // to abort.
+  void Abort(const WaitingRequest& request) noexcept;
+  // Takes the bdev's timeouts again (bdev_channel_timeout.cc): at creation, and on each
+  // BdevDesc::SetTimeout. On the channel's thread.
+  void RefreshTimeouts();
 
   // The module completed `io` (BdevIo::Complete).
   void OnModuleCompletion(BdevIo& io) noexcept {
@@ -139,6 +165,22 @@ class BdevChannel : public ChannelContext {
   [[gnu::noinline]] void ForwardSlow(BdevIo& io, bool writable) noexcept;
   void QueueNoMemory(BdevIo& io) noexcept;
   void AbortNoMemory() noexcept;
+  // Takes `io` out of the retry queue.
+  void UnqueueNoMemory(BdevIo& io) noexcept;
+
+  // Abort (bdev_channel_abort.cc).
+  // Aborts one matching caller I/O, wherever it is, for `abort`.
+  void AbortOne(BdevIo& io, BdevIo& abort) noexcept;
+  // A module's answer (Bdev::Abort's done).
+  static void AbortDone(void* cb_arg, BdevIoStatus status, int error_number);
+  void AbortAnswered(BdevIo* abort, BdevIoStatus status, int error_number) noexcept;
+  void DeliverAbort(BdevIo& abort) noexcept;
+
+  // Timeouts (bdev_channel_timeout.cc).
+  PollResult PollTimeouts() noexcept;
+  static uint64_t UsToTsc(uint64_t us) noexcept;
+  // This thread's IoChannel of the bdev, whose context this is (for the timeout callback).
+  IoChannel* FindIoChannel() const noexcept;
 
   // Splitting (bdev_io_splitter.cc).
   bool NeedsSplit(const BdevIo& io) const noexcept {
@@ -207,9 +249,9 @@ class BdevChannel : public ChannelContext {
   // What emulated WRITE_ZEROES writes from: the pool's zero buffer, or the shared one
   // (AcquireSharedZeroBuffer); nullptr if that failed.
   void* const zero_buffer_;
-  // Callers' I/O submitted here and not yet delivered (wherever it was forwarded to): only
-  // for the warning of a channel destroyed too early, so nothing moves on a forward.
-  uint64_t in_flight_ = 0;
+  // Callers' I/O submitted here and not yet delivered (wherever it was forwarded to), and the
+  // split children cut here: what Abort and the timeout poller walk.
+  BdevInFlightList in_flight_;
   BdevIo* nomem_head_ = nullptr;
   BdevIo* nomem_tail_ = nullptr;
   BdevIoStats stats_;
@@ -219,6 +261,10 @@ class BdevChannel : public ChannelContext {
   // The route of the last forwarded I/O that completed here: one compare per completion.
   const BdevChannel* last_route_upper_ = nullptr;
   BdevIoStats* last_route_stats_ = nullptr;
+  // The bdev's timeouts (RefreshTimeouts) and their poller, registered only while any is set.
+  std::vector<ChannelTimeoutWatch> timeout_watches_;
+  PollerHandle timeout_poller_;
+  uint64_t timeout_period_us_ = 0;
 };
 
 }  // namespace pollux

@@ -1,5 +1,8 @@
 #include "pollux/bdev/bdev_desc.h"
 
+#include <mutex>
+
+#include "absl/strings/str_format.h"
 #include "bdev_channel.h"
 #include "bdev_registry.h"
 #include "bdev_state.h"
@@ -53,7 +56,11 @@ void CloseBdevDesc(std::unique_ptr<BdevDesc> desc, absl::AnyInvocable<void()> do
   run();
 }
 
-BdevDesc::~BdevDesc() { BdevRegistry::Get().Close(*this); }
+BdevDesc::~BdevDesc() {
+  // No channel may report to a closed descriptor (nor to a new one at its address).
+  if (timeout_us_ != 0) PublishTimeout(0, nullptr, nullptr);
+  BdevRegistry::Get().Close(*this);
+}
 
 absl::Status BdevDesc::Claim(BdevModule& module) {
   return BdevRegistry::Get().Claim(*this, module);
@@ -76,7 +83,39 @@ void BdevDesc::Submit(IoChannel& channel, IoType type, iovec* iov, int iovcnt, v
                       void* cb_arg) noexcept {
   BdevChannel& bdev_channel = channel.context<BdevChannel>();
   bdev_channel.Submit(WaitingRequest{&bdev_channel, type, writable_, iov, iovcnt, buf,
-                                     offset_blocks, num_blocks, cb, cb_arg});
+                                     offset_blocks, num_blocks, cb, cb_arg, this, false});
+}
+
+void BdevDesc::Abort(IoChannel& channel, void* bio_cb_arg, BdevIoCallback cb,
+                     void* cb_arg) noexcept {
+  BdevChannel& bdev_channel = channel.context<BdevChannel>();
+  bdev_channel.Abort(WaitingRequest{&bdev_channel, IoType::kRead, writable_, nullptr, 0,
+                                    bio_cb_arg, 0, 0, cb, cb_arg, this, true});
+}
+
+absl::Status BdevDesc::SetTimeout(uint64_t timeout_us, BdevIoTimeoutCallback cb, void* cb_arg) {
+  if (timeout_us != 0 && cb == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bdev_set_timeout: %s: a timeout of %u us needs a callback", bdev_->name(), timeout_us));
+  }
+  if (timeout_us == 0 && timeout_us_ == 0) return absl::OkStatus();
+  PublishTimeout(timeout_us, cb, cb_arg);
+  return absl::OkStatus();
+}
+
+void BdevDesc::PublishTimeout(uint64_t timeout_us, BdevIoTimeoutCallback cb, void* cb_arg) {
+  timeout_us_ = timeout_us;
+  BdevState& state = *bdev_->state_;
+  {
+    std::lock_guard lock(state.mutex);
+    std::erase_if(state.timeouts, [this](const BdevTimeoutSetting& s) { return s.desc == this; });
+    if (timeout_us != 0) state.timeouts.push_back({this, timeout_us, cb, cb_arg});
+  }
+  // Channels made from now on read the list themselves; a channel made meanwhile refreshes
+  // twice, which changes nothing.
+  ForEachChannel(
+      state.channels, [](IoChannel& channel) { channel.context<BdevChannel>().RefreshTimeouts(); },
+      [](absl::Status) {});
 }
 
 void BdevDesc::Forward(IoChannel& channel, BdevIo& io) noexcept {

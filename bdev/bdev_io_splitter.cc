@@ -97,6 +97,7 @@ void BdevChannel::ContinueSplit(BdevIo& parent) noexcept {
       break;
     }
     ++parent.children_in_flight_;
+    in_flight_.PushBack(*child);
     SubmitToModule(*child);
   }
   thread_.LeaveSubmit();
@@ -206,6 +207,7 @@ void BdevChannel::ChildDone(BdevIo& child) noexcept {
     parent.error_number_ = child.error_number_;
     parent.split_next_block_ = parent.offset_blocks_ + parent.num_blocks_;
   }
+  in_flight_.Remove(child);
   thread_.Put(&child);
   --parent.children_in_flight_;
   parent.channel_->ContinueSplit(parent);

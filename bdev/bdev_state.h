@@ -52,6 +52,7 @@ class BdevState {
   const BdevModule* claim_module = nullptr;
   BdevDesc* claim_desc = nullptr;
   BdevIoStats retired_stats;
+  std::vector<BdevTimeoutSetting> timeouts;  // descriptors with a timeout (BdevDesc::SetTimeout)
   uint64_t unregister_thread_id = 0;
   absl::AnyInvocable<void(absl::Status)> unregister_done;
 };

@@ -61,6 +61,29 @@ void BdevThreadContext::RemoveChannel(BdevChannel* channel) {
                 [channel](const WaitingRequest& r) { return r.channel == channel; });
 }
 
+size_t BdevThreadContext::AbortWaitingRequests(BdevChannel* channel, void* target,
+                                               BdevIo* abort) {
+  size_t taken = 0;
+  std::erase_if(waiting_requests_, [&](const WaitingRequest& request) {
+    if (request.channel != channel || request.abort || request.cb_arg != target) return false;
+    aborted_requests_.emplace_back(abort, request);
+    ++taken;
+    return true;
+  });
+  return taken;
+}
+
+void BdevThreadContext::DeliverAbortedRequests(BdevIo* abort) {
+  if (aborted_requests_.empty()) return;
+  std::vector<std::pair<BdevIo*, WaitingRequest>> mine;
+  std::erase_if(aborted_requests_, [&](const auto& entry) {
+    if (entry.first != abort) return false;
+    mine.push_back(entry);
+    return true;
+  });
+  for (const auto& [unused, request] : mine) request.cb(request.cb_arg, BdevIoStatus::kAborted, 0);
+}
+
 void BdevThreadContext::DrainDeferred() noexcept {
   draining_ = true;
   drain_tsc_ = rte_rdtsc();
@@ -99,7 +122,11 @@ PollResult BdevThreadContext::Poll() noexcept {
     Put(io);  // the submission below takes it again
     WaitingRequest request = waiting_requests_.front();
     waiting_requests_.pop_front();
-    request.channel->Submit(request);
+    if (request.abort) [[unlikely]] {
+      request.channel->Abort(request);
+    } else {
+      request.channel->Submit(request);
+    }
   }
   return PollResult::kBusy;
 }

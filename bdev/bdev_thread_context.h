@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "bdev_io_pool.h"
@@ -19,6 +20,7 @@
 namespace pollux {
 
 class BdevChannel;
+class BdevDesc;
 
 // A request that found no free BdevIo: everything needed to submit it later.
 struct WaitingRequest {
@@ -32,6 +34,9 @@ struct WaitingRequest {
   uint64_t num_blocks;
   BdevIoCallback cb;
   void* cb_arg;
+  const BdevDesc* desc;  // the submitting descriptor (timeouts)
+  // An abort waiting for its BdevIo (BdevChannel::Abort): `buf` is the cb_arg to abort.
+  bool abort;
 };
 
 class BdevThreadContext : public ChannelContext {
@@ -85,6 +90,13 @@ class BdevThreadContext : public ChannelContext {
   // A channel holding I/O its module refused with kNoMemory; retried by the poller.
   void AddRetryChannel(BdevChannel* channel);
   void RemoveChannel(BdevChannel* channel);
+  void RemoveWaitingParent(BdevIo* parent) { std::erase(waiting_parents_, parent); }
+
+  // Abort of requests waiting for a BdevIo: takes `channel`'s with cb_arg `target` out of the
+  // wait (returns how many) and keeps them for `abort`, whose delivery calls their callbacks
+  // with kAborted first (DeliverAbortedRequests). Abort path only (it may allocate).
+  size_t AbortWaitingRequests(BdevChannel* channel, void* target, BdevIo* abort);
+  void DeliverAbortedRequests(BdevIo* abort);
 
  private:
   BdevIo* Refill() noexcept;
@@ -110,6 +122,7 @@ class BdevThreadContext : public ChannelContext {
   std::deque<WaitingRequest> waiting_requests_;
   std::vector<BdevIo*> waiting_parents_;
   std::vector<BdevChannel*> retry_channels_;
+  std::vector<std::pair<BdevIo*, WaitingRequest>> aborted_requests_;  // by their abort
   PollerHandle poller_;
 };
 

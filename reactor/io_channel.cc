@@ -149,8 +149,9 @@ struct ChannelWalk {
   std::vector<uint64_t> thread_ids;
   size_t next = 0;
   uint64_t origin_id;
-  absl::AnyInvocable<void(IoChannel&)> fn;
+  absl::AnyInvocable<void(IoChannel&, absl::AnyInvocable<void(absl::Status)>)> fn;
   absl::AnyInvocable<void(absl::Status)> done;
+  absl::Status status;
 };
 
 void ChannelWalkStep(void* arg);
@@ -162,7 +163,9 @@ void ChannelWalkHop(ChannelWalk* walk) {
   }
   std::unique_ptr<ChannelWalk> owned(walk);
   auto done = std::move(walk->done);
-  RunOnThread(walk->origin_id, [done = std::move(done)]() mutable { done(absl::OkStatus()); });
+  RunOnThread(walk->origin_id, [done = std::move(done), status = walk->status]() mutable {
+    done(std::move(status));
+  });
 }
 
 void ChannelWalkStep(void* arg) {
@@ -170,8 +173,14 @@ void ChannelWalkStep(void* arg) {
   Thread* here = Thread::Current();
   for (IoChannel* channel : here->io_channels()) {
     if (&channel->device() == walk->device) {
-      walk->fn(*channel);
-      break;
+      // The walk moves on when fn says so, from this thread (now or from a later message).
+      return walk->fn(*channel, [walk](absl::Status status) {
+        if (!status.ok()) {
+          walk->status = std::move(status);
+          walk->next = walk->thread_ids.size();
+        }
+        ChannelWalkHop(walk);
+      });
     }
   }
   ChannelWalkHop(walk);
@@ -181,8 +190,22 @@ void ChannelWalkStep(void* arg) {
 
 void ForEachChannel(IoDevice& device, absl::AnyInvocable<void(IoChannel&)> fn,
                     absl::AnyInvocable<void(absl::Status)> done) {
+  ForEachChannelAsync(
+      device,
+      [fn = std::move(fn)](IoChannel& channel,
+                           absl::AnyInvocable<void(absl::Status)> next) mutable {
+        fn(channel);
+        next(absl::OkStatus());
+      },
+      std::move(done));
+}
+
+void ForEachChannelAsync(
+    IoDevice& device,
+    absl::AnyInvocable<void(IoChannel&, absl::AnyInvocable<void(absl::Status)>)> fn,
+    absl::AnyInvocable<void(absl::Status)> done) {
   auto* walk = new ChannelWalk{&device, {}, 0, Thread::Current() ? Thread::Current()->id() : 0,
-                               std::move(fn), std::move(done)};
+                               std::move(fn), std::move(done), absl::OkStatus()};
   {
     std::lock_guard lock(device.mutex_);
     for (IoChannel* channel : device.channels_) walk->thread_ids.push_back(channel->thread().id());

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <utility>
@@ -36,6 +37,7 @@ struct DelayIo {
   BdevIoStatus status = BdevIoStatus::kSuccess;  // the base's, delivered at the deadline
   int error_number = 0;
   int8_t latency = kNoDelay;                     // a DelayLatency, or kNoDelay
+  bool at_base = false;  // its copy is at the base (an abort goes there)
 };
 
 DelayIo& Context(BdevIo& io) { return io.module_context<DelayIo>(); }
@@ -90,6 +92,14 @@ struct DelayChannel final : ChannelContext {
     return released > 0 ? PollResult::kBusy : PollResult::kIdle;
   }
 
+  // Takes `io` off its held list (an abort); false when it is not held.
+  bool Unhold(BdevIo& io) {
+    int latency = Context(io).latency;
+    if (latency == kNoDelay || !held[latency].Remove(io)) return false;
+    if (--held_count == 0) poller->Pause();
+    return true;
+  }
+
   // Completes every held I/O with kAborted (a reset).
   void AbortAll() {
     for (BdevIoList<DelayIo>& list : held) {
@@ -141,6 +151,7 @@ class DelayBdev final : public Bdev, private IoDevice {
   void Submit(BdevIo& io) noexcept override {
     DelayChannel& channel = Channel(io);
     DelayIo& context = Context(io);
+    context.at_base = false;
     // SPDK draws the p99 lottery for every I/O and uses it for reads and writes only.
     bool p99 = NextRandom(channel.random) % 100 == 0;
     switch (io.type()) {
@@ -168,6 +179,16 @@ class DelayBdev final : public Bdev, private IoDevice {
   }
 
   bool IoTypeSupported(IoType type) const override { return base_->bdev().Supports(type); }
+
+  // SPDK's vbdev_delay_abort: a held completion is ours to abort; an I/O still at the base is
+  // the base's, asked under the cb_arg we gave it (&io). An aborted I/O is not delayed.
+  void Abort(BdevIo& io, BdevIoCallback done, void* done_arg) noexcept override {
+    DelayChannel& channel = Channel(io);
+    if (Context(io).at_base) return base_->Abort(*channel.base, &io, done, done_arg);
+    if (!channel.Unhold(io)) return done(done_arg, BdevIoStatus::kFailed, ENOENT);
+    io.Complete(BdevIoStatus::kAborted);
+    done(done_arg, BdevIoStatus::kSuccess, 0);
+  }
 
   std::unique_ptr<ChannelContext> CreateChannel() override {
     auto context = std::make_unique<DelayChannelRef>();
@@ -228,6 +249,7 @@ class DelayBdev final : public Bdev, private IoDevice {
 
  private:
   static void Forward(BdevIo& io, DelayChannel& channel) {
+    Context(io).at_base = true;
     channel.bdev->base_->SubmitCopy(*channel.base, io, &BaseDone, &io);
   }
 
@@ -235,7 +257,10 @@ class DelayBdev final : public Bdev, private IoDevice {
   static void BaseDone(void* cb_arg, BdevIoStatus status, int error_number) {
     BdevIo& io = *static_cast<BdevIo*>(cb_arg);
     DelayIo& context = Context(io);
-    if (context.latency == kNoDelay) return io.Complete(status, error_number);
+    context.at_base = false;
+    if (context.latency == kNoDelay || status == BdevIoStatus::kAborted) {
+      return io.Complete(status, error_number);
+    }
     DelayChannel& channel = Channel(io);
     uint64_t ticks = channel.bdev->latency_tsc_[context.latency].load(std::memory_order_relaxed);
     // No latency and nobody ahead in the list: nothing to wait for.

@@ -136,6 +136,15 @@ class ErrorBdev final : public Bdev, private IoDevice {
 
   bool IoTypeSupported(IoType type) const override { return base_->bdev().Supports(type); }
 
+  // A held I/O (kPending) is ours to abort; any other is at the base (or already done there),
+  // whose layer knows it by the cb_arg we submitted its copy with (&io) and answers.
+  void Abort(BdevIo& io, BdevIoCallback done, void* done_arg) noexcept override {
+    ErrorChannel& channel = Channel(io);
+    if (!channel.held.Remove(io)) return base_->Abort(*channel.base, &io, done, done_arg);
+    io.Complete(BdevIoStatus::kAborted);
+    done(done_arg, BdevIoStatus::kSuccess, 0);
+  }
+
   std::unique_ptr<ChannelContext> CreateChannel() override {
     auto context = std::make_unique<ErrorChannelRef>();
     context->ref = GetIoChannel(static_cast<IoDevice&>(*this));

@@ -7,6 +7,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -86,6 +87,23 @@ class IoClient {
   IoChannelRef channel_;
   int last_error_number_ = 0;
   std::atomic<int> remove_events_{0};
+};
+
+// One I/O (or abort) submitted from a test thread and awaited there: its callback records the
+// status, the errno and, with `order` set, its place among callbacks sharing that counter.
+struct AwaitedIo {
+  std::atomic<bool> done{false};
+  std::atomic<BdevIoStatus> status{BdevIoStatus::kSuccess};
+  std::atomic<int> error_number{0};
+  std::atomic<int>* order = nullptr;
+  int position = -1;
+  static void Callback(void* arg, BdevIoStatus status, int error_number) {
+    auto* io = static_cast<AwaitedIo*>(arg);
+    io->status = status;
+    io->error_number = error_number;
+    if (io->order != nullptr) io->position = io->order->fetch_add(1);
+    io->done.store(true, std::memory_order_release);
+  }
 };
 
 // The iovecs of `len` bytes at `base` cut at `cuts` (sorted, distinct, inside (0, len)).

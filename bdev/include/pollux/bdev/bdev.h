@@ -93,6 +93,18 @@ class Bdev {
   virtual void Submit(BdevIo& io) noexcept = 0;
   // Called once at registration, for each type; the answer must not change.
   virtual bool IoTypeSupported(IoType type) const = 0;
+  // Aborts `io`, an I/O this bdev's Submit received and has not completed (SPDK's ABORT I/O
+  // type, for BdevDesc::Abort). If it can: complete `io` with kAborted and call
+  // done(done_arg, kSuccess, 0); if it cannot, leave `io` alone and call done with the reason
+  // (kFailed and ENOENT: it does not hold it any more; kNotSupported). Exactly one call of
+  // done, now or later, on this thread. A virtual bdev whose I/O is at its base passes the
+  // abort down with the cb_arg it gave the base: base_desc->Abort(base_channel, &io, done,
+  // done_arg). I/O it forwarded (BdevDesc::Forward) never comes here: the layer asks the bdev
+  // holding it. The default cannot abort anything.
+  virtual void Abort(BdevIo& io, BdevIoCallback done, void* done_arg) noexcept {
+    (void)io;
+    done(done_arg, BdevIoStatus::kNotSupported, 0);
+  }
   // Per-thread state (a queue, a kernel ring), created on each thread that does I/O on this
   // bdev, on that thread; BdevIo::module_channel<T>() returns it. nullptr: none needed.
   virtual std::unique_ptr<ChannelContext> CreateChannel() { return nullptr; }
@@ -109,6 +121,12 @@ class Bdev {
   friend class BdevDesc;
   friend class BdevChannel;
   friend class BdevState;
+  friend void ForEachBdevChannel(
+      Bdev& bdev,
+      absl::AnyInvocable<void(IoChannel& channel, ChannelContext* module_channel,
+                              absl::AnyInvocable<void(absl::Status)> next)>
+          fn,
+      absl::AnyInvocable<void(absl::Status)> done);
 
   BdevProperties properties_;
   BdevModule* module_;
@@ -116,6 +134,20 @@ class Bdev {
   uint32_t module_supported_mask_ = 0;  // what reaches the module (the rest is emulated)
   std::unique_ptr<BdevState> state_;  // the layer's bookkeeping (bdev_state.h)
 };
+
+// Runs fn on each channel of `bdev` (each thread doing I/O on it), on that channel's thread,
+// one after the other (SPDK's spdk_bdev_for_each_channel): fn gets the channel (for BdevDesc
+// calls), the module's channel context (what Bdev::CreateChannel made, possibly nullptr) and
+// `next`, which it calls once, on that thread, now or later; a non-OK status stops the walk.
+// Then done(status) runs on the calling Thread: OK, or the status that stopped the walk. The
+// bdev must stay registered meanwhile (a module walking its own bdev, a caller holding a
+// descriptor). Control path: it allocates. Call from a Thread.
+void ForEachBdevChannel(
+    Bdev& bdev,
+    absl::AnyInvocable<void(IoChannel& channel, ChannelContext* module_channel,
+                            absl::AnyInvocable<void(absl::Status)> next)>
+        fn,
+    absl::AnyInvocable<void(absl::Status)> done);
 
 // Whether `text` is a UUID in RFC 4122 text form (8-4-4-4-12 hexadecimal digits).
 bool IsValidUuid(std::string_view text);

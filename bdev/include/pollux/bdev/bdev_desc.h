@@ -32,6 +32,19 @@ enum class BdevEvent : uint8_t {
 // Runs on the descriptor's thread.
 using BdevEventCallback = absl::AnyInvocable<void(BdevEvent event, Bdev& bdev)>;
 
+// An I/O outstanding longer than its descriptor's timeout (BdevDesc::SetTimeout). Valid during
+// the callback only.
+struct BdevIoTimeoutInfo {
+  IoChannel& channel;  // the channel it was submitted on: Abort(channel, io_cb_arg, ...) aborts it
+  IoType type;
+  uint64_t offset_blocks;
+  uint64_t num_blocks;
+  uint64_t outstanding_us;  // since its submission
+  void* io_cb_arg;          // the cb_arg it was submitted with
+};
+// Runs on the I/O's channel's thread (SPDK's spdk_bdev_io_timeout_cb).
+using BdevIoTimeoutCallback = void (*)(void* cb_arg, const BdevIoTimeoutInfo& io);
+
 class BdevDesc {
  public:
   // Opens `name` (a name or an alias). Fails when no such bdev exists, it is being removed,
@@ -81,6 +94,25 @@ class BdevDesc {
              void* cb_arg) noexcept;
   void Reset(IoChannel& channel, BdevIoCallback cb, void* cb_arg) noexcept;
 
+  // Aborts every I/O submitted on `channel` with `bio_cb_arg` as its cb_arg (SPDK's
+  // spdk_bdev_abort), whichever descriptor submitted it. What still waits in the layer (for a
+  // BdevIo, for a retry after kNoMemory, split children not cut yet) the layer completes with
+  // kAborted; what a module holds, the module aborts if it can (Bdev::Abort). cb then runs,
+  // after the callbacks of what was aborted: kSuccess when every match was aborted; kFailed
+  // with ENOENT when nothing matched; otherwise the first failure of a module (kNotSupported:
+  // the module cannot abort; kFailed/ENOENT: it had completed it meanwhile). A split I/O whose
+  // children could not all be aborted still ends with kAborted once they are back. Like the
+  // other calls, cb never runs inside this one.
+  void Abort(IoChannel& channel, void* bio_cb_arg, BdevIoCallback cb, void* cb_arg) noexcept;
+
+  // Reports this descriptor's I/O outstanding longer than `timeout_us` (SPDK's
+  // spdk_bdev_set_timeout): cb runs once for each such I/O, on its channel's thread, and may
+  // Abort it. Each channel of the bdev runs a timed poller (period: half the timeout, 10 us
+  // to 1 s) only while some descriptor has a timeout. 0 disables (cb may be null then);
+  // another call replaces the timeout. InvalidArgument for a timeout without cb. On the
+  // descriptor's thread; the channels take the change shortly after (a message each).
+  absl::Status SetTimeout(uint64_t timeout_us, BdevIoTimeoutCallback cb, void* cb_arg);
+
   // Hands `io` itself (an I/O a virtual bdev received in its Submit) down to this
   // descriptor's bdev, on `channel`, the calling thread's channel of it: no second BdevIo and
   // no second set of request checks, and the base's completion completes `io` directly (the
@@ -119,6 +151,8 @@ class BdevDesc {
   void Submit(IoChannel& channel, IoType type, iovec* iov, int iovcnt, void* buf,
               uint64_t offset_blocks, uint64_t num_blocks, BdevIoCallback cb,
               void* cb_arg) noexcept;
+  // Publishes this descriptor's timeout (0: none) to the bdev's channels.
+  void PublishTimeout(uint64_t timeout_us, BdevIoTimeoutCallback cb, void* cb_arg);
 
   Bdev* bdev_;
   bool writable_;
@@ -126,6 +160,7 @@ class BdevDesc {
   bool remove_notified_ = false;
   BdevEventCallback event_cb_;
   uint64_t thread_id_;
+  uint64_t timeout_us_ = 0;
 };
 
 // Closes `desc` on the thread that opened it (now, when that is the calling thread), then runs

@@ -43,7 +43,7 @@ enum class BdevIoStatus : int8_t {
   kOutOfRange,    // past the end of the device; never reached the module
   kNotSupported,  // the bdev does not do this I/O type
   kInvalid,       // malformed request (bad iovecs, read-only descriptor, zero length)
-  kAborted,       // the bdev went away or was reset with the I/O queued
+  kAborted,       // aborted (BdevDesc::Abort), or the bdev went away or was reset with it queued
   kMiscompare,    // data did not match (verify workloads, error injection of corruption)
 };
 
@@ -99,6 +99,7 @@ class alignas(64) BdevIo {
   friend class BdevThreadContext;
   friend class BdevIoSplitter;
   friend class BdevIoPool;
+  friend class BdevInFlightList;
 
   BdevIo() = default;
   ~BdevIo() = default;
@@ -106,6 +107,7 @@ class alignas(64) BdevIo {
   enum class Kind : uint8_t {
     kUser,        // what a caller submitted; counted in the statistics
     kChild,       // a piece of a split (or emulated) parent
+    kAbort,       // a BdevDesc::Abort: counts the module aborts it waits for; never reaches a module
   };
 
   // ---- Hot fields, first cache line ----
@@ -145,6 +147,12 @@ class alignas(64) BdevIo {
   uint32_t children_in_flight_ = 0;
   BdevIoStatus children_status_ = BdevIoStatus::kSuccess;
   bool waiting_for_io_ = false;  // on the thread's list of parents waiting for a free BdevIo
+  // The submitting channel's list of I/O in flight (BdevInFlightList): callers' I/O and split
+  // children, from submission to delivery. Here, not on the first line: only the submission and
+  // the delivery touch them, and the walks (abort, timeouts) are rare.
+  BdevIo* in_flight_prev_ = nullptr;
+  BdevIo* in_flight_next_ = nullptr;
+  const BdevDesc* desc_ = nullptr;  // a caller's I/O: the descriptor (its timeout applies)
 
  public:
   // How many iovecs a child of a split carries inline (a child is cut at this many segments).

@@ -30,6 +30,18 @@ class BdevIoList {
     }
     return io;
   }
+  // Takes `io` out of the list wherever it is; false when it is not in it. Walks the list: for
+  // rare paths (an abort), not per I/O.
+  bool Remove(BdevIo& io) noexcept {
+    BdevIo* previous = nullptr;
+    for (BdevIo* at = head_; at != nullptr; previous = at, at = Next(*at)) {
+      if (at != &io) continue;
+      (previous != nullptr ? Next(*previous) : head_) = Next(io);
+      if (tail_ == &io) tail_ = previous;
+      return true;
+    }
+    return false;
+  }
   // Every I/O, in order, as a list of its own; this one is left empty.
   BdevIoList TakeAll() noexcept {
     BdevIoList all = *this;

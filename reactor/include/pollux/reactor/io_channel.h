@@ -53,8 +53,10 @@ class IoDevice {
  private:
   friend class IoChannel;
   friend IoChannel* GetIoChannelOnThread(Thread& thread, IoDevice& device);
-  friend void ForEachChannel(IoDevice& device, absl::AnyInvocable<void(IoChannel&)> fn,
-                             absl::AnyInvocable<void(absl::Status)> done);
+  friend void ForEachChannelAsync(
+      IoDevice& device,
+      absl::AnyInvocable<void(IoChannel&, absl::AnyInvocable<void(absl::Status)>)> fn,
+      absl::AnyInvocable<void(absl::Status)> done);
 
   void ChannelDestroyed(IoChannel* channel);
 
@@ -131,5 +133,13 @@ IoChannelRef GetIoChannel(IoDevice& device);
 // then done(OK) on the calling thread. Call from a Thread.
 void ForEachChannel(IoDevice& device, absl::AnyInvocable<void(IoChannel&)> fn,
                     absl::AnyInvocable<void(absl::Status)> done);
+
+// ForEachChannel for work that finishes later: fn(channel, next) calls next once, on the
+// channel's thread, now or from a later message; the walk moves on only then. A non-OK status
+// stops the walk and becomes done's. Call from a Thread.
+void ForEachChannelAsync(
+    IoDevice& device,
+    absl::AnyInvocable<void(IoChannel&, absl::AnyInvocable<void(absl::Status)>)> fn,
+    absl::AnyInvocable<void(absl::Status)> done);
 
 }  // namespace pollux
