@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   g++ cmake ninja-build pkg-config git
+  # the SDK test builds examples/raid0 with its Makefile (the pkg-config route) too
+  make
   # libraries
   libdpdk-dev liburing-dev libaio-dev libabsl-dev nlohmann-json3-dev
   # tests and benchmarks

@@ -62,11 +62,19 @@ class Raid0Module final : public pollux::BdevModule {
   void Delete(const std::string& name, absl::AnyInvocable<void(absl::Status)> done);
   const std::vector<std::unique_ptr<Raid>>& raids() const { return raids_; }
 
-  void Examine(pollux::Bdev& bdev) override;
+  void ExamineConfig(pollux::Bdev& bdev) override;
+  // The layer is stopping: its bdevs go, and no RAID may assemble again.
+  void FiniStart(Done done) override {
+    stopping_ = true;
+    done();
+  }
   void WriteConfig(pollux::rpc::Json& config) const override;
   int config_order() const override { return 1; }  // after its bases
   size_t io_context_size() const override;
-  void Fini() override { raids_.clear(); }
+  void Fini() override {
+    raids_.clear();
+    stopping_ = false;
+  }
 
   // RaidBdev's Destruct is over: its bases are closed; reclaim those that still exist unless
   // the RAID is being deleted.
@@ -81,6 +89,7 @@ class Raid0Module final : public pollux::BdevModule {
   void Forget(const Raid& raid);
 
   std::vector<std::unique_ptr<Raid>> raids_;
+  bool stopping_ = false;
 };
 
 }  // namespace raid0

@@ -153,7 +153,8 @@ absl::Status Raid0Module::AssembleIfComplete(Raid& raid) {
   return absl::OkStatus();
 }
 
-void Raid0Module::Examine(Bdev& bdev) {
+void Raid0Module::ExamineConfig(Bdev& bdev) {
+  if (stopping_) return;
   for (auto& raid : raids_) {
     if (raid->deleting) continue;
     for (size_t slot = 0; slot < raid->bases.size(); ++slot) {
@@ -185,11 +186,11 @@ void Raid0Module::BdevGone(Raid& raid) {
   if (raid.deleting) return Forget(raid);
   // Otherwise only after a base went: an unregistration of the RAID bdev itself (the layer
   // stopping) leaves it configuring, its bases unclaimed.
-  if (!std::exchange(raid.base_removed, false)) return;
+  if (!std::exchange(raid.base_removed, false) || stopping_) return;
   // Claimed again once this bdev is deleted, so that its name is free to register again.
   bool sent = pollux::Thread::Current()->SendMessage([this, name = raid.config.name] {
     Raid* again = Find(name);
-    if (again == nullptr || again->deleting || again->bdev != nullptr) return;
+    if (stopping_ || again == nullptr || again->deleting || again->bdev != nullptr) return;
     for (size_t slot = 0; slot < again->bases.size(); ++slot) {
       if (again->bases[slot] == nullptr && pollux::FindBdev(again->config.base_bdevs[slot])) {
         if (absl::Status s = Claim(*again, slot); !s.ok()) {
