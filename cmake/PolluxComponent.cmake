@@ -1,4 +1,4 @@
-# pollux_component(NAME SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
+# pollux_component(NAME SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...] [NO_INSTALL])
 #
 # One component = one shared library `libpollux_<name>.so` (target pollux_<name>_lib) with its
 # public headers in <name>/include, linked through the interface target `pollux::<name>`.
@@ -19,7 +19,7 @@ set(CMAKE_LINK_LIBRARY_USING_POLLUX_NO_AS_NEEDED
 set(CMAKE_LINK_LIBRARY_USING_POLLUX_NO_AS_NEEDED_SUPPORTED TRUE)
 
 function(pollux_component name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_INSTALL" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(pollux_${name}_lib SHARED ${ARG_SOURCES})
   set_target_properties(pollux_${name}_lib PROPERTIES OUTPUT_NAME pollux_${name})
   target_include_directories(pollux_${name}_lib PUBLIC
@@ -45,7 +45,7 @@ function(pollux_component name)
     ${ARG_PUBLIC_DEPS})
   target_compile_features(pollux_${name} INTERFACE cxx_std_20)
   add_library(pollux::${name} ALIAS pollux_${name})
-  if(POLLUX_INSTALL)
+  if(POLLUX_INSTALL AND NOT ARG_NO_INSTALL)
     pollux_install_component(${name} "${ARG_PUBLIC_DEPS};${ARG_PRIVATE_DEPS}")
   endif()
 endfunction()
