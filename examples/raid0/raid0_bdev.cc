@@ -13,17 +13,26 @@ RaidBdev::RaidBdev(Raid& raid, pollux::BdevProperties properties, uint32_t strip
       raid_(raid),
       base_count_(static_cast<uint32_t>(raid.bases.size())),
       strip_shift_(strip_shift),
-      strip_mask_((uint64_t{1} << strip_shift) - 1) {}
+      strip_mask_((uint64_t{1} << strip_shift) - 1),
+      base_count_shift_((base_count_ & (base_count_ - 1)) == 0 ? __builtin_ctz(base_count_) : -1) {}
 
 void RaidBdev::Submit(BdevIo& io) noexcept {
   const IoType type = io.type();
   if (type != IoType::kRead && type != IoType::kWrite) [[unlikely]]
     return SubmitFanOut(io);
-  // The layer cut the request at strip boundaries: it lies in one strip, on one base.
+  // The layer cut the request at strip boundaries: it lies in one strip, on one base. A
+  // power-of-two number of bases needs no division (tens of cycles for a 64-bit divide).
   const uint64_t strip = io.offset_blocks() >> strip_shift_;
-  const uint32_t base = static_cast<uint32_t>(strip % base_count_);
-  const uint64_t base_offset =
-      ((strip / base_count_) << strip_shift_) | (io.offset_blocks() & strip_mask_);
+  uint32_t base;
+  uint64_t row;
+  if (base_count_shift_ >= 0) [[likely]] {
+    base = static_cast<uint32_t>(strip & (base_count_ - 1));
+    row = strip >> base_count_shift_;
+  } else {
+    base = static_cast<uint32_t>(strip % base_count_);
+    row = strip / base_count_;
+  }
+  const uint64_t base_offset = (row << strip_shift_) | (io.offset_blocks() & strip_mask_);
   pollux::IoChannel* channel = io.module_channel<RaidChannel>().bases[base].get();
   if (channel == nullptr) [[unlikely]]
     return io.Complete(BdevIoStatus::kAborted);

@@ -45,6 +45,7 @@ class RaidBdev final : public pollux::Bdev {
   const uint32_t base_count_;
   const uint32_t strip_shift_;  // strip size in blocks is 1 << strip_shift_
   const uint64_t strip_mask_;
+  const int base_count_shift_;  // log2 of base_count_ when a power of two, else -1
 };
 
 }  // namespace raid0
