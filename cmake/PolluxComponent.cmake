@@ -77,7 +77,7 @@ function(pollux_install_component name deps)
       "$<INSTALL_INTERFACE:${POLLUX_SANITIZE_LINK_OPTIONS}>")
   endif()
   install(TARGETS pollux_${name}_lib pollux_${name} EXPORT polluxTargets
-    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT libraries
       NAMELINK_COMPONENT dev)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/include)
     install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)

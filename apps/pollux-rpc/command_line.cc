@@ -31,6 +31,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv,
     absl::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") {
       line.help = true;
+    } else if (arg == "--version" && line.method.empty()) {
+      // Before METHOD it is pollux-rpc's own; after it, a parameter named "version".
+      line.version = true;
     } else if (arg == "-s") {
       absl::StatusOr<absl::string_view> value = value_of(i, arg);
       if (!value.ok()) return value.status();
@@ -42,6 +45,14 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv,
           line.timeout_s < 0) {
         return absl::InvalidArgumentError(
             absl::StrCat("-t needs a number of seconds (0: no timeout), not \"", *value, "\""));
+      }
+    } else if (arg == "-r") {
+      absl::StatusOr<absl::string_view> value = value_of(i, arg);
+      if (!value.ok()) return value.status();
+      if (!absl::SimpleAtoi(*value, &line.conn_retries) || line.conn_retries < 0 ||
+          line.conn_retries > kMaxConnRetries) {
+        return absl::InvalidArgumentError(absl::StrCat("-r needs a number of retries from 0 to ",
+                                                       kMaxConnRetries, ", not \"", *value, "\""));
       }
     } else if (arg == "-j") {
       absl::StatusOr<absl::string_view> value = value_of(i, arg);
@@ -88,8 +99,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv,
 
 std::string Usage(std::string_view program, std::string_view default_socket) {
   return absl::StrFormat(
-      R"(Usage: %1$s [-s SOCKET] [-t TIMEOUT_S] METHOD [--name VALUE ...] [-j JSON]
-       %1$s [-s SOCKET] [-t TIMEOUT_S]
+      R"(Usage: %1$s [-s SOCKET] [-t TIMEOUT_S] [-r RETRIES] METHOD [--name VALUE ...] [-j JSON]
+       %1$s [-s SOCKET] [-t TIMEOUT_S] [-r RETRIES]
 
 Calls one JSON-RPC method of a running pollux-tgt and prints its result as JSON.
 Without METHOD, lists the methods the target offers (rpc_get_methods), one per line.
@@ -99,6 +110,8 @@ Options:
                  variable POLLUX_RPC_SOCKET overrides the default)
   -t TIMEOUT_S   seconds to wait for the reply, fractions allowed; 0 waits forever
                  (default: 60)
+  -r RETRIES     retry connecting this many times, 0.2 s apart, while the socket is
+                 not there yet or refuses (a target starting); default 0
   -j JSON        the params object, e.g. -j '{"name": "Malloc0", "num_blocks": 2048}'
   --name VALUE   one parameter; dashes in the name become underscores, so
                  --block-size 4096 gives {"block_size": 4096}. VALUE is taken as JSON
@@ -106,6 +119,7 @@ Options:
                  string otherwise (--name Malloc0); to pass "123" as a string, use -j.
                  --name=VALUE works too. These win over the same keys in -j.
   -h, --help     this text
+  --version      pollux-rpc's version (before METHOD; after it, --version is a parameter)
 
 Exit status:
   0  the method answered a result (printed on stdout)

@@ -12,10 +12,15 @@ namespace pollux::rpc {
 struct CommandLine {
   std::string socket;     // -s
   double timeout_s = 60;  // -t; 0 waits forever
+  int conn_retries = 0;   // -r: connection attempts after the first, 0.2 s apart
   std::string method;     // empty: list the methods
   Json params;            // null when none was given, else an object
   bool help = false;      // -h, --help
+  bool version = false;   // --version before METHOD
 };
+
+// -r's bound: about an hour of retries.
+inline constexpr int kMaxConnRetries = 18000;
 
 // The value of `--name VALUE`: JSON when VALUE is a JSON number, boolean, null, array or
 // object; otherwise the string itself (so `--name Malloc0` needs no quotes, and a JSON string

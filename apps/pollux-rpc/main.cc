@@ -3,9 +3,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "command_line.h"
+#include "pollux/env/version.h"
 #include "rpc_client.h"
 
 namespace {
@@ -42,6 +44,10 @@ int main(int argc, char** argv) {
     std::cout << pollux::rpc::Usage("pollux-rpc", default_socket);
     return kExitOk;
   }
+  if (line->version) {
+    std::cout << "pollux-rpc " << POLLUX_VERSION << "\n";
+    return kExitOk;
+  }
 
   // 0 (or more than a year, which would overflow the clock) means no timeout.
   constexpr double kForever = 365.0 * 24 * 3600;
@@ -58,7 +64,13 @@ int main(int argc, char** argv) {
     return Fail(kExitUnreachable, std::string(status.message()));
   };
 
+  // -r: a target that is starting has no socket yet (ENOENT) or one not listening yet
+  // (ECONNREFUSED): both Unavailable. Retried 0.2 s apart, as SPDK's rpc.py --conn-retries.
   absl::StatusOr<RpcClient> client = RpcClient::Connect(line->socket, deadline);
+  for (int retry = 0; retry < line->conn_retries && absl::IsUnavailable(client.status()); ++retry) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    client = RpcClient::Connect(line->socket, deadline);
+  }
   if (!client.ok()) {
     if (absl::IsDeadlineExceeded(client.status())) return exit_code_of(client.status());
     return Fail(kExitUnreachable,

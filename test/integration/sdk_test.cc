@@ -4,7 +4,9 @@
 //    SONAME, headers, the CMake package, pkg-config files, example configs and docs;
 //  - test/sdk (find_package(pollux), a "zero" module linked into its own target) built and run;
 //  - examples/raid0 (the RAID0 plugin) built once with find_package and once with pkg-config,
-//    each loaded into the installed pollux-tgt and driven by the installed pollux-perf -w verify.
+//    each loaded into the installed pollux-tgt and driven by the installed pollux-perf -w verify;
+//  - the sh blocks of docs/bdev-module-guide.md's section 11 run as written, so the guide
+//    cannot drift from what works.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -12,10 +14,12 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -201,6 +205,88 @@ TEST_F(ModuleSdk, Raid0PluginBuiltWithPkgConfigLoadsAndVerifies) {
                                seconds(300));
   ASSERT_EQ(built.exit_code, 0) << "make (pkg-config) in examples/raid0: " << Describe(built);
   LoadAndVerifyRaid0(out + "/pollux_raid0.so");
+}
+
+// The shell commands of the guide's section `heading` ("## 11. ..."), one per line:
+// continuation lines joined, blank lines dropped.
+std::vector<std::string> GuideCommands(const std::string& guide, const std::string& heading) {
+  std::ifstream in(guide);
+  std::vector<std::string> commands;
+  bool in_section = false;
+  bool in_sh = false;
+  std::string pending;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("## ", 0) == 0) in_section = line.rfind(heading, 0) == 0;
+    if (!in_section) continue;
+    if (line.rfind("```", 0) == 0) {
+      in_sh = !in_sh && line == "```sh";
+      continue;
+    }
+    if (!in_sh) continue;
+    if (!line.empty() && line.back() == '\\') {
+      pending += line.substr(0, line.size() - 1);
+      continue;
+    }
+    pending += line;
+    if (pending.find_first_not_of(' ') != std::string::npos) commands.push_back(pending);
+    pending.clear();
+  }
+  return commands;
+}
+
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+// What a module author copies from the guide: install, build the example both ways, load it,
+// drive it. Run by sh -e in a folder holding a copy of examples/raid0 (the Makefile builds in
+// place), with /opt/pollux and the RPC socket moved to temporary paths. The guide's first line
+// configures and builds pollux: that is this suite's build, whose folder the install line gets.
+TEST_F(ModuleSdk, GuideSection11CommandsRunAsWritten) {
+  std::vector<std::string> commands =
+      GuideCommands(POLLUX_SOURCE_DIR "/docs/bdev-module-guide.md", "## 11.");
+  ASSERT_FALSE(commands.empty()) << "no sh block in the guide's section 11";
+  const std::string work = dir_->File("guide");
+  const std::string prefix = dir_->File("guide-prefix");
+  ASSERT_EQ(mkdir(work.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((work + "/examples").c_str(), 0755), 0);
+  RunResult copied =
+      RunProgram({"/bin/cp", "-r", POLLUX_RAID0_PROJECT_DIR, work + "/examples/raid0"});
+  ASSERT_EQ(copied.exit_code, 0) << Describe(copied);
+
+  std::string script = "set -ex\ncd '" + work + "'\n";
+  int builds_of_pollux = 0;
+  bool installs = false;
+  for (std::string command : commands) {
+    if (command.rfind("cmake -S pollux ", 0) == 0) {
+      ++builds_of_pollux;
+      continue;
+    }
+    if (command.rfind("cmake --install build ", 0) == 0) {
+      installs = true;
+      command = ReplaceAll(command, "cmake --install build ",
+                           std::string("cmake --install ") + POLLUX_BUILD_DIR + " ");
+    }
+    command = ReplaceAll(command, "/opt/pollux", prefix);
+    command = ReplaceAll(command, "/var/tmp/raid0.sock", work + "/raid0.sock");
+    script += command + "\n";
+  }
+  EXPECT_EQ(builds_of_pollux, 1) << "the guide no longer builds pollux the way this test expects";
+  EXPECT_TRUE(installs) << "the guide no longer installs with cmake --install build";
+  for (const char* step : {"cmake -S examples/raid0", "make -C examples/raid0", "--plugin",
+                           "pollux-rpc", "-w verify"}) {
+    EXPECT_THAT(script, HasSubstr(step)) << "the guide's commands lost a step";
+  }
+  RunResult ran = RunProgram({"/bin/sh", "-c", script}, seconds(540));
+  ASSERT_EQ(ran.exit_code, 0) << "the guide's section 11, run as:\n" << script << Describe(ran);
+  // bdev_raid_get_bdevs printed the RAID, and pollux-perf verified it with no failure.
+  EXPECT_THAT(ran.out, HasSubstr("\"name\": \"Raid0\"")) << ran.out;
+  EXPECT_THAT(ran.out,
+              ::testing::ContainsRegex("\nRaid0 +[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +0\\.00 "))
+      << ran.out;
 }
 
 }  // namespace

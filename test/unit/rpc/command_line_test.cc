@@ -39,12 +39,26 @@ TEST(ParseCommandLine, MethodAndNamedParams) {
   EXPECT_EQ(line->params, Json::parse(R"({"name":"Malloc0","num_blocks":2048,"block_size":512})"));
 }
 
+// --version is pollux-rpc's own before METHOD, and a method's parameter after it.
+TEST(ParseCommandLine, VersionBeforeMethodIsTheProgramsAfterItAParameter) {
+  absl::StatusOr<CommandLine> own = Parse({"--version"});
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_TRUE(own->version);
+  EXPECT_TRUE(own->params.is_null());
+
+  absl::StatusOr<CommandLine> param = Parse({"some_method", "--version", "2"});
+  ASSERT_TRUE(param.ok()) << param.status();
+  EXPECT_FALSE(param->version);
+  EXPECT_EQ(param->params, Json::parse(R"({"version":2})"));
+}
+
 TEST(ParseCommandLine, OptionsAndJsonParamsMerge) {
-  absl::StatusOr<CommandLine> line = Parse({"-s", "/x.sock", "-t", "2.5", "m", "-j",
+  absl::StatusOr<CommandLine> line = Parse({"-s", "/x.sock", "-t", "2.5", "-r", "25", "m", "-j",
                                             R"({"a":1,"b":{"c":2}})", "--a", "9", "--neg", "-3"});
   ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_EQ(line->socket, "/x.sock");
   EXPECT_EQ(line->timeout_s, 2.5);
+  EXPECT_EQ(line->conn_retries, 25);
   EXPECT_EQ(line->method, "m");
   // --name values win over -j.
   EXPECT_EQ(line->params, Json::parse(R"({"a":9,"b":{"c":2},"neg":-3})"));
@@ -75,6 +89,10 @@ TEST(ParseCommandLine, UsageErrors) {
   EXPECT_EQ(Parse({"-t", "-1"}).status().message(),
             "-t needs a number of seconds (0: no timeout), not \"-1\"");
   EXPECT_EQ(Parse({"m", "-j", "[1]"}).status().message(), "-j needs a JSON object, not \"[1]\"");
+  EXPECT_EQ(Parse({"-r", "-1", "m"}).status().message(),
+            "-r needs a number of retries from 0 to 18000, not \"-1\"");
+  EXPECT_EQ(Parse({"-r", "many", "m"}).status().message(),
+            "-r needs a number of retries from 0 to 18000, not \"many\"");
   EXPECT_EQ(Parse({"m", "-x"}).status().message(), "unknown option -x");
   EXPECT_EQ(Parse({"m", "extra"}).status().message(),
             "unexpected argument \"extra\" (parameters are --name value)");
@@ -83,8 +101,9 @@ TEST(ParseCommandLine, UsageErrors) {
 
 TEST(Usage, DocumentsEveryOption) {
   std::string usage = Usage("pollux-rpc", "/var/tmp/pollux.sock");
-  for (const char* text : {"-s SOCKET", "-t TIMEOUT_S", "-j JSON", "--name VALUE", "-h, --help",
-                           "/var/tmp/pollux.sock", "POLLUX_RPC_SOCKET", "Exit status"}) {
+  for (const char* text :
+       {"-s SOCKET", "-t TIMEOUT_S", "-r RETRIES", "-j JSON", "--name VALUE", "-h, --help",
+        "--version", "/var/tmp/pollux.sock", "POLLUX_RPC_SOCKET", "Exit status"}) {
     EXPECT_NE(usage.find(text), std::string::npos) << text;
   }
 }
