@@ -57,6 +57,11 @@ BdevChannel::BdevChannel(Bdev& bdev)
                  max_segments_ != UINT32_MAX),
       requires_shared_memory_(bdev.requires_shared_memory()),
       needs_data_fixups_(alignment_mask_ != 0 || may_split_ || requires_shared_memory_),
+      split_only_mask_(split_boundary_ > 1 && std::has_single_bit(split_boundary_) &&
+                               alignment_mask_ == 0 && !requires_shared_memory_ &&
+                               max_segments_ == UINT32_MAX && max_transfer_blocks_ == UINT64_MAX
+                           ? split_boundary_ - 1
+                           : 0),
       supported_mask_(bdev.supported_mask_),
       module_supported_mask_(bdev.module_supported_mask_),
       block_count_(bdev.block_count()),
@@ -199,6 +204,14 @@ void BdevChannel::Dispatch(BdevIo& io) noexcept {
   if (CarriesData(type)) {
     // One test for the devices that take any buffer of any size (most of them).
     if (needs_data_fixups_) {
+      // A striping bdev: cut at a power-of-two boundary, nothing else (one compare, where the
+      // general checks below cost about 30 instructions per I/O).
+      if (split_only_mask_ != 0) {
+        if ((io.offset_blocks_ & split_only_mask_) + io.num_blocks_ > split_only_mask_ + 1) {
+          return StartSplit(io);
+        }
+        return SubmitToModule(io);
+      }
       // Bounced: buffers the device cannot take (misaligned, or outside the shared memory its
       // back-end maps), and iovecs that would make a child of a split end inside a block (a
       // block over more segments than the module takes).

@@ -244,6 +244,9 @@ class BdevChannel : public ChannelContext {
   // Data I/O may need bouncing or splitting here (what Forward must check before going
   // straight to the module, and Dispatch before the checks that cost).
   const bool needs_data_fixups_;
+  // The boundary's mask when cutting at a power-of-two boundary is all the data fixing this
+  // bdev needs (no alignment, segment, transfer or shared-memory limit: RAID0), else 0.
+  const uint64_t split_only_mask_;
   // The bdev's, copied here: the checks of every I/O then read only this channel's cache line
   // (the bdev's properties are one more dependent load away).
   const uint32_t supported_mask_;

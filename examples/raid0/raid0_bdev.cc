@@ -17,8 +17,9 @@ RaidBdev::RaidBdev(Raid& raid, pollux::BdevProperties properties, uint32_t strip
       base_count_shift_((base_count_ & (base_count_ - 1)) == 0 ? __builtin_ctz(base_count_) : -1) {}
 
 void RaidBdev::Submit(BdevIo& io) noexcept {
-  const IoType type = io.type();
-  if (type != IoType::kRead && type != IoType::kWrite) [[unlikely]]
+  // READ and WRITE are the first two types: one compare.
+  static_assert(static_cast<int>(IoType::kRead) == 0 && static_cast<int>(IoType::kWrite) == 1);
+  if (static_cast<uint8_t>(io.type()) > static_cast<uint8_t>(IoType::kWrite)) [[unlikely]]
     return SubmitFanOut(io);
   // The layer cut the request at strip boundaries: it lies in one strip, on one base. A
   // power-of-two number of bases needs no division (tens of cycles for a 64-bit divide).
@@ -33,10 +34,10 @@ void RaidBdev::Submit(BdevIo& io) noexcept {
     row = strip / base_count_;
   }
   const uint64_t base_offset = (row << strip_shift_) | (io.offset_blocks() & strip_mask_);
-  pollux::IoChannel* channel = io.module_channel<RaidChannel>().bases[base].get();
-  if (channel == nullptr) [[unlikely]]
+  const BaseChannel& target = io.module_channel<RaidChannel>().bases[base];
+  if (!target.channel) [[unlikely]]
     return io.Complete(BdevIoStatus::kAborted);
-  raid_.bases[base]->Forward(*channel, io, base_offset);
+  target.desc->Forward(*target.channel, io, base_offset);
 }
 
 void RaidBdev::SubmitFanOut(BdevIo& io) noexcept {
@@ -48,8 +49,8 @@ void RaidBdev::SubmitFanOut(BdevIo& io) noexcept {
   // call, but this does not rely on it).
   fan_out.outstanding = 1;
   for (uint32_t base = 0; base < base_count_; ++base) {
-    pollux::IoChannel* channel = channels.bases[base].get();
-    pollux::BdevDesc& desc = *raid_.bases[base];
+    pollux::IoChannel* channel = channels.bases[base].channel.get();
+    pollux::BdevDesc& desc = *channels.bases[base].desc;
     if (channel == nullptr) {
       fan_out.status = BdevIoStatus::kAborted;
       continue;
@@ -101,7 +102,9 @@ bool RaidBdev::IoTypeSupported(IoType type) const {
 std::unique_ptr<pollux::ChannelContext> RaidBdev::CreateChannel() {
   auto channel = std::make_unique<RaidChannel>();
   channel->bases.reserve(raid_.bases.size());
-  for (const auto& base : raid_.bases) channel->bases.push_back(base->GetIoChannel());
+  for (const auto& base : raid_.bases) {
+    channel->bases.push_back(BaseChannel{base.get(), base->GetIoChannel()});
+  }
   return channel;
 }
 

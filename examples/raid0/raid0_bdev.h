@@ -10,9 +10,16 @@
 
 namespace raid0 {
 
-// Per-thread state: this thread's channel of every base, in base order.
+// One base as a thread sees it: its descriptor (the RAID's claim, which outlives every
+// channel) beside this thread's channel of it, so that Submit finds both in one place.
+struct BaseChannel {
+  pollux::BdevDesc* desc;
+  pollux::IoChannelRef channel;
+};
+
+// Per-thread state: every base, in base order.
 struct RaidChannel final : pollux::ChannelContext {
-  std::vector<pollux::IoChannelRef> bases;
+  std::vector<BaseChannel> bases;
 };
 
 // A request the RAID cut into one per base (UNMAP, WRITE_ZEROES, FLUSH, RESET): the per-I/O
