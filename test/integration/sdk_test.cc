@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -38,6 +38,13 @@ constexpr char kZeroConfig[] = R"({"subsystems": [{"subsystem": "bdev", "config"
   {"method": "bdev_zero_create", "params": {"name": "Zero0", "num_blocks": 2048}},
   {"method": "bdev_null_create",
    "params": {"name": "Null0", "num_blocks": 2048, "block_size": 512}}]}]})";
+
+// pollux-<component>.pc names its component with dashes (bdev_null -> bdev-null).
+// (std::regex is avoided: g++ 12 warns inside it under the sanitizers.)
+std::string PkgConfigName(std::string component) {
+  std::replace(component.begin(), component.end(), '_', '-');
+  return component;
+}
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -134,8 +141,7 @@ TEST_F(ModuleSdk, InstalledTreeHoldsProgramsLibrariesHeadersPackagesConfigsAndDo
     std::string library = LibDir() + "/libpollux_" + component + ".so";
     EXPECT_TRUE(Exists(library)) << library;
     EXPECT_TRUE(Exists(library + "." + soversion)) << library << "." << soversion;
-    EXPECT_TRUE(Exists(LibDir() + "/pkgconfig/pollux-" +
-                       std::regex_replace(component, std::regex("_"), "-") + ".pc"))
+    EXPECT_TRUE(Exists(LibDir() + "/pkgconfig/pollux-" + PkgConfigName(component) + ".pc"))
         << component;
   }
   for (const char* file : {"include/pollux/bdev/bdev.h", "include/pollux/bdev/bdev_module.h",
