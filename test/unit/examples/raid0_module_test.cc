@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bdev_test_env.h"
+#include "pollux/rpc/method_registry.h"
 #include "raid0.h"
 #include "raid0_layout.h"
 
@@ -692,6 +693,40 @@ TEST_F(Raid0ModuleTest, DeleteReleasesTheBasesAndForgetsTheRaid) {
   EXPECT_FALSE(Exists("Raid0"));
   EXPECT_TRUE(CallRpc("bdev_malloc_delete", {{"name", "Malloc0"}}).ok());
   EXPECT_TRUE(CallRpc("bdev_malloc_delete", {{"name", "Malloc1"}}).ok());
+}
+
+// bdev_raid_delete while the RAID bdev is already going because a base is (a client still has
+// it open): the delete is answered once the bdev is gone, and the RAID is forgotten instead of
+// claiming its bases again.
+TEST_F(Raid0ModuleTest, DeleteWhileTheRaidBdevGoesWithItsBaseForgetsTheRaid) {
+  CreateRaidOverTwoMallocs();
+  auto client = std::make_unique<IoClient>(app_thread(), "Raid0");
+  ASSERT_TRUE(client->ok());
+  std::atomic<bool> removed{false};
+  RunOn(app_thread(),
+        [&] { UnregisterBdev(*FindBdev("Malloc1"), [&](absl::Status) { removed = true; }); });
+  ASSERT_TRUE(WaitUntil([&] { return client->remove_events() == 1; }));
+  std::atomic<bool> replied{false};
+  rpc::RpcReply reply;
+  RunOn(app_thread(), [&] {
+    rpc::MethodRegistry::Global().Call("bdev_raid_delete", {{"name", "Raid0"}},
+                                       [&](rpc::RpcReply r) {
+                                         reply = std::move(r);
+                                         replied = true;
+                                       });
+  });
+  WaitForIterations(app_thread(), 20);
+  EXPECT_FALSE(replied.load());  // the RAID bdev waits for its client
+  client.reset();
+  ASSERT_TRUE(WaitUntil([&] { return replied.load(); }));
+  EXPECT_TRUE(reply.ok) << reply.message;
+  ASSERT_TRUE(WaitUntil([&] { return removed.load(); }));
+  WaitForIterations(app_thread(), 20);  // a claim sent by message would have come by now
+  EXPECT_EQ(Raids().size(), 0u);
+  EXPECT_EQ(ClaimedBy("Malloc0"), "");
+  CreateMalloc("Malloc1", 64);
+  EXPECT_FALSE(Exists("Raid0"));
+  EXPECT_TRUE(CallRpc("bdev_malloc_delete", {{"name", "Malloc0"}}).ok());
 }
 
 TEST_F(Raid0ModuleTest, DeleteOfAConfiguringRaidReleasesTheBasesPresent) {
