@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "pollux/bdev/bdev.h"
 #include "pollux/bdev/bdev_desc.h"
 #include "pollux/bdev/bdev_module.h"
@@ -45,6 +47,8 @@ struct Raid {
   // The bdev is going because a base is: once it is gone, the bases still there are claimed
   // again and the RAID waits for the missing one.
   bool base_removed = false;
+  // A delete asked meanwhile: answered once the bdev is gone, the RAID then forgotten.
+  absl::AnyInvocable<void(absl::Status)> delete_done;
 
   RaidState state() const { return bdev != nullptr ? RaidState::kOnline : RaidState::kConfiguring; }
   int discovered() const;

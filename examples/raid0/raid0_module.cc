@@ -183,7 +183,12 @@ void Raid0Module::OnBaseEvent(Raid& raid, size_t slot, BdevEvent event) {
 
 void Raid0Module::BdevGone(Raid& raid) {
   raid.bdev = nullptr;
-  if (raid.deleting) return Forget(raid);
+  if (raid.deleting) {
+    absl::AnyInvocable<void(absl::Status)> done = std::move(raid.delete_done);
+    Forget(raid);
+    if (done) done(absl::OkStatus());
+    return;
+  }
   // Otherwise only after a base went: an unregistration of the RAID bdev itself (the layer
   // stopping) leaves it configuring, its bases unclaimed.
   if (!std::exchange(raid.base_removed, false) || stopping_) return;
@@ -227,6 +232,12 @@ void Raid0Module::Delete(const std::string& name, absl::AnyInvocable<void(absl::
   // Marked first: the bdev's Destruct may run before DeleteBdev returns, and must not claim
   // the bases again.
   raid->deleting = true;
+  if (raid->base_removed) {
+    // Its bdev is already going with a base (DeleteBdev would refuse: "already being
+    // removed"): answered once it is gone, and the RAID forgotten then, not reassembled.
+    raid->delete_done = std::move(done);
+    return;
+  }
   pollux::DeleteBdev(name, this, [this, name, done = std::move(done)](absl::Status s) mutable {
     if (Raid* raid = Find(name); raid != nullptr) {
       if (s.ok()) {

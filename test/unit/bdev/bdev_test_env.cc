@@ -62,6 +62,18 @@ absl::Status BdevTest::Delete(const std::string& name) {
   return result;
 }
 
+bool BdevTest::Exists(const std::string& name) {
+  return CallOn(app_thread_, [&] { return FindBdev(name) != nullptr; });
+}
+
+std::string BdevTest::ClaimedBy(const std::string& name) {
+  return CallOn(app_thread_, [&]() -> std::string {
+    Bdev* bdev = FindBdev(name);
+    const BdevModule* claimer = bdev != nullptr ? bdev->claimed_by() : nullptr;
+    return claimer != nullptr ? claimer->name() : "";
+  });
+}
+
 IoClient::IoClient(Thread* thread, const std::string& bdev_name, bool writable)
     : thread_(thread) {
   absl::Status status;

@@ -41,6 +41,11 @@ class BdevTest : public ReactorTest {
   // Unregisters `name` on the app thread and waits.
   absl::Status Delete(const std::string& name);
 
+  // Whether a bdev `name` is registered (looked up on the app thread).
+  bool Exists(const std::string& name);
+  // The name of the module holding the write claim on `name`; "" when unclaimed or not found.
+  std::string ClaimedBy(const std::string& name);
+
   Thread* app_thread_ = nullptr;
 };
 

@@ -57,9 +57,6 @@ class DelayTest : public BdevTest {
     return CallRpc("bdev_delay_update_latency",
                    {{"delay_bdev_name", name}, {"latency_type", type}, {"latency_us", us}});
   }
-  bool Exists(const std::string& name) {
-    return CallOn(app_thread(), [&] { return FindBdev(name) != nullptr; });
-  }
   Json ModuleConfig() {
     return CallOn(app_thread(), [] {
       Json config = Json::array();

@@ -58,9 +58,6 @@ class ErrorTest : public BdevTest {
     ASSERT_TRUE(injected.ok()) << injected.status();
     EXPECT_EQ(*injected, true);
   }
-  bool Exists(const std::string& name) {
-    return CallOn(app_thread(), [&] { return FindBdev(name) != nullptr; });
-  }
   Json ModuleConfig() {
     return CallOn(app_thread(), [] {
       Json config = Json::array();

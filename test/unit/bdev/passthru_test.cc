@@ -72,16 +72,6 @@ class PassthruTest : public BdevTest {
       return RegisterTestBdev(properties);
     });
   }
-  bool Exists(const std::string& name) {
-    return CallOn(app_thread(), [&] { return FindBdev(name) != nullptr; });
-  }
-  std::string ClaimedBy(const std::string& name) {
-    return CallOn(app_thread(), [&]() -> std::string {
-      Bdev* bdev = FindBdev(name);
-      const BdevModule* claimer = bdev != nullptr ? bdev->claimed_by() : nullptr;
-      return claimer != nullptr ? claimer->name() : "";
-    });
-  }
   Json ModuleConfig() {
     return CallOn(app_thread(), [] {
       Json config = Json::array();
