@@ -1,7 +1,7 @@
 // BdevBufferPool: fixed-size data buffers the layer lends to reads submitted without a buffer
 // of their own (SPDK's iobuf pools behind spdk_bdev_io_get_buf): one block of I/O memory cut
 // into `count` buffers, and a lock-free ring of the free ones. The layer has four: 8 KiB and
-// 128 KiB buffers in ordinary I/O memory (made with the BdevIo pool), and the same two sizes
+// 132 KiB buffers in ordinary I/O memory (made with the BdevIo pool), and the same two sizes
 // in the shared I/O arena for bdevs that require shared memory (made on first need).
 //
 // Why a ring over IoMemory and not an rte_mempool: the memory is the same IoMemory as a malloc
@@ -36,9 +36,10 @@ enum BdevBufferPoolIndex : int8_t {
 };
 inline constexpr int kBufferPoolCount = 4;
 
-// Buffer sizes (SPDK's iobuf defaults, the large one without SPDK's 4 KiB of metadata room).
+// Buffer sizes (SPDK's iobuf defaults): the large one is 128 KiB, the usual largest request,
+// plus room to align it to up to 8 KiB.
 inline constexpr uint32_t kSmallBufferSize = 8 << 10;
-inline constexpr uint32_t kLargeBufferSize = 128 << 10;
+inline constexpr uint32_t kLargeBufferSize = 132 << 10;
 
 class BdevBufferPool {
  public:

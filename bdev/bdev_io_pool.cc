@@ -78,7 +78,7 @@ absl::StatusOr<std::unique_ptr<BdevIoPool>> BdevIoPool::Create(const BdevLayerOp
   for (int index : {kSmallBufferPool, kLargeBufferPool}) {
     bool small = index == kSmallBufferPool;
     auto buffers = BdevBufferPool::Create(
-        small ? "the bdev layer's 8 KiB buffers" : "the bdev layer's 128 KiB buffers",
+        small ? "the bdev layer's 8 KiB buffers" : "the bdev layer's 132 KiB buffers",
         small ? options.small_buf_pool_size : options.large_buf_pool_size,
         small ? kSmallBufferSize : kLargeBufferSize, /*shared=*/false);
     if (!buffers.ok()) return buffers.status();
@@ -106,7 +106,7 @@ BdevBufferPool* BdevIoPool::MakeSharedBufferPools(int index) noexcept {
   for (int shared : {kSharedSmallBufferPool, kSharedLargeBufferPool}) {
     bool small = shared == kSharedSmallBufferPool;
     auto buffers = BdevBufferPool::Create(
-        small ? "the bdev layer's shared 8 KiB buffers" : "the bdev layer's shared 128 KiB buffers",
+        small ? "the bdev layer's shared 8 KiB buffers" : "the bdev layer's shared 132 KiB buffers",
         small ? small_buffer_count_ : large_buffer_count_,
         small ? kSmallBufferSize : kLargeBufferSize, /*shared=*/true);
     if (!buffers.ok()) {

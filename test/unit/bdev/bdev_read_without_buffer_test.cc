@@ -289,20 +289,25 @@ TEST_F(BdevReadWithoutBufferTest, ExhaustedPoolQueuesTheRestInOrderAndLosesNone)
 TEST_F(BdevReadWithoutBufferTest, TooLargeOrWriteWithoutBufferFailsClearly) {
   TestBdev* bdev = Register("T0", {.block_size = 512});
   TestBdev* aligned = Register("T1", {.block_size = 8192, .required_alignment = 8192});
+  TestBdev* very_aligned =
+      Register("T2", {.block_size = 65536, .block_count = 4, .required_alignment = 65536});
   ASSERT_NE(bdev, nullptr);
   ASSERT_NE(aligned, nullptr);
+  ASSERT_NE(very_aligned, nullptr);
   IoClient& client = Client("T0");
   DataRead too_large;
-  ReadAndWait(client, 0, 257, too_large);  // 128.5 KiB
+  ReadAndWait(client, 0, 265, too_large);  // 132.5 KiB
   EXPECT_EQ(too_large.status, BdevIoStatus::kInvalid);
   EXPECT_EQ(too_large.iovcnt, 0);
-  // 128 KiB fits, unless the bdev's alignment needs room beyond it.
-  DataRead fits, does_not;
-  ReadAndWait(client, 0, 256, fits);
+  // 132 KiB fits; 128 KiB with room for an 8 KiB alignment too, not with a 64 KiB one.
+  DataRead fits, fits_aligned, does_not;
+  ReadAndWait(client, 0, 264, fits);
   EXPECT_EQ(fits.status, BdevIoStatus::kSuccess);
-  IoClient& aligned_client = Client("T1");
-  ReadAndWait(aligned_client, 0, 16, does_not);
+  ReadAndWait(Client("T1"), 0, 16, fits_aligned);
+  EXPECT_EQ(fits_aligned.status, BdevIoStatus::kSuccess);
+  ReadAndWait(Client("T2"), 0, 2, does_not);
   EXPECT_EQ(does_not.status, BdevIoStatus::kInvalid);
+  EXPECT_TRUE(very_aligned->seen().empty());
   // The other checks still come first.
   DataRead past_end;
   ReadAndWait(client, 1020, 8, past_end);

@@ -193,9 +193,9 @@ struct BdevLayerOptions {
   uint32_t bdev_io_pool_size = 65535;  // BdevIo objects in the shared mempool
   uint32_t bdev_io_cache_size = 256;   // per-thread cache of those
   // Data buffers the layer lends to reads submitted without one (BdevDesc::ReadWithoutBuffer,
-  // BdevIo::GetDataBuffer): 8 KiB ones for requests up to 8 KiB, 128 KiB ones up to 128 KiB,
-  // allocated when the layer starts (24 MiB by default; the same again in the shared I/O arena
-  // once a bdev that requires shared memory needs one). SPDK's names.
+  // BdevIo::GetDataBuffer): 8 KiB ones for requests up to 8 KiB, 132 KiB ones up to 132 KiB
+  // (alignment included), allocated when the layer starts (25 MiB by default; the same again
+  // in the shared I/O arena once a bdev that requires shared memory needs one). SPDK's names.
   uint32_t small_buf_pool_size = 1024;
   uint32_t large_buf_pool_size = 128;
   // Per-thread caches of those (at most an eighth of the pool; 0 is taken as 1).

@@ -88,7 +88,7 @@ class alignas(64) BdevIo {
   // one iovec {nullptr, length}; call GetDataBuffer before reading into it.
   bool needs_data_buffer() const { return (data_flags_ & kNeedsBuffer) != 0; }
   // Gives this I/O a data buffer from the layer's pools (SPDK's spdk_bdev_io_get_buf), 8 KiB or
-  // 128 KiB, meeting the bdev's required alignment and, for a bdev that requires shared
+  // 132 KiB, meeting the bdev's required alignment and, for a bdev that requires shared
   // memory, inside the shared I/O arena. cb(io, kSuccess) runs with io.iovs() set to it: now,
   // inside this call, when one is free, or later, on this thread, when one is returned (the
   // request waits in a first-come first-served queue for the buffers this thread's I/O give
