@@ -150,7 +150,7 @@ class BdevReadWithoutBufferTest : public BdevTest {
   std::vector<std::unique_ptr<IoClient>> clients_;
 };
 
-TEST_F(BdevReadWithoutBufferTest, MallocReadReturnsWhatWasWrittenSmallAndLarge) {
+TEST_F(BdevReadWithoutBufferTest, MallocAndNullReadsGetTheirData) {
   Rpc("bdev_malloc_create", {{"name", "M0"}, {"num_blocks", 1024}, {"block_size", 512}});
   IoClient& client = Client("M0");
   std::vector<char> small = Pattern(8 << 10, 2), large = Pattern(128 << 10, 3);
@@ -164,6 +164,12 @@ TEST_F(BdevReadWithoutBufferTest, MallocReadReturnsWhatWasWrittenSmallAndLarge) 
   EXPECT_EQ(a.data, small);
   EXPECT_EQ(b.status, BdevIoStatus::kSuccess);
   EXPECT_EQ(b.data, large);
+  // Null keeps no data, but a read of it still gets its buffer and completes.
+  Rpc("bdev_null_create", {{"name", "N0"}, {"num_blocks", 1024}, {"block_size", 512}});
+  DataRead null_read;
+  ReadAndWait(Client("N0"), 0, 16, null_read);
+  EXPECT_EQ(null_read.status, BdevIoStatus::kSuccess);
+  EXPECT_EQ(null_read.data.size(), 8192u);
   EXPECT_EQ(Pool("small").count, kSmallPool);
   EXPECT_EQ(Pool("large").count, kLargePool);
   EXPECT_EQ(Pool("shared_small").count, 0u);  // made on first need only
@@ -282,6 +288,36 @@ TEST_F(BdevReadWithoutBufferTest, ExhaustedPoolQueuesTheRestInOrderAndLosesNone)
         << i;
     // Held ones in release (submission) order, then the waiters in theirs.
     EXPECT_EQ(reads[i].position, i);
+  }
+  ExpectEveryBufferBack();
+}
+
+TEST_F(BdevReadWithoutBufferTest, AThreadHoldingNoneOfTheBuffersIsServedFromThePool) {
+  // Every large buffer is lent to reads of thread "io", which holds them; a read of another
+  // thread waits. Nothing returned on its own thread can resume it: its poller looks at the
+  // pool, which gets buffers back once "io"'s cache spills.
+  TestBdev* bdev = Register("T0", {.block_size = 512});
+  ASSERT_NE(bdev, nullptr);
+  IoClient& holder = Client("T0");
+  bdev->hold = true;
+  DataRead held[kLargePool];
+  for (uint32_t i = 0; i < kLargePool; ++i) Start(holder, i * 32, 32, held[i]);
+  ASSERT_TRUE(WaitUntil([&] { return bdev->held_count() == kLargePool; }));
+  IoClient other(CreateThread("other", 0), "T0");
+  ASSERT_TRUE(other.ok());
+  DataRead waiting;
+  Start(other, 500, 32, waiting);
+  ASSERT_TRUE(WaitUntil([&] { return Pool("large").waits == 1; }));
+  EXPECT_FALSE(waiting.done.load());
+  bdev->hold = false;
+  RunOn(holder.thread(), [bdev] { bdev->Release(); });
+  ASSERT_TRUE(WaitUntil([&] { return waiting.done.load(); }));
+  EXPECT_EQ(waiting.status, BdevIoStatus::kSuccess);
+  EXPECT_EQ(waiting.data,
+            std::vector<char>(bdev->data().begin() + 500 * 512, bdev->data().begin() + 532 * 512));
+  for (const DataRead& read : held) {
+    ASSERT_TRUE(WaitUntil([&] { return read.done.load(); }));
+    EXPECT_EQ(read.status, BdevIoStatus::kSuccess);
   }
   ExpectEveryBufferBack();
 }
