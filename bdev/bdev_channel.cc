@@ -56,6 +56,7 @@ BdevChannel::BdevChannel(Bdev& bdev)
       may_split_(split_boundary_ != 0 || max_transfer_blocks_ != UINT64_MAX ||
                  max_segments_ != UINT32_MAX),
       requires_shared_memory_(bdev.requires_shared_memory()),
+      takes_reads_without_buffer_(bdev.properties().takes_reads_without_buffer),
       needs_data_fixups_(alignment_mask_ != 0 || may_split_ || requires_shared_memory_),
       split_only_mask_(split_boundary_ > 1 && std::has_single_bit(split_boundary_) &&
                                alignment_mask_ == 0 && !requires_shared_memory_ &&
@@ -75,6 +76,12 @@ BdevChannel::BdevChannel(Bdev& bdev)
 }
 
 BdevChannel::~BdevChannel() {
+  // Reads waiting for a data buffer end here (the thread's queue would resume them on a
+  // channel that is gone), with their callbacks, now: a deferred completion would too.
+  for (BdevIo* io : thread_.CancelBufferWaits(this)) {
+    io->status_ = BdevIoStatus::kAborted;
+    Finish(*io);
+  }
   // The zero buffer's address says whether it is the shared one.
   if (InSharedIoMemory(zero_buffer_, 1)) ReleaseSharedZeroBuffer();
   thread_.RemoveChannel(this);
@@ -159,19 +166,19 @@ BdevIoStatus BdevChannel::Check(const BdevIo& io, bool writable,
   return BdevIoStatus::kSuccess;
 }
 
-void BdevChannel::Submit(const WaitingRequest& request) noexcept {
+BdevIo* BdevChannel::StartIo(const WaitingRequest& request) noexcept {
   BdevIo* io = thread_.Get();
   if (io == nullptr) [[unlikely]] {
     // Pool exhausted: the request waits for an object (never fails for it).
     thread_.AddWaitingRequest(request);
-    return;
+    return nullptr;
   }
   in_flight_.PushBack(*io);
   io->desc_ = request.desc;
   io->type_ = request.type;
   io->kind_ = BdevIo::Kind::kUser;
   io->forward_depth_ = 0;
-  io->bounced_ = false;
+  io->data_flags_ = 0;
   io->bdev_ = &bdev_;
   io->channel_ = this;
   io->module_channel_ = module_channel_.get();
@@ -189,6 +196,13 @@ void BdevChannel::Submit(const WaitingRequest& request) noexcept {
     io->iovs_ = request.iov;
     io->iovcnt_ = request.iovcnt;
   }
+  return io;
+}
+
+void BdevChannel::Submit(const WaitingRequest& request) noexcept {
+  BdevIo* io = StartIo(request);
+  if (io == nullptr) [[unlikely]]
+    return;
   thread_.EnterSubmit();
   BdevIoStatus status = Check(*io, request.writable, request.iov != nullptr);
   if (status != BdevIoStatus::kSuccess) [[unlikely]] {
@@ -196,6 +210,17 @@ void BdevChannel::Submit(const WaitingRequest& request) noexcept {
   } else {
     Dispatch(*io);
   }
+  thread_.LeaveSubmit();
+}
+
+void BdevChannel::SubmitReadWithoutBuffer(const WaitingRequest& request) noexcept {
+  BdevIo* io = StartIo(request);
+  if (io == nullptr) [[unlikely]]
+    return;
+  // A path of its own (bdev_channel_buffer.cc), so that Submit does not even test for it.
+  io->data_flags_ = BdevIo::kReadData;
+  thread_.EnterSubmit();
+  SubmitWithoutBuffer(*io);
   thread_.LeaveSubmit();
 }
 
@@ -230,7 +255,10 @@ void BdevChannel::Dispatch(BdevIo& io) noexcept {
     }
     return CompleteInLayer(io, BdevIoStatus::kSuccess);
   }
-  if (type == IoType::kReset) AbortNoMemory();
+  if (type == IoType::kReset) {
+    AbortNoMemory();
+    AbortBufferWaiters();
+  }
   SubmitToModule(io);
 }
 
@@ -264,8 +292,10 @@ void BdevChannel::FinishForwarded(BdevIo& io) noexcept {
 }
 
 void BdevChannel::Deliver(BdevIo& io) noexcept {
-  if (io.bounced_) [[unlikely]] Unbounce(io);
   in_flight_.Remove(io);
+  if (io.data_flags_ != 0) [[unlikely]] {
+    return DeliverWithData(io);
+  }
   BdevIoStatus status = io.status_;
   int error_number = status == BdevIoStatus::kSuccess ? 0 : io.error_number_;
   BdevIoCallback cb = io.cb_;
@@ -328,11 +358,12 @@ void BdevChannel::ForwardSlow(BdevIo& io, bool writable) noexcept {
   // In place unless the base needs a second bounce (the I/O's bounce state is taken) or the
   // chain is too deep: then as an ordinary request whose completion completes `io`.
   bool bounce = CarriesData(type) && needs_data_fixups_ && NeedsBounce(io);
-  if ((bounce && io.bounced_) || io.forward_depth_ == BdevIo::kMaxForwardDepth) [[unlikely]] {
+  if ((bounce && (io.data_flags_ & BdevIo::kBounced)) ||
+      io.forward_depth_ == BdevIo::kMaxForwardDepth) [[unlikely]] {
     bool data = CarriesData(type);
     return Submit(WaitingRequest{this, type, writable, data ? io.iovs_ : nullptr,
-                                 data ? io.iovcnt_ : 0, nullptr, io.offset_blocks_,
-                                 io.num_blocks_, &ForwardedCopyDone, &io, io.desc_, false});
+                                 data ? io.iovcnt_ : 0, nullptr, io.offset_blocks_, io.num_blocks_,
+                                 &ForwardedCopyDone, &io, io.desc_, false, false});
   }
   Retarget(io);
   thread_.EnterSubmit();

@@ -63,6 +63,9 @@ class BdevChannel : public ChannelContext {
 
   // A caller's request. Completes through its callback, never inside this call.
   void Submit(const WaitingRequest& request) noexcept;
+  // A caller's read without buffer (BdevDesc::ReadWithoutBuffer; request.read_data), the same
+  // way.
+  void SubmitReadWithoutBuffer(const WaitingRequest& request) noexcept;
   // BdevDesc::Abort (bdev_channel_abort.cc); `request.abort` is set, `request.buf` the cb_arg
   // to abort.
   void Abort(const WaitingRequest& request) noexcept;
@@ -101,6 +104,14 @@ class BdevChannel : public ChannelContext {
       return SubmitToModuleOutOfLine(io);
     }
     ForwardSlow(io, writable);
+  }
+
+  // Completes with kAborted the I/O of this channel waiting for a data buffer (a reset, the
+  // bdev's removal, the channel going away). On the channel's thread.
+  void AbortBufferWaiters() noexcept;
+  // BdevIo::GetDataBuffer: a buffer for `io` as this bdev needs it.
+  void RequestBuffer(BdevIo& io, BdevIoBufferCallback cb) noexcept {
+    thread_.RequestBuffer(io, alignment_mask_ + 1, requires_shared_memory_, cb);
   }
 
   // Resubmits the I/O the module refused with kNoMemory (from the thread's poller).
@@ -144,6 +155,9 @@ class BdevChannel : public ChannelContext {
   // A caller's I/O is done (and counted): copied back from its bounce buffer, freed, and its
   // callback runs.
   void Deliver(BdevIo& io) noexcept;
+  // Deliver of an I/O with data_flags_: bounced, or a read without buffer (its callback gets
+  // the data; the buffer goes back after it).
+  [[gnu::noinline]] void DeliverWithData(BdevIo& io) noexcept;
   // Finish of a forwarded I/O: counted once in its route (one level) or at every level, and
   // finished at its origin.
   void FinishForwarded(BdevIo& io) noexcept;
@@ -160,7 +174,16 @@ class BdevChannel : public ChannelContext {
     io.channel_ = this;
     io.module_channel_ = module_channel_.get();
   }
+  // Takes a BdevIo for `request` and fills it in (the part of submission every request
+  // shares); nullptr when none is free and the request waits for one.
+  [[gnu::always_inline]] inline BdevIo* StartIo(const WaitingRequest& request) noexcept;
   void Dispatch(BdevIo& io) noexcept;
+  // Reads without buffer (bdev_channel_buffer.cc): checks `io` (kReadData, its buffer null),
+  // and has the layer get its buffer before the module unless the module takes such reads
+  // (and then only if the I/O is not split here).
+  void SubmitWithoutBuffer(BdevIo& io) noexcept;
+  // The layer's own buffer request answered: on to the module (or the splitter).
+  static void LayerBufferReady(BdevIo& io, BdevIoStatus status) noexcept;
   // Forward's checks and cases outside the fast path.
   [[gnu::noinline]] void ForwardSlow(BdevIo& io, bool writable) noexcept;
   void QueueNoMemory(BdevIo& io) noexcept;
@@ -241,6 +264,8 @@ class BdevChannel : public ChannelContext {
   const bool may_split_;
   // Data buffers must lie in the shared I/O arena (the bdev's requires_shared_memory).
   const bool requires_shared_memory_;
+  // The module gets buffers for reads without one itself (takes_reads_without_buffer).
+  const bool takes_reads_without_buffer_;
   // Data I/O may need bouncing or splitting here (what Forward must check before going
   // straight to the module, and Dispatch before the checks that cost).
   const bool needs_data_fixups_;

@@ -2,6 +2,7 @@
 //
 // The channel's in-flight list says which I/O match; where each one is says who aborts it:
 // - waiting for a BdevIo (the thread's waiting requests): the layer, at once;
+// - waiting for a data buffer (a read without buffer): the layer, at once;
 // - refused by its module with kNoMemory and queued for a retry: the layer, at once;
 // - a split parent: the layer stops cutting children and aborts those it has out (each by
 //   these same rules); the parent completes with kAborted once they are back;
@@ -23,7 +24,7 @@ void BdevChannel::Abort(const WaitingRequest& request) noexcept {
   }
   abort->kind_ = BdevIo::Kind::kAbort;
   abort->forward_depth_ = 0;
-  abort->bounced_ = false;
+  abort->data_flags_ = 0;
   abort->bdev_ = &bdev_;
   abort->channel_ = this;
   abort->module_channel_ = module_channel_.get();
@@ -60,6 +61,12 @@ void BdevChannel::AbortOne(BdevIo& io, BdevIo& abort) noexcept {
   if (io.status_ == BdevIoStatus::kNoMemory) {
     // Only the retry queue holds an I/O with this status (the retry resets it).
     at.UnqueueNoMemory(io);
+    return at.CompleteInLayer(io, BdevIoStatus::kAborted);
+  }
+  if (io.data_flags_ & BdevIo::kWaitingForBuffer) {
+    // Waiting for a data buffer (the layer's request or its module's GetDataBuffer): out of
+    // the thread's queue; the module, if it asked, never hears back (as in SPDK).
+    thread_.CancelBufferWait(io);
     return at.CompleteInLayer(io, BdevIoStatus::kAborted);
   }
   // A split parent: its live children are on the in-flight list of the channel that cut them.

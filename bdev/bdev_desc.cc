@@ -83,14 +83,14 @@ void BdevDesc::Submit(IoChannel& channel, IoType type, iovec* iov, int iovcnt, v
                       void* cb_arg) noexcept {
   BdevChannel& bdev_channel = channel.context<BdevChannel>();
   bdev_channel.Submit(WaitingRequest{&bdev_channel, type, writable_, iov, iovcnt, buf,
-                                     offset_blocks, num_blocks, cb, cb_arg, this, false});
+                                     offset_blocks, num_blocks, cb, cb_arg, this, false, false});
 }
 
 void BdevDesc::Abort(IoChannel& channel, void* bio_cb_arg, BdevIoCallback cb,
                      void* cb_arg) noexcept {
   BdevChannel& bdev_channel = channel.context<BdevChannel>();
-  bdev_channel.Abort(WaitingRequest{&bdev_channel, IoType::kRead, writable_, nullptr, 0,
-                                    bio_cb_arg, 0, 0, cb, cb_arg, this, true});
+  bdev_channel.Abort(WaitingRequest{&bdev_channel, IoType::kRead, writable_, nullptr, 0, bio_cb_arg,
+                                    0, 0, cb, cb_arg, this, true, false});
 }
 
 absl::Status BdevDesc::SetTimeout(uint64_t timeout_us, BdevIoTimeoutCallback cb, void* cb_arg) {
@@ -137,6 +137,14 @@ void BdevDesc::SubmitCopy(IoChannel& channel, const BdevIo& io, BdevIoCallback c
 void BdevDesc::Read(IoChannel& channel, void* buf, uint64_t offset_blocks, uint64_t num_blocks,
                     BdevIoCallback cb, void* cb_arg) noexcept {
   Submit(channel, IoType::kRead, nullptr, 0, buf, offset_blocks, num_blocks, cb, cb_arg);
+}
+
+void BdevDesc::ReadWithoutBuffer(IoChannel& channel, uint64_t offset_blocks, uint64_t num_blocks,
+                                 BdevReadDataCallback cb, void* cb_arg) noexcept {
+  BdevChannel& bdev_channel = channel.context<BdevChannel>();
+  bdev_channel.SubmitReadWithoutBuffer(
+      WaitingRequest{&bdev_channel, IoType::kRead, writable_, nullptr, 0, nullptr, offset_blocks,
+                     num_blocks, StoreReadDataCallback(cb), cb_arg, this, false, true});
 }
 
 void BdevDesc::Readv(IoChannel& channel, iovec* iov, int iovcnt, uint64_t offset_blocks,

@@ -120,7 +120,7 @@ bool BdevChannel::BuildChild(BdevIo& parent, BdevIo& child) noexcept {
   child.kind_ = BdevIo::Kind::kChild;
   child.forward_depth_ = 0;
   child.parent_ = &parent;
-  child.bounced_ = false;
+  child.data_flags_ = 0;
   child.bdev_ = &bdev_;
   child.channel_ = this;
   child.module_channel_ = module_channel_.get();
@@ -271,7 +271,7 @@ bool BdevChannel::Bounce(BdevIo& io) noexcept {
   io.single_iov_ = {buffer, bytes};
   io.iovs_ = &io.single_iov_;
   io.iovcnt_ = 1;
-  io.bounced_ = true;
+  io.data_flags_ |= BdevIo::kBounced;
   return true;
 }
 
@@ -291,7 +291,7 @@ void BdevChannel::Unbounce(BdevIo& io) noexcept {
   }
   io.iovs_ = io.caller_iovs_;
   io.iovcnt_ = io.caller_iovcnt_;
-  io.bounced_ = false;
+  io.data_flags_ &= ~BdevIo::kBounced;
 }
 
 }  // namespace pollux

@@ -107,14 +107,13 @@ absl::StatusOr<std::unique_ptr<BdevIoPool>> CreatePool(const BdevLayerOptions& o
   for (BdevModule* module : BdevModules()) {
     context_size = std::max(context_size, module->io_context_size());
   }
-  return BdevIoPool::Create(options.bdev_io_pool_size, context_size, options.bdev_io_cache_size);
+  return BdevIoPool::Create(options, context_size);
 }
 
 }  // namespace
 
 absl::Status SetBdevLayerOptions(const BdevLayerOptions& options) {
-  if (options.bdev_io_pool_size == layer_options.bdev_io_pool_size &&
-      options.bdev_io_cache_size == layer_options.bdev_io_cache_size) {
+  if (options == layer_options) {
     return absl::OkStatus();  // a saved config replayed into a running target
   }
   if (!layer_initialized) {

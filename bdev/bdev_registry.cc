@@ -174,6 +174,12 @@ void BdevRegistry::Announce(Bdev* bdev) {
     no_descs = state.descs.empty();
   }
   PX_LOG(kInfo, "bdev", "removing %s (%zu open descriptors)", bdev->name(), to_notify.size());
+  // Reads waiting for a data buffer end now, with kAborted, instead of holding the removal up
+  // until buffers come back (their descriptors wait for them before closing).
+  ForEachChannel(
+      state.channels,
+      [](IoChannel& channel) { channel.context<BdevChannel>().AbortBufferWaiters(); },
+      [](absl::Status) {});
   for (BdevDesc* desc : to_notify) {
     if (!RunOnThread(desc->thread_id(), [bdev, desc] { DeliverRemove(bdev, desc); })) {
       PX_LOG(kError, "bdev", "%s: the thread of an open descriptor is gone; removal waits",

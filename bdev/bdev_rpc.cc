@@ -147,19 +147,28 @@ void BdevGetIostat(const Json& params, RpcResponder responder) {
 POLLUX_RPC_METHOD("bdev_get_iostat", BdevGetIostat);
 
 // SPDK's bdev_set_options, with its parameter names, so that SPDK's configs (whose save_config
-// writes it first) load here. The iobuf caches are SPDK's buffer pools, which pollux does not
-// have (bounce buffers come from DPDK memory per I/O that needs one): taken and ignored.
+// writes it first) load here. The data buffer pools of reads without buffer take SPDK's
+// per-thread iobuf cache sizes, and their counts under the names SPDK's bdev_set_options had
+// before its iobuf library (small_buf_pool_size, large_buf_pool_size).
 void BdevSetOptions(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
   BdevLayerOptions options = GetBdevLayerOptions();
   std::optional<uint64_t> pool_size = reader.OptionalUint("bdev_io_pool_size");
   std::optional<uint64_t> cache_size = reader.OptionalUint("bdev_io_cache_size");
   std::optional<bool> auto_examine = reader.OptionalBool("bdev_auto_examine");
+  std::optional<uint64_t> small_pool = reader.OptionalUint("small_buf_pool_size");
+  std::optional<uint64_t> large_pool = reader.OptionalUint("large_buf_pool_size");
   std::optional<uint64_t> small_cache = reader.OptionalUint("iobuf_small_cache_size");
   std::optional<uint64_t> large_cache = reader.OptionalUint("iobuf_large_cache_size");
   if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
-  for (auto [name, value] : {std::pair{"bdev_io_pool_size", pool_size},
-                             std::pair{"bdev_io_cache_size", cache_size}}) {
+  for (auto [name, value] : {
+           std::pair{"bdev_io_pool_size", pool_size},
+           std::pair{"bdev_io_cache_size", cache_size},
+           std::pair{"small_buf_pool_size", small_pool},
+           std::pair{"large_buf_pool_size", large_pool},
+           std::pair{"iobuf_small_cache_size", small_cache},
+           std::pair{"iobuf_large_cache_size", large_cache},
+       }) {
     if (value && *value > UINT32_MAX) {
       return responder.Error(rpc::kInvalidParams,
                              absl::StrFormat("parameter \"%s\" must be at most %u", name,
@@ -171,12 +180,12 @@ void BdevSetOptions(const Json& params, RpcResponder responder) {
                            "bdev_auto_examine false is not supported: every module examines "
                            "every new bdev");
   }
-  if (small_cache || large_cache) {
-    PX_LOG(kInfo, "bdev", "bdev_set_options: iobuf cache sizes ignored (pollux has no iobuf "
-           "pools)");
-  }
   if (pool_size) options.bdev_io_pool_size = static_cast<uint32_t>(*pool_size);
   if (cache_size) options.bdev_io_cache_size = static_cast<uint32_t>(*cache_size);
+  if (small_pool) options.small_buf_pool_size = static_cast<uint32_t>(*small_pool);
+  if (large_pool) options.large_buf_pool_size = static_cast<uint32_t>(*large_pool);
+  if (small_cache) options.iobuf_small_cache_size = static_cast<uint32_t>(*small_cache);
+  if (large_cache) options.iobuf_large_cache_size = static_cast<uint32_t>(*large_cache);
   if (absl::Status s = SetBdevLayerOptions(options); !s.ok()) return responder.Reply(s);
   responder.Result(true);
 }
@@ -210,7 +219,11 @@ rpc::Subsystem MakeBdevSubsystem() {
                       {"params",
                        {{"bdev_io_pool_size", options.bdev_io_pool_size},
                         {"bdev_io_cache_size", options.bdev_io_cache_size},
-                        {"bdev_auto_examine", true}}}});
+                        {"bdev_auto_examine", true},
+                        {"small_buf_pool_size", options.small_buf_pool_size},
+                        {"large_buf_pool_size", options.large_buf_pool_size},
+                        {"iobuf_small_cache_size", options.iobuf_small_cache_size},
+                        {"iobuf_large_cache_size", options.iobuf_large_cache_size}}}});
     std::vector<BdevModule*> modules = BdevModules();
     std::stable_sort(modules.begin(), modules.end(), [](BdevModule* a, BdevModule* b) {
       return a->config_order() < b->config_order();

@@ -9,7 +9,7 @@
 namespace pollux {
 
 BdevThreadContext::BdevThreadContext(BdevIoPool& pool)
-    : pool_(pool), cache_(pool.cache_size()) {
+    : pool_(pool), cache_(pool.cache_size()), buffers_(pool) {
   PollerOptions options;
   // All the poller's work is made by code on this thread (completions during submission,
   // waits for objects), so it needs no wake-up of its own; but the reactor must not go to
@@ -81,7 +81,59 @@ void BdevThreadContext::DeliverAbortedRequests(BdevIo* abort) {
     mine.push_back(entry);
     return true;
   });
-  for (const auto& [unused, request] : mine) request.cb(request.cb_arg, BdevIoStatus::kAborted, 0);
+  for (const auto& [unused, request] : mine) {
+    CallBackWithoutData(request.cb, request.read_data, request.cb_arg, BdevIoStatus::kAborted, 0);
+  }
+}
+
+void BdevThreadContext::RequestBuffer(BdevIo& io, uint64_t alignment, bool shared,
+                                      BdevIoBufferCallback cb) noexcept {
+  const uint64_t bytes = io.single_iov_.iov_len;
+  // A buffer starts 4 KiB aligned: a larger alignment costs up to the difference in room.
+  const uint64_t need = bytes + (alignment > 4096 ? alignment - 4096 : 0);
+  int pool = need <= kSmallBufferSize   ? kSmallBufferPool
+             : need <= kLargeBufferSize ? kLargeBufferPool
+                                        : kNoBufferPool;
+  if (pool == kNoBufferPool) [[unlikely]] {
+    // As SPDK: a caller that reads without a buffer sizes its requests to the buffers (an
+    // NVMe-oF target's MDTS). A larger one is a request the layer cannot serve, not a wait.
+    PX_LOG(kError, "bdev",
+           "%s: a read without buffer of %lu bytes is larger than the layer's "
+           "largest buffer (%u bytes)",
+           io.bdev_->name(), need, kLargeBufferSize);
+    return cb(io, BdevIoStatus::kInvalid);
+  }
+  if (shared) pool += kSharedSmallBufferPool;
+  if (!buffers_.Ready(pool)) [[unlikely]] {
+    return cb(io, BdevIoStatus::kFailed);
+  }
+  if (void* buffer = buffers_.Take(pool)) [[likely]] {
+    AttachBuffer(io, pool, buffer);
+    return cb(io, BdevIoStatus::kSuccess);
+  }
+  io.buffer_cb_ = cb;
+  buffers_.Wait(pool, io);
+}
+
+void BdevThreadContext::AttachBuffer(BdevIo& io, int pool, void* buffer) noexcept {
+  const uintptr_t alignment = io.bdev_->required_alignment();
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(buffer) + alignment - 1) & ~(alignment - 1);
+  io.single_iov_.iov_base = reinterpret_cast<void*>(start);
+  io.iovs_ = &io.single_iov_;
+  io.iovcnt_ = 1;
+  io.buffer_ = buffer;
+  io.buffer_pool_ = static_cast<int8_t>(pool);
+  io.data_flags_ = (io.data_flags_ & ~BdevIo::kNeedsBuffer) | BdevIo::kLentBuffer;
+}
+
+void BdevThreadContext::GiveBuffer(BdevIo& io, int pool, void* buffer) noexcept {
+  AttachBuffer(io, pool, buffer);
+  // Inside a submission call: what the resumed I/O completes at once is delivered at the next
+  // poll, not here, inside the delivery that returned the buffer (no recursion through a queue
+  // of waiters).
+  EnterSubmit();
+  io.buffer_cb_(io, BdevIoStatus::kSuccess);
+  LeaveSubmit();
 }
 
 void BdevThreadContext::DrainDeferred() noexcept {
@@ -115,6 +167,13 @@ PollResult BdevThreadContext::Poll() noexcept {
     parents.swap(waiting_parents_);
     for (BdevIo* parent : parents) parent->channel_->ContinueSplit(*parent);
   }
+  // I/O waiting for a data buffer of a pool this thread holds none of: nothing returned here
+  // would resume it, so look at the pool itself.
+  if (buffers_.starving()) {
+    buffers_.ServeStarving(served_);
+    for (auto [io, buffer] : served_) GiveBuffer(*io, io->buffer_pool_, buffer);
+    served_.clear();
+  }
   // Requests that found no BdevIo, in arrival order, as long as objects are to be had.
   while (!waiting_requests_.empty()) {
     BdevIo* io = Get();
@@ -124,6 +183,8 @@ PollResult BdevThreadContext::Poll() noexcept {
     waiting_requests_.pop_front();
     if (request.abort) [[unlikely]] {
       request.channel->Abort(request);
+    } else if (request.read_data) [[unlikely]] {
+      request.channel->SubmitReadWithoutBuffer(request);
     } else {
       request.channel->Submit(request);
     }

@@ -1,7 +1,8 @@
 // Per-thread state of the bdev layer (the channel of the BdevIoPool device, one per Thread
-// that does bdev I/O): the BdevIo cache, the list of completions deferred out of submission
-// calls, the requests and split parents waiting for a free BdevIo, and the poller that drains
-// them. Only its own thread touches it. Private.
+// that does bdev I/O): the BdevIo cache, the data buffer caches and the I/O waiting for a
+// buffer (BdevBufferCache), the list of completions deferred out of submission calls, the
+// requests and split parents waiting for a free BdevIo, and the poller that drains them. Only
+// its own thread touches it. Private.
 #pragma once
 
 #include <rte_cycles.h>
@@ -12,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "bdev_buffer_cache.h"
 #include "bdev_io_pool.h"
 #include "pollux/bdev/bdev_io.h"
 #include "pollux/reactor/io_channel.h"
@@ -37,7 +39,25 @@ struct WaitingRequest {
   const BdevDesc* desc;  // the submitting descriptor (timeouts)
   // An abort waiting for its BdevIo (BdevChannel::Abort): `buf` is the cb_arg to abort.
   bool abort;
+  // A read without buffer (BdevDesc::ReadWithoutBuffer): `cb` holds a BdevReadDataCallback.
+  bool read_data;
 };
+
+// A BdevReadDataCallback kept in a BdevIoCallback field (WaitingRequest::cb, BdevIo::cb_);
+// read_data / BdevIo::kReadData say which one a field holds. Through void (*)(), the
+// conversion the language keeps exact both ways.
+inline BdevIoCallback StoreReadDataCallback(BdevReadDataCallback cb) {
+  return reinterpret_cast<BdevIoCallback>(reinterpret_cast<void (*)()>(cb));
+}
+inline BdevReadDataCallback LoadReadDataCallback(BdevIoCallback cb) {
+  return reinterpret_cast<BdevReadDataCallback>(reinterpret_cast<void (*)()>(cb));
+}
+// Calls a caller's callback for an I/O that ended without data, whichever kind it is.
+inline void CallBackWithoutData(BdevIoCallback cb, bool read_data, void* cb_arg,
+                                BdevIoStatus status, int error_number) {
+  if (read_data) return LoadReadDataCallback(cb)(cb_arg, status, error_number, nullptr, 0);
+  cb(cb_arg, status, error_number);
+}
 
 class BdevThreadContext : public ChannelContext {
  public:
@@ -98,15 +118,39 @@ class BdevThreadContext : public ChannelContext {
   size_t AbortWaitingRequests(BdevChannel* channel, void* target, BdevIo* abort);
   void DeliverAbortedRequests(BdevIo* abort);
 
+  // ---- Data buffers lent to reads without one (bdev_buffer_cache.h) ----
+  // Gives `io` (a READ without buffer: iovs_ is single_iov_, {nullptr, its length}) a buffer
+  // aligned to `alignment`, from the shared pools when `shared`, and calls cb(io, kSuccess):
+  // now, or once a buffer of its pool is returned on this thread (or, when this thread holds
+  // none of them, once the poller finds one in the pool). cb(io, kInvalid) now when it is
+  // larger than the largest buffer; cb(io, kFailed) when the shared pools cannot be made.
+  void RequestBuffer(BdevIo& io, uint64_t alignment, bool shared, BdevIoBufferCallback cb) noexcept;
+  // Gives back a buffer an I/O held (after the I/O's delivery): to the oldest I/O of this
+  // thread waiting for one of that pool, or to the cache.
+  void ReleaseBuffer(int pool, void* buffer) noexcept {
+    if (BdevIo* waiter = buffers_.Return(pool, buffer)) [[unlikely]] {
+      GiveBuffer(*waiter, pool, buffer);
+    }
+  }
+  // Takes `io` out of the wait for a buffer (an abort).
+  void CancelBufferWait(BdevIo& io) noexcept { buffers_.Cancel(io); }
+  // Takes every I/O of `channel` out of the wait (reset, removal, the channel going away).
+  std::vector<BdevIo*> CancelBufferWaits(const BdevChannel* channel) {
+    return buffers_.CancelChannel(channel);
+  }
+
  private:
   BdevIo* Refill() noexcept;
   void Spill() noexcept;
+  // Makes `buffer` (of pool `pool`) io's data buffer and resumes it (its buffer_cb_).
+  void GiveBuffer(BdevIo& io, int pool, void* buffer) noexcept;
+  static void AttachBuffer(BdevIo& io, int pool, void* buffer) noexcept;
   PollResult Poll() noexcept;
   // Runs the callbacks of the deferred list as it is now.
   void DrainDeferred() noexcept;
   bool HasWork() const {
-    return deferred_head_ != nullptr || !waiting_requests_.empty() ||
-           !waiting_parents_.empty() || !retry_channels_.empty();
+    return deferred_head_ != nullptr || !waiting_requests_.empty() || !waiting_parents_.empty() ||
+           !retry_channels_.empty() || buffers_.starving();
   }
 
   BdevIoPool& pool_;
@@ -123,6 +167,8 @@ class BdevThreadContext : public ChannelContext {
   std::vector<BdevIo*> waiting_parents_;
   std::vector<BdevChannel*> retry_channels_;
   std::vector<std::pair<BdevIo*, WaitingRequest>> aborted_requests_;  // by their abort
+  BdevBufferCache buffers_;
+  std::vector<std::pair<BdevIo*, void*>> served_;  // scratch of the poller's ServeStarving
   PollerHandle poller_;
 };
 

@@ -36,6 +36,8 @@ TEST_F(BdevOptionsTest, ReplacesThePoolBeforeAnyBdevAndIoStillWorks) {
                   .ok());
   EXPECT_EQ(Options().bdev_io_pool_size, 4096u);
   EXPECT_EQ(Options().bdev_io_cache_size, 64u);
+  EXPECT_EQ(Options().iobuf_small_cache_size, 128u);
+  EXPECT_EQ(Options().iobuf_large_cache_size, 16u);
   ASSERT_TRUE(CallRpc("bdev_malloc_create",
                       {{"name", "M0"}, {"num_blocks", 256}, {"block_size", 512}})
                   .ok());
@@ -44,6 +46,27 @@ TEST_F(BdevOptionsTest, ReplacesThePoolBeforeAnyBdevAndIoStillWorks) {
   EXPECT_EQ(client.Write(data.data(), 0, 8), BdevIoStatus::kSuccess);
   EXPECT_EQ(client.Read(back.data(), 0, 8), BdevIoStatus::kSuccess);
   EXPECT_EQ(back, data);
+}
+
+TEST_F(BdevOptionsTest, SizesTheDataBufferPools) {
+  ASSERT_TRUE(CallRpc("bdev_set_options", {{"small_buf_pool_size", 64},
+                                           {"large_buf_pool_size", 16},
+                                           {"iobuf_small_cache_size", 8},
+                                           {"iobuf_large_cache_size", 2}})
+                  .ok());
+  EXPECT_EQ(Options().small_buf_pool_size, 64u);
+  EXPECT_EQ(Options().large_buf_pool_size, 16u);
+  std::vector<BdevBufferPoolStats> pools =
+      CallOn(app_thread(), [] { return GetBdevBufferPoolStats(); });
+  ASSERT_EQ(pools.size(), 4u);
+  EXPECT_EQ(pools[0].count, 64u);
+  EXPECT_EQ(pools[0].buffer_size, 8192u);
+  EXPECT_EQ(pools[1].count, 16u);
+  EXPECT_EQ(pools[1].buffer_size, 135168u);  // 132 KiB, as SPDK's
+  // A cache that could hold more than an eighth of its pool is refused.
+  EXPECT_THAT(Error({{"iobuf_large_cache_size", 3}}), HasSubstr("an eighth of the pool"));
+  EXPECT_THAT(Error({{"small_buf_pool_size", 0}}), HasSubstr("at least 1"));
+  EXPECT_EQ(Options().iobuf_large_cache_size, 2u);
 }
 
 TEST_F(BdevOptionsTest, RefusedOnceABdevExistsExceptTheSameValues) {
@@ -93,6 +116,8 @@ TEST_F(BdevOptionsTest, SaveConfigWritesThemFirst) {
   EXPECT_EQ(config[0]["method"], "bdev_set_options");
   EXPECT_EQ(config[0]["params"]["bdev_io_pool_size"], 2048);
   EXPECT_EQ(config[0]["params"]["bdev_auto_examine"], true);
+  EXPECT_EQ(config[0]["params"]["small_buf_pool_size"], 1024);
+  EXPECT_EQ(config[0]["params"]["iobuf_large_cache_size"], 16);
   EXPECT_EQ(config[1]["method"], "bdev_null_create");
 }
 

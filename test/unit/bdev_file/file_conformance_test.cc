@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -222,6 +223,55 @@ TEST_P(FileEngineTest, FourKiBBlocksFromAnotherReactor) {
   ExitThread(io_thread);
   EXPECT_TRUE(ReadWholeFile(path) == shadow);
   EXPECT_TRUE(DeleteFileBdev("F4").ok());
+}
+
+// Reads without a buffer (BdevDesc::ReadWithoutBuffer): the engine does nothing for them, the
+// layer lends each a buffer before its Submit; a lone read (inline) and a batch of 16
+// overlapping ones (the engine's kernel context) see the file's bytes.
+TEST_P(FileEngineTest, ReadsWithoutBufferSeeTheFile) {
+  std::string path = dir_.File("lent.img");
+  std::vector<uint8_t> data = MakeFile(path, 4 * kMiB, 21);
+  CreateOk("F0", path);
+  Thread* io_thread = CreateThread("io", 1);
+  {
+    IoClient client(io_thread, "F0");
+    ASSERT_TRUE(client.ok());
+    struct Lent {
+      std::atomic<bool> done{false};
+      BdevIoStatus status = BdevIoStatus::kFailed;
+      std::vector<uint8_t> bytes;
+      static void Callback(void* arg, BdevIoStatus status, int, const iovec* iovs, int iovcnt) {
+        auto* lent = static_cast<Lent*>(arg);
+        lent->status = status;
+        for (int i = 0; i < iovcnt; ++i) {
+          const auto* p = static_cast<const uint8_t*>(iovs[i].iov_base);
+          lent->bytes.insert(lent->bytes.end(), p, p + iovs[i].iov_len);
+        }
+        lent->done.store(true, std::memory_order_release);
+      }
+    };
+    for (int batch : {1, 16}) {
+      std::vector<Lent> reads(batch);
+      RunOn(io_thread, [&] {
+        for (int i = 0; i < batch; ++i) {
+          // 4 KiB and 64 KiB reads at odd offsets: both pools.
+          uint64_t blocks = i % 2 == 0 ? 8 : 128;
+          client.desc().ReadWithoutBuffer(client.channel(), 1 + i * 200, blocks, &Lent::Callback,
+                                          &reads[i]);
+        }
+      });
+      for (int i = 0; i < batch; ++i) {
+        ASSERT_TRUE(WaitUntil([&] { return reads[i].done.load(std::memory_order_acquire); }));
+        ASSERT_EQ(reads[i].status, BdevIoStatus::kSuccess) << batch << " " << i;
+        uint64_t offset = (1 + i * 200) * 512;
+        EXPECT_TRUE(std::equal(reads[i].bytes.begin(), reads[i].bytes.end(), data.begin() + offset))
+            << batch << " " << i;
+        EXPECT_EQ(reads[i].bytes.size(), (i % 2 == 0 ? 8u : 128u) * 512);
+      }
+    }
+  }
+  ExitThread(io_thread);
+  EXPECT_TRUE(DeleteFileBdev("F0").ok());
 }
 
 // ---- Flush, unmap, write zeroes ----

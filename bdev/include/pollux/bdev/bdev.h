@@ -43,6 +43,11 @@ struct BdevProperties {
   // Data buffers must lie in shared I/O memory (pollux/env/shared_io_memory.h): the back-end,
   // another process, maps them (vhost-user). The layer bounces other buffers into it.
   bool requires_shared_memory = false;
+  // Submit takes READs without a data buffer (BdevIo::needs_data_buffer, from callers of
+  // BdevDesc::ReadWithoutBuffer) and gets one itself with BdevIo::GetDataBuffer when it needs
+  // memory. Off (most modules): the layer gets the buffer before Submit, and Submit only ever
+  // sees I/O with buffers.
+  bool takes_reads_without_buffer = false;
 };
 
 // A block device. Modules subclass it, fill BdevProperties, and hand it to RegisterBdev,
@@ -187,7 +192,31 @@ void WaitForBdevExamine(absl::AnyInvocable<void()> done);
 struct BdevLayerOptions {
   uint32_t bdev_io_pool_size = 65535;  // BdevIo objects in the shared mempool
   uint32_t bdev_io_cache_size = 256;   // per-thread cache of those
+  // Data buffers the layer lends to reads submitted without one (BdevDesc::ReadWithoutBuffer,
+  // BdevIo::GetDataBuffer): 8 KiB ones for requests up to 8 KiB, 132 KiB ones up to 132 KiB
+  // (alignment included), allocated when the layer starts (25 MiB by default; the same again
+  // in the shared I/O arena once a bdev that requires shared memory needs one). SPDK's names.
+  uint32_t small_buf_pool_size = 1024;
+  uint32_t large_buf_pool_size = 128;
+  // Per-thread caches of those (at most an eighth of the pool; 0 is taken as 1).
+  uint32_t iobuf_small_cache_size = 128;
+  uint32_t iobuf_large_cache_size = 16;
+
+  bool operator==(const BdevLayerOptions&) const = default;
 };
+
+// One data buffer pool's figures (GetBdevBufferPoolStats).
+struct BdevBufferPoolStats {
+  const char* name;      // "small", "large", "shared_small", "shared_large"
+  uint32_t buffer_size;  // bytes
+  uint32_t count;        // buffers; 0 for a shared pool not made yet
+  uint32_t free;         // in the pool or a thread's cache; count - free are lent to I/O
+  uint64_t waits;        // requests that found none free and waited
+};
+
+// The data buffer pools as they are now (exact when no I/O runs: the caches are read without
+// stopping their threads). Empty before InitBdevLayer. Any thread.
+std::vector<BdevBufferPoolStats> GetBdevBufferPoolStats();
 
 // Creates the BdevIo pool and initialises every module, one after the other, each maybe
 // asynchronously (BdevModule::InitAsync), then calls done on the calling Thread: OK, or the

@@ -82,6 +82,15 @@ class BdevDesc {
             BdevIoCallback cb, void* cb_arg) noexcept;
   void Readv(IoChannel& channel, iovec* iov, int iovcnt, uint64_t offset_blocks,
              uint64_t num_blocks, BdevIoCallback cb, void* cb_arg) noexcept;
+  // Reads into memory the layer lends (SPDK's spdk_bdev_read_blocks with a NULL buffer), for
+  // a caller that has none of its own to give (a target that sends the data on): cb receives
+  // the data's iovecs, valid until it returns; the buffer then goes back to the layer's pools
+  // (8 KiB and 132 KiB buffers, meeting the bdev's alignment and shared-memory needs). A read
+  // larger than 132 KiB (with room for the bdev's alignment) fails with kInvalid. When every
+  // buffer is lent, the read waits for one (first come, first served) instead of failing;
+  // Abort ends the wait. Read, Write and Writev with a null buffer stay kInvalid.
+  void ReadWithoutBuffer(IoChannel& channel, uint64_t offset_blocks, uint64_t num_blocks,
+                         BdevReadDataCallback cb, void* cb_arg) noexcept;
   void Write(IoChannel& channel, void* buf, uint64_t offset_blocks, uint64_t num_blocks,
              BdevIoCallback cb, void* cb_arg) noexcept;
   void Writev(IoChannel& channel, iovec* iov, int iovcnt, uint64_t offset_blocks,

@@ -17,6 +17,7 @@ namespace pollux {
 
 class Bdev;
 class BdevChannel;
+class BdevIo;
 class BdevDesc;
 class ChannelContext;
 
@@ -56,6 +57,17 @@ const char* BdevIoStatusName(BdevIoStatus status);
 // I/O succeeded.
 using BdevIoCallback = void (*)(void* cb_arg, BdevIoStatus status, int error_number);
 
+// The completion of a read submitted without a buffer (BdevDesc::ReadWithoutBuffer): like
+// BdevIoCallback, plus the data. On kSuccess, `iovs` (`iovcnt` of them, one today) hold the
+// blocks read, in memory the layer lends until the callback returns; otherwise nullptr and 0.
+using BdevReadDataCallback = void (*)(void* cb_arg, BdevIoStatus status, int error_number,
+                                      const iovec* iovs, int iovcnt);
+
+// The answer to BdevIo::GetDataBuffer: kSuccess, and io.iovs() holds the buffer; otherwise the
+// status to complete the I/O with (kInvalid: larger than the layer's largest buffer; kFailed:
+// no memory could be had for the pool).
+using BdevIoBufferCallback = void (*)(BdevIo& io, BdevIoStatus status);
+
 class alignas(64) BdevIo {
  public:
   BdevIo(const BdevIo&) = delete;
@@ -70,6 +82,23 @@ class alignas(64) BdevIo {
   // meets the bdev's required alignment (the layer bounces buffers that do not).
   iovec* iovs() const { return iovs_; }
   int iovcnt() const { return iovcnt_; }
+
+  // Whether this is a READ without a data buffer: its caller used BdevDesc::ReadWithoutBuffer
+  // and the bdev takes such reads (BdevProperties::takes_reads_without_buffer). iovs() is then
+  // one iovec {nullptr, length}; call GetDataBuffer before reading into it.
+  bool needs_data_buffer() const { return (data_flags_ & kNeedsBuffer) != 0; }
+  // Gives this I/O a data buffer from the layer's pools (SPDK's spdk_bdev_io_get_buf), 8 KiB or
+  // 132 KiB, meeting the bdev's required alignment and, for a bdev that requires shared
+  // memory, inside the shared I/O arena. cb(io, kSuccess) runs with io.iovs() set to it: now,
+  // inside this call, when one is free, or later, on this thread, when one is returned (the
+  // request waits in a first-come first-served queue for the buffers this thread's I/O give
+  // back; see docs/bdev-module-guide.md, section 13a). On failure
+  // cb(io, status) gives the status to complete the I/O with. The buffer goes back to the pool
+  // when the I/O's caller has seen the data (after its callback). An I/O that has a buffer
+  // already gets cb(io, kSuccess) at once, so a module may call this for every READ. If the
+  // I/O is aborted while it waits (BdevDesc::Abort, a reset, the bdev going away), the layer
+  // completes it with kAborted and cb never runs. In Submit, or later on the same thread.
+  void GetDataBuffer(BdevIoBufferCallback cb) noexcept;
 
   // The module's per-I/O scratch space, BdevModule::io_context_size() bytes, 64-byte aligned.
   template <typename T>
@@ -100,9 +129,18 @@ class alignas(64) BdevIo {
   friend class BdevIoSplitter;
   friend class BdevIoPool;
   friend class BdevInFlightList;
+  friend class BdevBufferCache;
 
   BdevIo() = default;
   ~BdevIo() = default;
+
+  // data_flags_: what the layer does with the I/O's data at delivery (0 for most I/O: one test
+  // on the completion path).
+  static constexpr uint8_t kReadData = 1;           // cb_ is a BdevReadDataCallback
+  static constexpr uint8_t kBounced = 2;            // iovs_ point at a bounce buffer (Unbounce)
+  static constexpr uint8_t kLentBuffer = 4;         // holds a pool buffer (buffer_, buffer_pool_)
+  static constexpr uint8_t kNeedsBuffer = 8;        // no buffer yet (needs_data_buffer)
+  static constexpr uint8_t kWaitingForBuffer = 16;  // in its thread's queue for one
 
   enum class Kind : uint8_t {
     kUser,        // what a caller submitted; counted in the statistics
@@ -128,7 +166,7 @@ class alignas(64) BdevIo {
   void* cb_arg_ = nullptr;
   uint64_t submit_tsc_ = 0;
   BdevIo* next_ = nullptr;  // intrusive link: deferred completions, retry queue, cache
-  bool bounced_ = false;  // iovs_ point at a bounce buffer; copy back on read completion
+  uint8_t data_flags_ = 0;  // kBounced, kReadData...: see above
   // Channels this I/O was forwarded from, outermost first: its completion is counted at each
   // of them on the way back up.
   static constexpr int kMaxForwardDepth = 4;
@@ -147,6 +185,11 @@ class alignas(64) BdevIo {
   uint32_t children_in_flight_ = 0;
   BdevIoStatus children_status_ = BdevIoStatus::kSuccess;
   bool waiting_for_io_ = false;  // on the thread's list of parents waiting for a free BdevIo
+  // A buffer lent by the layer (kLentBuffer): where it starts (iovs_ may start further in, for
+  // alignment), its pool (BdevBufferPoolIndex), and while it waits for one, who to call.
+  int8_t buffer_pool_ = -1;
+  void* buffer_ = nullptr;
+  BdevIoBufferCallback buffer_cb_ = nullptr;
   // The submitting channel's list of I/O in flight (BdevInFlightList): callers' I/O and split
   // children, from submission to delivery. Here, not on the first line: only the submission and
   // the delivery touch them, and the walks (abort, timeouts) are rare.
