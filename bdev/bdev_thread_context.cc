@@ -57,8 +57,18 @@ void BdevThreadContext::AddRetryChannel(BdevChannel* channel) {
 
 void BdevThreadContext::RemoveChannel(BdevChannel* channel) {
   std::erase(retry_channels_, channel);
-  std::erase_if(waiting_requests_,
-                [channel](const WaitingRequest& r) { return r.channel == channel; });
+  // Requests of the channel still waiting for a BdevIo end aborted, with their callbacks (the
+  // poller would submit them on a channel that is gone): a caller that drops its channel with
+  // I/O outstanding (a bug the channel logs) still hears of every request.
+  std::vector<WaitingRequest> orphans;
+  std::erase_if(waiting_requests_, [&](const WaitingRequest& request) {
+    if (request.channel != channel) return false;
+    orphans.push_back(request);
+    return true;
+  });
+  for (const WaitingRequest& request : orphans) {
+    CallBackWithoutData(request.cb, request.read_data, request.cb_arg, BdevIoStatus::kAborted, 0);
+  }
 }
 
 size_t BdevThreadContext::AbortWaitingRequests(BdevChannel* channel, void* target,

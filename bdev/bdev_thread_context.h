@@ -109,6 +109,8 @@ class BdevThreadContext : public ChannelContext {
   void AddWaitingParent(BdevIo* parent) { waiting_parents_.push_back(parent); }
   // A channel holding I/O its module refused with kNoMemory; retried by the poller.
   void AddRetryChannel(BdevChannel* channel);
+  // A channel going away: out of the retry list; its requests waiting for a BdevIo end with
+  // kAborted (their callbacks run here).
   void RemoveChannel(BdevChannel* channel);
   void RemoveWaitingParent(BdevIo* parent) { std::erase(waiting_parents_, parent); }
 

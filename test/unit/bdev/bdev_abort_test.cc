@@ -229,28 +229,35 @@ TEST_F(BdevAbortTest, SplitParentStopsCuttingAndCompletesAborted) {
 
 class BdevAbortSmallPoolTest : public BdevAbortTest {
  protected:
+  static constexpr int kHeld = 64;  // the pool's size
+
   BdevLayerOptions LayerOptions() const override {
-    return {.bdev_io_pool_size = 64, .bdev_io_cache_size = 16};
+    return {.bdev_io_pool_size = kHeld, .bdev_io_cache_size = 16};
   }
+  // Has `bdev` hold every object of the pool (reads from `client`, in held_), then submits a
+  // read from `waiter` on the same thread, which waits for a BdevIo.
+  void ExhaustPoolThenRead(IoClient& client, TestBdev& bdev, IoClient& waiter, Pending& waiting) {
+    bdev.hold = true;
+    RunOn(client.thread(), [&] {
+      for (Pending& p : held_)
+        client.desc().Read(client.channel(), buf_.data(), 0, 1, &Pending::Callback, &p);
+      waiter.desc().Read(waiter.channel(), buf_.data(), 0, 1, &Pending::Callback, &waiting);
+    });
+    ASSERT_TRUE(WaitUntil([&] { return bdev.held_count() == kHeld; }));
+    EXPECT_FALSE(waiting.done.load());
+  }
+
+  std::vector<char> buf_ = std::vector<char>(512);
+  std::vector<Pending> held_ = std::vector<Pending>(kHeld);
 };
 
 TEST_F(BdevAbortSmallPoolTest, LayerAbortsARequestWaitingForABdevIo) {
   TestBdev* bdev = RegisterT0({.block_size = 512, .block_count = 8});
   ASSERT_NE(bdev, nullptr);
   IoClient& client = *client_;
-  bdev->hold = true;
-  std::vector<char> buf(512);
   // Every object of the pool held by the module, and one more request.
-  constexpr int kHeld = 64;
-  std::vector<Pending> held(kHeld);
   Pending waiting;
-  RunOn(client.thread(), [&] {
-    for (Pending& p : held)
-      client.desc().Read(client.channel(), buf.data(), 0, 1, &Pending::Callback, &p);
-    client.desc().Read(client.channel(), buf.data(), 0, 1, &Pending::Callback, &waiting);
-  });
-  ASSERT_TRUE(WaitUntil([&] { return bdev->held_count() == kHeld; }));
-  EXPECT_FALSE(waiting.done.load());
+  ASSERT_NO_FATAL_FAILURE(ExhaustPoolThenRead(client, *bdev, client, waiting));
   // The abort needs a BdevIo of its own: the module gives every object back and, in the same
   // message (before the thread's poller hands the waiting request one), the abort is made.
   Pending abort;
@@ -264,9 +271,35 @@ TEST_F(BdevAbortSmallPoolTest, LayerAbortsARequestWaitingForABdevIo) {
   EXPECT_EQ(waiting.status.load(), BdevIoStatus::kAborted);
   EXPECT_EQ(abort.status.load(), BdevIoStatus::kSuccess);
   EXPECT_LT(waiting.position, abort.position);
-  for (Pending& p : held) EXPECT_EQ(p.status.load(), BdevIoStatus::kSuccess);
+  for (Pending& p : held_) EXPECT_EQ(p.status.load(), BdevIoStatus::kSuccess);
   // It never reached the module.
   EXPECT_EQ(bdev->seen().size(), static_cast<size_t>(kHeld));
+}
+
+TEST_F(BdevAbortSmallPoolTest, ChannelGoneWithARequestWaitingForABdevIoCompletesItAborted) {
+  TestBdev* bdev = RegisterT0({.block_size = 512, .block_count = 8});
+  ASSERT_NE(bdev, nullptr);
+  IoClient& client = *client_;
+  // A second bdev opened on the same thread: its own channel, the same thread's waiting queue.
+  ASSERT_NE(CallOn(app_thread(),
+                   [] {
+                     return RegisterTestBdev({.name = "T1", .block_size = 512, .block_count = 8});
+                   }),
+            nullptr);
+  auto other = std::make_unique<IoClient>(client.thread(), "T1");
+  ASSERT_TRUE(other->ok());
+  Pending waiting;
+  ASSERT_NO_FATAL_FAILURE(ExhaustPoolThenRead(client, *bdev, *other, waiting));
+  // The caller drops its channel with the request outstanding (a bug the layer logs): the
+  // request ends with its callback instead of vanishing or being submitted on a freed channel.
+  other.reset();
+  ASSERT_TRUE(WaitUntil([&] { return waiting.done.load(); }));
+  EXPECT_EQ(waiting.status.load(), BdevIoStatus::kAborted);
+  RunOn(client.thread(), [&] { bdev->Release(); });
+  for (Pending& p : held_) {
+    ASSERT_TRUE(WaitUntil([&] { return p.done.load(); }));
+    EXPECT_EQ(p.status.load(), BdevIoStatus::kSuccess);
+  }
 }
 
 }  // namespace
