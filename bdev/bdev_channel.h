@@ -90,13 +90,17 @@ class BdevChannel : public ChannelContext {
   void Finish(BdevIo& io) noexcept;
 
   // A virtual bdev above passes `io` down to this channel's bdev (BdevDesc::Forward). Inline:
-  // the common case (data for a base that neither bounces nor splits) is a mask test, a range
-  // test and the base module's Submit; everything else is ForwardSlow.
+  // the common case (data for a base that neither bounces nor splits, with its buffer, in a
+  // chain not yet at its deepest) is a mask test, a range test, a flags test and the base
+  // module's Submit; everything else is ForwardSlow.
   void Forward(BdevIo& io, bool writable) noexcept {
     uint64_t end;
+    // The two neighbours as one 16-bit value: the compiler loads and tests them at once.
+    const unsigned depth_and_flags = io.forward_depth_ | (unsigned{io.data_flags_} << 8);
     if (((forward_fast_mask_[writable] >> static_cast<int>(io.type_)) & 1) &&
         !__builtin_add_overflow(io.offset_blocks_, io.num_blocks_, &end) && end <= block_count_ &&
-        io.forward_depth_ != BdevIo::kMaxForwardDepth) [[likely]] {
+        (depth_and_flags & (BdevIo::kMaxForwardDepth | BdevIo::kNeedsBuffer << 8)) == 0)
+        [[likely]] {
       Retarget(io);
       // Forwarded from the upper module's Submit, the common case, this thread is already in
       // a submission call: the base's Submit is then a tail call.
@@ -182,6 +186,9 @@ class BdevChannel : public ChannelContext {
   // and has the layer get its buffer before the module unless the module takes such reads
   // (and then only if the I/O is not split here).
   void SubmitWithoutBuffer(BdevIo& io) noexcept;
+  // A checked read still without buffer (kNeedsBuffer), submitted here or forwarded here: to
+  // the module as it is, or to the module once the layer got its buffer.
+  void SubmitNeedingBuffer(BdevIo& io) noexcept;
   // The layer's own buffer request answered: on to the module (or the splitter).
   static void LayerBufferReady(BdevIo& io, BdevIoStatus status) noexcept;
   // Forward's checks and cases outside the fast path.

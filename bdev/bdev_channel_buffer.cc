@@ -12,6 +12,9 @@
 //   GetDataBuffer when it needs memory; for the others the layer asks for the buffer itself
 //   and submits once it has it (LayerBufferReady). A read the layer splits here always gets
 //   its buffer first: the caller must see one buffer, not one per child.
+// - A module that takes them may forward one still without buffer (BdevDesc::Forward): the
+//   base's channel decides the same way (ForwardSlow, SubmitNeedingBuffer); the buffer then
+//   goes back at the origin's delivery, on the same thread.
 // - Delivery (DeliverWithData): the callback gets a copy of the iovec (the BdevIo is free
 //   before the callback, as every BdevIo), then the buffer goes back, to the oldest read of
 //   this thread waiting for one of that size, or to the cache.
@@ -36,6 +39,10 @@ void BdevChannel::SubmitWithoutBuffer(BdevIo& io) noexcept {
   io.single_iov_.iov_base = nullptr;
   if (status != BdevIoStatus::kSuccess) return CompleteInLayer(io, status);
   io.data_flags_ |= BdevIo::kNeedsBuffer;
+  SubmitNeedingBuffer(io);
+}
+
+void BdevChannel::SubmitNeedingBuffer(BdevIo& io) noexcept {
   if (takes_reads_without_buffer_ && !(may_split_ && NeedsSplit(io))) return SubmitToModule(io);
   RequestBuffer(io, &LayerBufferReady);
 }

@@ -260,6 +260,41 @@ TEST_F(BdevReadWithoutBufferTest, ModuleThatTakesThemGetsItsBufferFromGetDataBuf
   ExpectEveryBufferBack();
 }
 
+TEST_F(BdevReadWithoutBufferTest, ForwardedStillWithoutBufferEveryBaseGetsOneOrTakesIt) {
+  // A virtual bdev that takes reads without buffer passes them on as they are: over a plain
+  // base (Forward's inline path), an aligned one (its checks out of line) and one that takes
+  // them too (it asks for its buffer itself).
+  ASSERT_NE(Register("Plain", {.block_size = 512}), nullptr);
+  ASSERT_NE(Register("Aligned", {.block_size = 4096, .required_alignment = 4096}), nullptr);
+  auto* taking = Register<BufferTakingBdev>("Taking", {.block_size = 512,
+                                                       .takes_reads_without_buffer = true});
+  ASSERT_NE(taking, nullptr);
+  for (const char* base : {"Plain", "Aligned", "Taking"}) {
+    const std::string upper = std::string("F") + base;
+    ASSERT_TRUE(CallOn(app_thread(), [&] {
+      auto desc = BdevDesc::Open(base, false, nullptr);
+      if (!desc.ok()) return false;
+      BdevProperties properties{.name = upper, .takes_reads_without_buffer = true};
+      properties.block_size = (*desc)->bdev().block_size();
+      properties.block_count = (*desc)->bdev().block_count();
+      return RegisterBdev(std::make_unique<ForwardingBdev>(properties, std::move(*desc))).ok();
+    })) << base;
+    IoClient& client = Client(upper);
+    TestBdev& bdev = static_cast<TestBdev&>(*CallOn(app_thread(), [&] { return FindBdev(base); }));
+    const uint64_t block = bdev.block_size();
+    DataRead read;
+    ReadAndWait(client, 2, 3, read);
+    EXPECT_EQ(read.status, BdevIoStatus::kSuccess) << base;
+    EXPECT_EQ(read.data, std::vector<char>(bdev.data().begin() + 2 * block,
+                                           bdev.data().begin() + 5 * block))
+        << base;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(read.base) % bdev.required_alignment(), 0u) << base;
+    ASSERT_EQ(bdev.seen().size(), 1u) << base;
+  }
+  EXPECT_EQ(taking->without_buffer.load(), 1);
+  ExpectEveryBufferBack();
+}
+
 TEST_F(BdevReadWithoutBufferTest, ExhaustedPoolQueuesTheRestInOrderAndLosesNone) {
   TestBdev* bdev = Register("T0", {.block_size = 512});
   ASSERT_NE(bdev, nullptr);

@@ -152,9 +152,10 @@ class alignas(64) BdevIo {
   IoType type_ = IoType::kRead;
   Kind kind_ = Kind::kUser;
   // How many channels this I/O was forwarded from (BdevDesc::Forward); next to kind_, as the
-  // completion path tests both (a forwarded caller's I/O one level down is the common case).
+  // completion path tests both (a forwarded caller's I/O one level down is the common case),
+  // and to data_flags_, as Forward tests both (one 16-bit test: see BdevChannel::Forward).
   uint8_t forward_depth_ = 0;
-  BdevIoStatus status_ = BdevIoStatus::kSuccess;
+  uint8_t data_flags_ = 0;  // kBounced, kReadData...: see above
   int iovcnt_ = 0;
   Bdev* bdev_ = nullptr;
   BdevChannel* channel_ = nullptr;
@@ -166,10 +167,12 @@ class alignas(64) BdevIo {
   void* cb_arg_ = nullptr;
   uint64_t submit_tsc_ = 0;
   BdevIo* next_ = nullptr;  // intrusive link: deferred completions, retry queue, cache
-  uint8_t data_flags_ = 0;  // kBounced, kReadData...: see above
+  BdevIoStatus status_ = BdevIoStatus::kSuccess;
   // Channels this I/O was forwarded from, outermost first: its completion is counted at each
   // of them on the way back up.
+  // A power of two: forward_depth_ & kMaxForwardDepth tests forward_depth_ == kMaxForwardDepth.
   static constexpr int kMaxForwardDepth = 4;
+  static_assert((kMaxForwardDepth & (kMaxForwardDepth - 1)) == 0);
   BdevChannel* forwarded_from_[kMaxForwardDepth]{};
 
   // ---- Cold fields: errors, splitting, emulation, bouncing ----
