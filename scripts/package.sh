@@ -10,11 +10,17 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-package"
 out=""
+usage_error() {
+  echo "package.sh: $1 (see the usage at the top of $0)" >&2
+  exit 2
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --build-dir) build="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
-    *) echo "package.sh: unknown argument '$1' (see the usage at the top of $0)" >&2; exit 2 ;;
+    --build-dir|--out)
+      [ $# -ge 2 ] && [ -n "$2" ] || usage_error "$1 needs a directory"
+      if [ "$1" = --out ]; then out="$2"; else build="$2"; fi
+      shift 2 ;;
+    *) usage_error "unknown argument '$1'" ;;
   esac
 done
 out="${out:-$build}"

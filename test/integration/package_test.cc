@@ -62,6 +62,19 @@ std::vector<std::string> Components() {
   return names;
 }
 
+// Bad arguments stop the script before it installs or builds anything.
+TEST(PackageScript, BadArgumentsAreRefusedWithTheUsage) {
+  const std::string script = std::string(POLLUX_SOURCE_DIR) + "/scripts/package.sh";
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--bogus"}, {"--out"}, {"--build-dir"}, {"--out", ""}, {"--build-dir", "x", "y"}}) {
+    std::vector<std::string> argv{script};
+    argv.insert(argv.end(), args.begin(), args.end());
+    RunResult run = RunProgram(argv, seconds(30));
+    EXPECT_EQ(run.exit_code, 2) << args[0] << ": " << Describe(run);
+    EXPECT_THAT(run.err, HasSubstr("see the usage")) << args[0];
+  }
+}
+
 class DebianPackages : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
