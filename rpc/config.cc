@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl_string_view.h"
+#include "pollux/env/log.h"
+#include "spdk_sections.h"
 
 namespace pollux::rpc {
 namespace {
@@ -67,6 +69,13 @@ absl::StatusCode StatusCodeOf(int rpc_code) {
     default:
       return absl::StatusCode::kInternal;
   }
+}
+
+// "known: framework, bdev, ..." for errors about subsystems.
+std::string KnownSubsystems(SubsystemRegistry& subsystems) {
+  std::vector<absl::string_view> known;
+  for (const Subsystem* s : subsystems.Ordered()) known.push_back(s->name);
+  return absl::StrCat("known: ", known.empty() ? "none" : absl::StrJoin(known, ", "));
 }
 
 absl::Status ShapeError(std::string_view source, std::string_view where, std::string_view problem) {
@@ -144,6 +153,45 @@ class Replay : public std::enable_shared_from_this<Replay> {
   bool finished_ = false;
 };
 
+// One warning line for each part of a valid config the replay skips: top-level keys other
+// than "subsystems", sections of subsystems pollux lacks (ValidateConfig let through only
+// those that just set options), and option methods of components pollux lacks.
+void WarnOfWhatIsSkipped(const Json& config, std::string_view source, MethodRegistry& methods,
+                         SubsystemRegistry& subsystems) {
+  for (const auto& [key, value] : config.items()) {
+    if (key != "subsystems") {
+      PX_LOG(kWarning, "config", "%s: ignoring unknown top-level key \"%s\"", source, key);
+    }
+  }
+  for (const Json& group : config.at("subsystems")) {
+    const std::string& subsystem = group.at("subsystem").get_ref<const std::string&>();
+    auto entries = group.find("config");
+    const bool empty = entries == group.end() || entries->is_null() || entries->empty();
+    if (subsystems.Find(subsystem) == nullptr) {
+      std::vector<std::string> names;
+      if (!empty) {
+        for (const Json& entry : *entries) names.push_back(entry.at("method").get<std::string>());
+      }
+      PX_LOG(kWarning, "config", "%s: skipping subsystem \"%s\": pollux does not have it, %s",
+             source, subsystem,
+             empty ? "and its section is empty"
+                   : absl::StrCat("and its section only sets options (",
+                                  absl::StrJoin(names, ", "), ")"));
+      continue;
+    }
+    if (empty) continue;
+    for (const Json& entry : *entries) {
+      const std::string& method = entry.at("method").get_ref<const std::string&>();
+      if (!methods.Has(method) && SetsOptionsOnly(method)) {
+        PX_LOG(kWarning, "config",
+               "%s: skipping method \"%s\" of subsystem \"%s\": it sets options of a "
+               "component pollux does not have",
+               source, method, subsystem);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Json> LoadConfigFile(const std::string& path) {
@@ -197,10 +245,7 @@ absl::Status ValidateConfig(const Json& config, std::string_view source,
   if (list == config.end() || !list->is_array()) {
     return ShapeError(source, "", "\"subsystems\" must be an array");
   }
-  for (const auto& [key, value] : config.items()) {
-    if (key != "subsystems")
-      return ShapeError(source, "", absl::StrCat("unknown key \"", key, "\""));
-  }
+  // Other top-level keys are ignored, as SPDK does (ReplayConfig warns of each).
   std::vector<std::string_view> seen;
   for (size_t i = 0; i < list->size(); ++i) {
     const Json& group = (*list)[i];
@@ -211,13 +256,7 @@ absl::Status ValidateConfig(const Json& config, std::string_view source,
       return ShapeError(source, where, ": \"subsystem\" must be a string");
     }
     const std::string& subsystem = name->get_ref<const std::string&>();
-    if (subsystems.Find(subsystem) == nullptr) {
-      std::vector<absl::string_view> known;
-      for (const Subsystem* s : subsystems.Ordered()) known.push_back(s->name);
-      return ShapeError(source, where,
-                        absl::StrCat(": unknown subsystem \"", subsystem, "\" (known: ",
-                                     known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
-    }
+    const bool known = subsystems.Find(subsystem) != nullptr;
     if (std::find(seen.begin(), seen.end(), subsystem) != seen.end()) {
       return ShapeError(source, where,
                         absl::StrCat(": subsystem \"", subsystem, "\" is listed twice"));
@@ -248,6 +287,16 @@ absl::Status ValidateConfig(const Json& config, std::string_view source,
           return ShapeError(source, entry_where, absl::StrCat(": unknown key \"", key, "\""));
         }
       }
+      // A subsystem pollux lacks (an SPDK config's iobuf, sock, nvmf...) is skipped only if
+      // its section just sets options: anything else would be lost.
+      const std::string& method_name = method->get_ref<const std::string&>();
+      if (!known && !SetsOptionsOnly(method_name)) {
+        return ShapeError(source, entry_where,
+                          absl::StrCat(": method \"", method_name, "\" needs subsystem \"",
+                                       subsystem, "\", which pollux does not have (",
+                                       KnownSubsystems(subsystems),
+                                       "); only a section that just sets options is skipped"));
+      }
     }
   }
   return absl::OkStatus();
@@ -259,6 +308,7 @@ void ReplayConfig(const Json& config, std::string source, MethodRegistry& method
     done(std::move(shape));
     return;
   }
+  WarnOfWhatIsSkipped(config, source, methods, subsystems);
   // Flatten the calls in subsystem order, whatever order the file lists the subsystems in.
   std::vector<ReplayCall> calls;
   const Json& list = config.at("subsystems");
@@ -269,8 +319,18 @@ void ReplayConfig(const Json& config, std::string source, MethodRegistry& method
       if (entries == group.end() || entries->is_null()) break;
       for (size_t j = 0; j < entries->size(); ++j) {
         const Json& entry = (*entries)[j];
+        std::string method = entry.at("method").get<std::string>();
+        if (!methods.Has(method)) {
+          if (SetsOptionsOnly(method)) continue;  // warned of above
+          // Refused before anything runs: the target must not start half configured.
+          done(absl::NotFoundError(absl::StrCat(source, ": subsystem \"", subsystem->name,
+                                                "\", entry ", j, ", method \"", method,
+                                                "\": unknown method \"", method, "\" (code ",
+                                                kMethodNotFound, ")")));
+          return;
+        }
         auto params = entry.find("params");
-        calls.push_back(ReplayCall{subsystem->name, j, entry.at("method").get<std::string>(),
+        calls.push_back(ReplayCall{subsystem->name, j, std::move(method),
                                    params == entry.end() ? Json() : *params});
       }
       break;

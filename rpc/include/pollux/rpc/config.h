@@ -19,9 +19,12 @@ absl::StatusOr<Json> LoadConfigFile(const std::string& path);
 // Parses config text; `source` names it in errors. Syntax only: the shape is ValidateConfig's.
 absl::StatusOr<Json> ParseConfig(std::string_view text, std::string_view source);
 
-// Checks the shape: an object with a "subsystems" array whose entries have a known
-// "subsystem" name (in `subsystems`) and a "config" array (or null) of objects with a string
-// "method" and an optional object "params". Errors name the entry.
+// Checks the shape: an object with a "subsystems" array whose entries have a "subsystem" name
+// and a "config" array (or null) of objects with a string "method" and an optional object
+// "params". Errors name the entry. As for configs SPDK wrote: other top-level keys are
+// allowed, and so is a subsystem not in `subsystems` whose section only sets options
+// (iobuf_set_options, sock_impl_set_options, ...; ReplayConfig skips it); any other method in
+// such a section is an error.
 absl::Status ValidateConfig(const Json& config, std::string_view source,
                             SubsystemRegistry& subsystems);
 
@@ -29,7 +32,9 @@ absl::Status ValidateConfig(const Json& config, std::string_view source,
 // call, one after the other (a call may answer later). Stops at the first failing call:
 // `etc/x.json: subsystem "bdev", entry 2, method "bdev_malloc_create": <the RPC error>`.
 // (The entry counts from 0, as in ValidateConfig's `subsystems[i].config[2]`; the RPC error is
-// `<message> (code N)`.) Validates the shape first. Run on the app thread.
+// `<message> (code N)`.) Validates the shape first, and refuses a method that is not in
+// `methods` before any call runs, unless it only sets options of a part pollux lacks (an SPDK
+// module's *_set_options): what is skipped gets one warning line each. Run on the app thread.
 void ReplayConfig(const Json& config, std::string source, MethodRegistry& methods,
                   SubsystemRegistry& subsystems, StatusCallback done);
 
