@@ -90,14 +90,30 @@ BdevChannel::~BdevChannel() {
            in_flight_.CountSlow());
   }
   bdev_.state_->RetireStats(stats_);
+  if (forwarded_in_stats_ != nullptr) bdev_.state_->RetireStats(*forwarded_in_stats_);
   RetireRoutes();
 }
 
 BdevIoStats BdevChannel::TotalStats() const {
-  BdevIoStats total = stats_;
+  BdevIoStats total = SubmittedStats();
+  if (forwarded_in_stats_ != nullptr) total.Merge(*forwarded_in_stats_);
   for (const auto& route : inbound_routes_) total.Merge(route->stats);
-  for (const ForwardRoute* route : outbound_routes_) total.Merge(route->stats);
   return total;
+}
+
+BdevIoStats BdevChannel::SubmittedStats() const {
+  // A route out of here carries I/O this channel's callers submitted (its upper end is always
+  // the origin: only one-level forwards have routes).
+  BdevIoStats submitted = stats_;
+  for (const ForwardRoute* route : outbound_routes_) submitted.Merge(route->stats);
+  return submitted;
+}
+
+BdevIoStats& BdevChannel::ForwardedInStats() noexcept {
+  if (forwarded_in_stats_ == nullptr) [[unlikely]] {
+    forwarded_in_stats_ = std::make_unique<BdevIoStats>();
+  }
+  return *forwarded_in_stats_;
 }
 
 BdevIoStats& BdevChannel::RouteStats(BdevChannel& upper) noexcept {
@@ -314,11 +330,11 @@ void BdevChannel::FinishForwardedSlow(BdevIo& io, uint64_t ticks, int bucket) no
     return origin.Deliver(io);
   }
   // Deeper chains and split children: every level below the origin saw a real I/O (a child
-  // included), each counted in its own statistics.
-  Count(stats_, io, ticks, bucket);
+  // included), each counted in its bdev's statistics, apart from what its own callers submitted.
+  Count(ForwardedInStats(), io, ticks, bucket);
   for (int level = depth - 1; level > 0; --level) {
     BdevChannel& channel = *io.forwarded_from_[level];
-    channel.Count(channel.stats_, io, ticks, bucket);
+    channel.Count(channel.ForwardedInStats(), io, ticks, bucket);
   }
   if (io.kind_ == BdevIo::Kind::kChild) {
     // A child goes on living in its parent's split: make it the origin's again (the origin

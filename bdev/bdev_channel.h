@@ -57,6 +57,9 @@ class BdevChannel : public ChannelContext {
   ChannelContext* module_channel() const { return module_channel_.get(); }
   // This channel's statistics: its own and those of the forward routes through it.
   BdevIoStats TotalStats() const;
+  // The I/O this channel's callers submitted here, wherever it was forwarded, without what
+  // other channels forwarded into it (BdevDesc::SubmittedStats).
+  BdevIoStats SubmittedStats() const;
   const BdevThreadContext& thread_context() const { return thread_; }
   // BdevDesc::DeliverCompletions.
   void DeliverDeferred() noexcept { thread_.DeliverDeferred(); }
@@ -170,6 +173,8 @@ class BdevChannel : public ChannelContext {
   // The statistics of the route from `upper` into this channel (made on its first I/O), which
   // becomes the last route.
   BdevIoStats& RouteStats(BdevChannel& upper) noexcept;
+  // forwarded_in_stats_, made on first use.
+  BdevIoStats& ForwardedInStats() noexcept;
   void RetireRoutes() noexcept;
   // Makes `io`, forwarded from the channel it is on, this channel's.
   void Retarget(BdevIo& io) noexcept {
@@ -295,7 +300,14 @@ class BdevChannel : public ChannelContext {
   BdevInFlightList in_flight_;
   BdevIo* nomem_head_ = nullptr;
   BdevIo* nomem_tail_ = nullptr;
+  // The I/O submitted here by this channel's callers and counted here: not forwarded, or
+  // forwarded more than one level (its origin counts it here).
   BdevIoStats stats_;
+  // The I/O another channel submitted that is counted here outside a route: the levels below
+  // the origin of a chain of more than one level, and split children forwarded from above. The
+  // bdev's (TotalStats), not this channel's callers' (SubmittedStats). Made on first use (the
+  // slow path only): most channels never see any, and the histogram is 22 KiB.
+  std::unique_ptr<BdevIoStats> forwarded_in_stats_;
   // Routes into this channel (owned here) and out of it (owned by the lower channels).
   std::vector<std::unique_ptr<ForwardRoute>> inbound_routes_;
   std::vector<ForwardRoute*> outbound_routes_;

@@ -78,6 +78,10 @@ BdevIoStats BdevDesc::ChannelStats(IoChannel& channel) {
   return channel.context<BdevChannel>().TotalStats();
 }
 
+BdevIoStats BdevDesc::SubmittedStats(IoChannel& channel) {
+  return channel.context<BdevChannel>().SubmittedStats();
+}
+
 void BdevDesc::Submit(IoChannel& channel, IoType type, iovec* iov, int iovcnt, void* buf,
                       uint64_t offset_blocks, uint64_t num_blocks, BdevIoCallback cb,
                       void* cb_arg) noexcept {

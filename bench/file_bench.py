@@ -166,7 +166,8 @@ def run_pollux(args, engine, workload, io_size, depth, mode):
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode})")
     total = json.loads(out)["total"]
     return measured({"iops": total["iops"], "p50_us": total["latency_us"]["p50"],
-                     "p99_us": total["latency_us"]["p99"]}, sampler, io_size)
+                     "p99_us": total["latency_us"]["p99"],
+                     "p99_9_us": total["latency_us"]["p99_9"]}, sampler, io_size)
 
 
 def run_fio(args, ioengine, extra, workload, io_size, depth):
@@ -188,10 +189,12 @@ def run_fio(args, ioengine, extra, workload, io_size, depth):
     side = job["write"] if workload in ("randwrite", "write") else job["read"]
     pct = side["lat_ns"].get("percentile", {})
     return measured({"iops": side["iops"], "p50_us": pct.get("50.000000", 0) / 1000.0,
-                     "p99_us": pct.get("99.000000", 0) / 1000.0}, sampler, io_size)
+                     "p99_us": pct.get("99.000000", 0) / 1000.0,
+                     "p99_9_us": pct.get("99.900000", 0) / 1000.0}, sampler, io_size)
 
 
-FIGURES = ("iops", "p50_us", "p99_us", "cpu_us_per_io", "machine_us_per_io", "window_iops")
+FIGURES = ("iops", "p50_us", "p99_us", "p99_9_us", "cpu_us_per_io", "machine_us_per_io",
+           "window_iops")
 
 
 def median(values):

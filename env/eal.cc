@@ -8,8 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-
-#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "dpdk_log.h"
 #include "pollux/env/cpu_list.h"
 #include "pollux/env/log.h"
 
@@ -165,6 +164,9 @@ absl::StatusOr<std::unique_ptr<EalSession>> InitEal(const EalOptions& options) {
   if (!eal_messages.empty()) PX_LOG(kInfo, "env", "EAL: %s", eal_messages);
 
   auto session = std::unique_ptr<EalSession>(new EalSession());
+  // From here DPDK's lines carry pollux's prefix (the capture above gave DPDK its default
+  // stream back).
+  session->log_forwarder_ = DpdkLogForwarder::Install();
   session->eal_args_ = std::move(*args);
   session->file_prefix_ = session->eal_args_[3].substr(strlen("--file-prefix="));
   session->runtime_dir_ = rte_eal_get_runtime_dir();

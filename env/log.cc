@@ -1,9 +1,11 @@
 #include "pollux/env/log.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -37,12 +39,32 @@ absl::StatusOr<LogLevel> ParseLogLevel(std::string_view name) {
 
 std::string_view LogLevelName(LogLevel level) { return kLevelNames[static_cast<int>(level)]; }
 
+std::string FormatLogLine(std::chrono::system_clock::time_point now, LogLevel level,
+                          std::string_view component, std::string_view message) {
+  const int64_t us =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  // Floored, so that the fraction is never negative (a clock set before 1970).
+  time_t seconds = static_cast<time_t>(us / 1000000);
+  int64_t fraction = us % 1000000;
+  if (fraction < 0) {
+    fraction += 1000000;
+    --seconds;
+  }
+  // Local time, as SPDK's log prints it; localtime_r, not localtime: any thread logs.
+  char date[32];
+  tm local{};
+  if (localtime_r(&seconds, &local) == nullptr ||
+      strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &local) == 0) {
+    return absl::StrFormat("[%d.%06d] %s: %s: %s\n", static_cast<int64_t>(seconds), fraction,
+                           component, LogLevelName(level), message);
+  }
+  return absl::StrFormat("[%s.%06d] %s: %s: %s\n", date, fraction, component, LogLevelName(level),
+                         message);
+}
+
 void LogLine(LogLevel level, std::string_view component, std::string_view message) {
-  auto now = std::chrono::duration_cast<std::chrono::microseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
-  std::string line = absl::StrFormat("[%d.%06d] %s: %s: %s\n", now / 1000000, now % 1000000,
-                                     LogLevelName(level), component, message);
+  const std::string line =
+      FormatLogLine(std::chrono::system_clock::now(), level, component, message);
   // One write so that concurrent lines stay whole; a short write to stderr is not worth retrying.
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;

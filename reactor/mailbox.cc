@@ -1,14 +1,14 @@
 #include "mailbox.h"
 
+#include <rte_common.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
-#include <rte_common.h>
+#include "pollux/env/log.h"
 
 namespace pollux {
 
@@ -20,7 +20,7 @@ rte_ring* InitRing(void* memory, const char* name, uint32_t capacity, unsigned f
   auto* ring = static_cast<rte_ring*>(memory);
   int rc = rte_ring_init(ring, name, capacity, flags);
   if (rc != 0) {
-    std::fprintf(stderr, "pollux: rte_ring_init: %s\n", std::strerror(-rc));
+    PX_LOG(kError, "reactor", "rte_ring_init: %s", std::strerror(-rc));
     std::abort();
   }
   return ring;
@@ -37,7 +37,7 @@ Mailbox::Mailbox(uint32_t capacity) {
   // and go at run time. Both rings in one allocation.
   memory_ = std::aligned_alloc(RTE_CACHE_LINE_SIZE, 2 * ring_bytes);
   if (memory_ == nullptr) {
-    std::fprintf(stderr, "pollux: out of memory for two %u-entry message rings\n", capacity);
+    PX_LOG(kError, "reactor", "out of memory for two %u-entry message rings", capacity);
     std::abort();
   }
   // Single-consumer dequeue on both; rte_ring_init sizes each ring to capacity - 1 usable
@@ -48,7 +48,7 @@ Mailbox::Mailbox(uint32_t capacity) {
                          capacity, RING_F_MP_RTS_ENQ | RING_F_SC_DEQ);
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (event_fd_ < 0) {
-    std::fprintf(stderr, "pollux: eventfd: %s\n", std::strerror(errno));
+    PX_LOG(kError, "reactor", "eventfd: %s", std::strerror(errno));
     std::abort();
   }
 }

@@ -18,6 +18,8 @@ PACKAGES=(
   qemu-system-x86 qemu-utils e2fsprogs util-linux busybox-static cpio kmod xz-utils
   # bench/virtio_bench.py and bench/vhost_target_bench.py --callgrind
   valgrind
+  # bench/plot.py: the pictures in docs/performance.md (and its test)
+  python3-matplotlib
   # scripts/package.sh: manual pages from --help, and the package test's lintian check
   help2man lintian
 )

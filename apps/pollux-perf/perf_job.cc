@@ -306,7 +306,10 @@ void Job::Stop(bool early) {
   // (its latency is real, but the runtime would have to include the drain).
   JobResult& r = record_.result;
   r.run_ticks = rte_rdtsc() - window_start_tsc_;
-  r.stats = BdevDesc::ChannelStats(*channel_);
+  // The job's own I/O: a job on a base bdev must not count what a job on a virtual bdev above
+  // it forwarded down through the same thread's channel.
+  r.stats = BdevDesc::SubmittedStats(*channel_);
+  r.bdev_ops = SumOps(BdevDesc::ChannelStats(*channel_));
   r.stopped_early = early;
   PublishProgress();
   state_ = State::kStopping;
@@ -321,16 +324,17 @@ void Job::Stop(bool early) {
 
 void Job::BeginWindow(uint64_t now_tsc) {
   if (state_ != State::kRunning) return;
-  // The channel's running totals now; the bdev layer's statistics cannot be reset, so the
-  // report subtracts these from the totals at the stop (counters and histogram buckets).
-  record_.result.window_start = BdevDesc::ChannelStats(*channel_);
+  // The job's running totals now; the bdev layer's statistics cannot be reset, so the report
+  // subtracts these from the totals at the stop (counters and histogram buckets).
+  record_.result.window_start = BdevDesc::SubmittedStats(*channel_);
+  record_.result.window_start_bdev_ops = SumOps(BdevDesc::ChannelStats(*channel_));
   record_.result.after_ramp = true;
   window_start_tsc_ = now_tsc;
 }
 
 void Job::PublishProgress() {
   if (state_ != State::kRunning) return;
-  const BdevIoStats stats = BdevDesc::ChannelStats(*channel_);
+  const BdevIoStats stats = BdevDesc::SubmittedStats(*channel_);
   record_.progress_ops.store(SumOps(stats), std::memory_order_relaxed);
   record_.progress_bytes.store(SumBytes(stats), std::memory_order_relaxed);
 }

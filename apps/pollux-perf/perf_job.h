@@ -67,13 +67,13 @@ class alignas(64) Job {
   // Submits DEPTH I/Os (a paced job: what its bucket allows, one at first, and starts its
   // pacer). `start_tsc` is the run's common start.
   void Start(uint64_t start_tsc);
-  // --ramp-time: the measured window starts now (`now_tsc`): takes the channel statistics,
+  // --ramp-time: the measured window starts now (`now_tsc`): takes the job's statistics,
   // which the figures at the stop are taken less.
   void BeginWindow(uint64_t now_tsc);
   // Stops submitting and takes the figures; the job finishes once its I/O has drained.
   // `early`: stopped by the bdev's removal, not by the timer.
   void Stop(bool early);
-  // Stores the channel's running totals for the progress line.
+  // Stores the job's running totals for the progress line.
   void PublishProgress();
 
   bool running() const { return state_ == State::kRunning; }

@@ -299,6 +299,7 @@ rpc::Json ResultsJson(const RunSummary& summary) {
   for (const JobResult& job : summary.jobs) {
     rpc::Json j = FiguresJson(JobFigures(job, summary.tsc_hz));
     j["bdev"] = job.bdev;
+    j["bdev_ops"] = job.bdev_ops - (job.after_ramp ? job.window_start_bdev_ops : 0);
     j["core"] = job.cpu;
     j["ran"] = job.ran;
     j["stopped_early"] = job.stopped_early;

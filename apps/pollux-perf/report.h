@@ -21,12 +21,18 @@ struct JobResult {
   bool ran = false;  // it submitted I/O (false: stopped before the start)
   bool stopped_early = false;  // its bdev went away (shutdown by signal, or deleted by RPC)
   uint64_t run_ticks = 0;      // TSC ticks from the window's start to the stop
-  BdevIoStats stats;           // the job's channel statistics at its stop
-  // --ramp-time: the channel statistics when the measured window started (the figures are
-  // stats less these); a job stopped before the ramp's end has none (its figures cover the
-  // ramp).
+  // The I/O the job submitted, completed by its stop (BdevDesc::SubmittedStats of its channel:
+  // not what a virtual bdev measured beside it forwarded into the same channel).
+  BdevIoStats stats;
+  // Every completion of the job's bdev on the job's thread by its stop, forwarded I/O included
+  // (BdevDesc::ChannelStats): with a passthru and its base measured on one core, the base's is
+  // the sum of both jobs' operations.
+  uint64_t bdev_ops = 0;
+  // --ramp-time: the same when the measured window started (the figures are those at the stop
+  // less these); a job stopped before the ramp's end has none (its figures cover the ramp).
   bool after_ramp = false;
   BdevIoStats window_start;
+  uint64_t window_start_bdev_ops = 0;
   uint64_t io_errors = 0;    // failed completions, those while draining included
   uint64_t miscompares = 0;  // verify: buffers that did not read back as written
 };

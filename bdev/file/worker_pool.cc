@@ -69,18 +69,18 @@ inline void FenceAfterEnqueue() noexcept {
 rte_ring* MakeRing(void** memory, const char* name, uint32_t count, unsigned flags) {
   ssize_t bytes = rte_ring_get_memsize(count);
   if (bytes < 0) {
-    std::fprintf(stderr, "pollux: rte_ring_get_memsize(%u): %s\n", count, std::strerror(-bytes));
+    PX_LOG(kError, "bdev", "rte_ring_get_memsize(%u): %s", count, std::strerror(-bytes));
     std::abort();
   }
   size_t size = RTE_ALIGN_CEIL(static_cast<size_t>(bytes), RTE_CACHE_LINE_SIZE);
   *memory = std::aligned_alloc(RTE_CACHE_LINE_SIZE, size);
   if (*memory == nullptr) {
-    std::fprintf(stderr, "pollux: out of memory for a %u-entry ring\n", count);
+    PX_LOG(kError, "bdev", "out of memory for a %u-entry ring", count);
     std::abort();
   }
   auto* ring = static_cast<rte_ring*>(*memory);
   if (int rc = rte_ring_init(ring, name, count, flags); rc != 0) {
-    std::fprintf(stderr, "pollux: rte_ring_init: %s\n", std::strerror(-rc));
+    PX_LOG(kError, "bdev", "rte_ring_init: %s", std::strerror(-rc));
     std::abort();
   }
   return ring;
@@ -271,7 +271,7 @@ WorkerPoolChannel::WorkerPoolChannel(WorkerPool& pool, int wake_fd)
   } else {
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) {
-      std::fprintf(stderr, "pollux: eventfd: %s\n", std::strerror(errno));
+      PX_LOG(kError, "bdev", "eventfd: %s", std::strerror(errno));
       std::abort();
     }
     owns_wake_fd_ = true;

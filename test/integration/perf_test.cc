@@ -209,6 +209,47 @@ TEST_F(PerfTest, ReadsOfAClaimedBdevNamedWithB) {
   EXPECT_EQ(jobs[1]["bdev"], "PT0");
 }
 
+// A passthru and its base measured on one core: the base's channel completes the passthru's
+// forwarded I/O too, and each job must report only its own. Both jobs stop in one pass of their
+// worker's timer, so their figures and their channels' totals (bdev_ops) are taken at the same
+// instant: the base's total is exactly the sum of the two jobs' operations. With a ramp, the
+// window's figures are differences, and the same holds.
+TEST_F(PerfTest, EachJobCountsItsOwnIoWithAPassthruAndItsBaseOnOneCore) {
+  for (const std::vector<std::string>& ramp :
+       {std::vector<std::string>{}, std::vector<std::string>{"--ramp-time", "1"}}) {
+    std::vector<std::string> args = {"-q", "8",  "-o", "4k", "-w",          "randread", "-t",
+                                     "1",  "-m", "0",  "-b", "Malloc0,PT0", "--json"};
+    args.insert(args.end(), ramp.begin(), ramp.end());
+    RunResult r = Perf(kPassthruConfig, args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    json result = ParseJson(r);
+    json jobs = result["jobs"];
+    ASSERT_EQ(jobs.size(), 2u) << result.dump();
+    const json& base = jobs[0];
+    const json& upper = jobs[1];
+    ASSERT_EQ(base["bdev"], "Malloc0");
+    ASSERT_EQ(upper["bdev"], "PT0");
+    const uint64_t base_ops = base["ops"].get<uint64_t>();
+    const uint64_t upper_ops = upper["ops"].get<uint64_t>();
+    EXPECT_GT(base_ops, 0u) << result.dump();
+    EXPECT_GT(upper_ops, 0u) << result.dump();
+    for (const json& job : jobs) {
+      EXPECT_EQ(job["read_ops"], job["ops"]) << job.dump();
+      EXPECT_EQ(job["bytes"].get<uint64_t>(), job["ops"].get<uint64_t>() * 4096) << job.dump();
+    }
+    // Every completion of each bdev on the core belongs to exactly one job.
+    EXPECT_EQ(base["bdev_ops"].get<uint64_t>(), base_ops + upper_ops) << result.dump();
+    EXPECT_EQ(upper["bdev_ops"].get<uint64_t>(), upper_ops) << result.dump();
+    EXPECT_EQ(result["total"]["ops"].get<uint64_t>(), base_ops + upper_ops) << result.dump();
+    // Each job's rate is its own operations over its own window.
+    for (const json& job : jobs) {
+      EXPECT_NEAR(job["iops"].get<double>() * job["runtime_s"].get<double>(),
+                  job["ops"].get<double>(), 1.0)
+          << job.dump();
+    }
+  }
+}
+
 TEST_F(PerfTest, LongRunsPrintProgressEverySecond) {
   RunResult r = Perf(kNullConfig,
                      {"-q", "8", "-o", "4k", "-w", "randread", "-t", "3", "--cpus", "0", "--json"});

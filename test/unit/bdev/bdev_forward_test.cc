@@ -122,6 +122,33 @@ TEST_F(BdevForwardTest, StatisticsThroughTwoLevels) {
   EXPECT_EQ(Reads({"H", "F", "B"}), (std::vector<uint64_t>{2, 2, 2}));
 }
 
+// SubmittedStats: each channel's own callers' I/O, wherever it went, whatever else its channel
+// completed for the bdevs above (one level through a route, two levels, split children).
+TEST_F(BdevForwardTest, SubmittedStatisticsAreTheCallersOwn) {
+  ASSERT_NE(Make({}, {.max_transfer_blocks = 8}), nullptr);
+  ASSERT_TRUE(MakeReader("H", "F"));
+  std::vector<char> buf(20 * kBlock);
+  IoClient b(app_thread(), "B", false);
+  IoClient f(app_thread(), "F");
+  IoClient h(app_thread(), "H", false);
+  EXPECT_EQ(b.Read(buf.data(), 0, 1), BdevIoStatus::kSuccess);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(f.Read(buf.data(), i, 1), BdevIoStatus::kSuccess);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(h.Read(buf.data(), i, 1), BdevIoStatus::kSuccess);
+  // One read of 20 blocks at F, cut in 8 + 8 + 4 there, the children forwarded to B.
+  EXPECT_EQ(f.Read(buf.data(), 0, 20), BdevIoStatus::kSuccess);
+  auto reads = [](const BdevIoStats& stats) { return stats.of(IoType::kRead).ops; };
+  EXPECT_EQ(reads(b.SubmittedStats()), 1u);
+  EXPECT_EQ(reads(f.SubmittedStats()), 3u);
+  EXPECT_EQ(reads(h.SubmittedStats()), 3u);
+  EXPECT_EQ(f.SubmittedStats().of(IoType::kRead).bytes, 22u * kBlock);
+  // The channels' totals are their bdevs': B completed its own read, F's two forwarded reads,
+  // F's three children and H's three reads; F its own four and H's three.
+  EXPECT_EQ(reads(b.Stats()), 1u + 2 + 3 + 3);
+  EXPECT_EQ(reads(f.Stats()), 3u + 3);
+  EXPECT_EQ(reads(h.Stats()), 3u);
+  EXPECT_EQ(Reads({"H", "F", "B"}), (std::vector<uint64_t>{3, 6, 9}));
+}
+
 TEST_F(BdevForwardTest, BaseSplitsWhatTheUpperDidNot) {
   TestBdev* base = Make({.max_transfer_blocks = 4});
   ASSERT_NE(base, nullptr);

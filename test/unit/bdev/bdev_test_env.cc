@@ -174,6 +174,10 @@ BdevIoStats IoClient::Stats() {
   return CallOn(thread_, [this] { return BdevDesc::ChannelStats(*channel_); });
 }
 
+BdevIoStats IoClient::SubmittedStats() {
+  return CallOn(thread_, [this] { return BdevDesc::SubmittedStats(*channel_); });
+}
+
 std::vector<iovec> RandomIovecs(uint8_t* base, size_t len, int max_iovs, size_t granularity,
                                 std::mt19937_64& rng) {
   int count = std::uniform_int_distribution<int>(1, max_iovs)(rng);

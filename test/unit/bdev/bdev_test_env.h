@@ -85,6 +85,9 @@ class IoClient {
 
   // This client's channel statistics, read on the thread.
   BdevIoStats Stats();
+  // What the callers of this client's channel submitted (BdevDesc::SubmittedStats), on the
+  // thread.
+  BdevIoStats SubmittedStats();
 
  private:
   Thread* thread_;

@@ -150,6 +150,11 @@ class BdevDesc {
   // The statistics of one channel (the calling thread's I/O on this bdev, including what it
   // forwarded or was forwarded). On that thread.
   static BdevIoStats ChannelStats(IoChannel& channel);
+  // The I/O the channel's own callers (this thread's descriptors of the bdev) submitted,
+  // wherever it was forwarded, without what virtual bdevs above forwarded into it: with a
+  // passthru and its base both measured on one thread, the base's figures are its own. On the
+  // channel's thread. Costs nothing per I/O: the layer counts forwarded I/O apart already.
+  static BdevIoStats SubmittedStats(IoChannel& channel);
 
  private:
   friend class BdevRegistry;

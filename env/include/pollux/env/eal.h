@@ -15,6 +15,8 @@
 
 namespace pollux {
 
+class DpdkLogForwarder;
+
 struct EalOptions {
   std::vector<int> cpus;        // one reactor per core; empty: every core this process may use
   size_t memory_mb = 512;       // DPDK memory (-m)
@@ -30,7 +32,8 @@ struct ReactorLcore {
 };
 
 // The initialised environment. EAL can be initialised only once per process: a second Init
-// fails. Destroying the session calls rte_eal_cleanup() and removes the runtime directory.
+// fails. While the session lives, DPDK's log lines are pollux log lines (component "dpdk").
+// Destroying the session calls rte_eal_cleanup() and removes the runtime directory.
 class EalSession {
  public:
   ~EalSession();
@@ -50,6 +53,7 @@ class EalSession {
   std::string file_prefix_;
   std::vector<std::string> eal_args_;
   std::string runtime_dir_;
+  std::unique_ptr<DpdkLogForwarder> log_forwarder_;  // nullptr: DPDK logs on its own
 };
 
 // Checks the options, builds the EAL arguments and initialises EAL. Errors carry EAL's own
