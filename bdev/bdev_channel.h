@@ -154,7 +154,7 @@ class BdevChannel : public ChannelContext {
   void Count(BdevIoStats& stats, const BdevIo& io, uint64_t ticks, int bucket) noexcept {
     if (io.status_ == BdevIoStatus::kSuccess) [[likely]] {
       stats.of(io.type_).Add(io.num_blocks_ << block_shift_, ticks);
-      stats.latency.AddToBucket(bucket);
+      stats.latency_of(io.type_).AddToBucket(bucket);
     } else {
       ++stats.failed_ops;
     }

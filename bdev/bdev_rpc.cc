@@ -69,7 +69,29 @@ void BdevGetBdevs(const Json& params, RpcResponder responder) {
 }
 POLLUX_RPC_METHOD("bdev_get_bdevs", BdevGetBdevs);
 
-Json DescribeStats(const Bdev& bdev, const BdevIoStats& stats, uint64_t tsc_hz) {
+// {"p50": us, "p90": .., "p99": .., "p99.9": .., "p99.99": ..}
+Json DescribePercentiles(const LatencyHistogram& histogram, uint64_t tsc_hz) {
+  Json percentiles = Json::object();
+  for (double p : {50.0, 90.0, 99.0, 99.9, 99.99}) {
+    uint64_t ticks = histogram.Percentile(p);
+    percentiles[absl::StrFormat("p%g", p)] = static_cast<double>(ticks) * 1e6 / tsc_hz;
+  }
+  return percentiles;
+}
+
+// The buckets that hold samples, as [[upper bound in ticks, count], ...] ascending: a client
+// subtracts two of these to get the percentiles of the time between them (pollux-top).
+Json DescribeBuckets(const LatencyHistogram& histogram) {
+  Json buckets = Json::array();
+  for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+    if (uint64_t count = histogram.buckets()[i]; count != 0) {
+      buckets.push_back(Json::array({LatencyHistogram::BucketUpperBound(i), count}));
+    }
+  }
+  return buckets;
+}
+
+Json DescribeStats(const Bdev& bdev, const BdevIoStats& stats, uint64_t tsc_hz, bool with_buckets) {
   Json out = {{"name", bdev.name()}};
   // SPDK's field names for the types it reports, the same pattern for the others.
   struct Names {
@@ -95,12 +117,14 @@ Json DescribeStats(const Bdev& bdev, const BdevIoStats& stats, uint64_t tsc_hz) 
     out[absl::StrFormat("min_%s_latency_ticks", n.prefix)] = s.ops != 0 ? s.min_latency_ticks : 0;
   }
   out["num_failed_ops"] = stats.failed_ops;
-  Json percentiles = Json::object();
-  for (double p : {50.0, 90.0, 99.0, 99.9, 99.99}) {
-    uint64_t ticks = stats.latency.Percentile(p);
-    percentiles[absl::StrFormat("p%g", p)] = static_cast<double>(ticks) * 1e6 / tsc_hz;
+  out["latency_percentiles_us"] = DescribePercentiles(stats.AllLatencies(), tsc_hz);
+  Json buckets = Json::object();
+  for (LatencyClass c : {LatencyClass::kRead, LatencyClass::kWrite, LatencyClass::kOther}) {
+    out[absl::StrFormat("%s_latency_percentiles_us", LatencyClassName(c))] =
+        DescribePercentiles(stats.latency(c), tsc_hz);
+    if (with_buckets) buckets[LatencyClassName(c)] = DescribeBuckets(stats.latency(c));
   }
-  out["latency_percentiles_us"] = std::move(percentiles);
+  if (with_buckets) out["latency_buckets"] = std::move(buckets);
   return out;
 }
 
@@ -111,6 +135,7 @@ struct IoStatWalk {
   Json results = Json::array();
   RpcResponder responder;
   uint64_t tsc_hz = rte_get_tsc_hz();
+  bool with_buckets = false;
 };
 
 void IoStatStep(std::shared_ptr<IoStatWalk> walk) {
@@ -122,7 +147,7 @@ void IoStatStep(std::shared_ptr<IoStatWalk> walk) {
   }
   Bdev* bdev = walk->bdevs[walk->next++];
   bdev->GetIoStats([walk, bdev](const BdevIoStats& stats) {
-    walk->results.push_back(DescribeStats(*bdev, stats, walk->tsc_hz));
+    walk->results.push_back(DescribeStats(*bdev, stats, walk->tsc_hz, walk->with_buckets));
     IoStatStep(walk);
   });
 }
@@ -130,8 +155,10 @@ void IoStatStep(std::shared_ptr<IoStatWalk> walk) {
 void BdevGetIostat(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
   std::optional<std::string> name = reader.OptionalString("name");
+  std::optional<bool> with_buckets = reader.OptionalBool("latency_buckets");
   if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
   auto walk = std::make_shared<IoStatWalk>();
+  walk->with_buckets = with_buckets.value_or(false);
   if (name) {
     Bdev* bdev = FindBdev(*name);
     if (bdev == nullptr) {

@@ -46,10 +46,21 @@ void IoTypeStats::Merge(const IoTypeStats& other) {
   max_latency_ticks = std::max(max_latency_ticks, other.max_latency_ticks);
 }
 
+const char* LatencyClassName(LatencyClass latency_class) {
+  static constexpr const char* kNames[kLatencyClassCount] = {"read", "write", "other"};
+  return kNames[static_cast<int>(latency_class)];
+}
+
+LatencyHistogram BdevIoStats::AllLatencies() const {
+  LatencyHistogram all;
+  for (const LatencyHistogram& histogram : latency_by_class) all.Merge(histogram);
+  return all;
+}
+
 void BdevIoStats::Merge(const BdevIoStats& other) {
   for (int i = 0; i < kIoTypeCount; ++i) by_type[i].Merge(other.by_type[i]);
   failed_ops += other.failed_ops;
-  latency.Merge(other.latency);
+  for (int i = 0; i < kLatencyClassCount; ++i) latency_by_class[i].Merge(other.latency_by_class[i]);
 }
 
 }  // namespace pollux

@@ -68,7 +68,7 @@ Libs: ${libs}
 endfunction()
 
 function(pollux_install_package)
-  foreach(program pollux-tgt pollux-rpc pollux-perf)
+  foreach(program pollux-tgt pollux-rpc pollux-perf pollux-top)
     if(TARGET ${program})
       install(TARGETS ${program} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
     endif()

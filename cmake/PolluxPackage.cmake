@@ -1,7 +1,8 @@
 # The Debian packages (scripts/package.sh: cpack -G DEB), included when POLLUX_PACKAGE is on.
 # Three packages, split by install component the way Debian splits a library:
 #   libpollux<major.minor>  the shared libraries (component "libraries"; SONAME .so.<major.minor>)
-#   pollux                  pollux-tgt, pollux-rpc, pollux-perf, example configs, docs ("runtime")
+#   pollux                  pollux-tgt, pollux-rpc, pollux-perf, pollux-top, example configs,
+#                           docs ("runtime")
 #   libpollux-dev           headers, namelinks, CMake package, pkg-config files ("dev")
 # Dependencies on Debian's libraries come from dpkg-shlibdeps; the -dev package names the -dev
 # packages whose headers pollux's public headers include.
@@ -31,7 +32,8 @@ endforeach()
 # Manual pages, written by help2man from each program's --help and --version.
 set(man_pages "")
 foreach(pair "pollux-tgt=poll-mode storage target" "pollux-rpc=JSON-RPC client of pollux-tgt"
-             "pollux-perf=block-device benchmark of pollux")
+             "pollux-perf=block-device benchmark of pollux"
+             "pollux-top=live terminal monitor of pollux-tgt")
   string(REPLACE "=" ";" pair "${pair}")
   list(GET pair 0 program)
   list(GET pair 1 summary)
@@ -86,8 +88,8 @@ A C++20 poll-mode storage framework in the spirit of SPDK.
 
 This package holds pollux-tgt (the storage target, configured with a JSON file
 in SPDK's format and managed over JSON-RPC), pollux-rpc (its client),
-pollux-perf (the block-device benchmark), example configurations and the
-documentation.")
+pollux-perf (the block-device benchmark), pollux-top (a live terminal
+monitor of a target), example configurations and the documentation.")
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libpollux-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)

@@ -7,9 +7,10 @@
 
 namespace pollux {
 
-Poller::Poller(Thread* thread, std::string name, absl::AnyInvocable<PollResult()> fn,
+Poller::Poller(Thread* thread, uint64_t id, std::string name, absl::AnyInvocable<PollResult()> fn,
                PollerOptions options, uint64_t period_tsc)
     : thread_(thread),
+      id_(id),
       name_(std::move(name)),
       fn_(std::move(fn)),
       options_(std::move(options)),

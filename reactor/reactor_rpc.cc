@@ -1,5 +1,6 @@
 // RPC methods of the reactor component and the "framework" subsystem's config:
-// framework_get_reactors, thread_get_stats, framework_set_mode, thread_set_cpumask.
+// framework_get_reactors, thread_get_stats, thread_get_pollers, framework_set_mode,
+// thread_set_cpumask.
 #include <algorithm>
 #include <climits>
 #include <memory>
@@ -64,47 +65,95 @@ void FrameworkGetReactors(const Json& params, RpcResponder responder) {
 }
 POLLUX_RPC_METHOD("framework_get_reactors", FrameworkGetReactors);
 
-void ThreadGetStats(const Json& params, RpcResponder responder) {
+// Answers {"tick_rate": .., "threads": [describe(thread), ...]} with what `describe` says of
+// each thread, run on the thread itself so that its counters are read where they are written
+// (thread_get_stats, thread_get_pollers).
+void ReplyPerThread(const Json& params, RpcResponder responder,
+                    absl::AnyInvocable<Json(Thread&, uint64_t tick_rate)> describe) {
   ParamReader reader(params);
   if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
   ReactorRuntime* runtime = RuntimeOrError(responder);
   if (runtime == nullptr) return;
-  // Each thread reports from its own reactor, so the counters are read where they are written.
   auto threads = std::make_shared<Json>(Json::array());
   uint64_t tick_rate = runtime->tsc_hz();
-  ForEachThread(
-      [threads](Thread& thread) {
-        ThreadStats stats = thread.Stats();
-        Reactor* reactor = thread.reactor();
-        size_t timed = 0, active = 0, paused = 0, parked = 0;
-        thread.ForEachPoller([&](const Poller& poller) {
-          if (poller.paused()) ++paused;
-          else if (poller.parked()) ++parked;
-          else if (poller.is_timed()) ++timed;
-          else ++active;
-        });
-        threads->push_back({{"id", thread.id()},
-                            {"name", thread.name()},
-                            {"core", reactor != nullptr ? reactor->cpu() : -1},
-                            {"cpumask", FormatCpuList(thread.cpumask())},
-                            {"home_core", thread.home_cpu()},
-                            {"moves", stats.moves},
-                            {"busy", stats.busy_tsc},
-                            {"idle", stats.idle_tsc},
-                            {"messages", stats.messages},
-                            {"poller_runs", stats.poller_runs},
-                            {"timed_poller_runs", stats.timed_poller_runs},
-                            {"active_pollers_count", active},
-                            {"timed_pollers_count", timed},
-                            {"paused_pollers_count", paused},
-                            {"parked_pollers_count", parked},
-                            {"io_channels_count", thread.io_channel_count()}});
-      },
-      [threads, tick_rate, responder = std::move(responder)]() mutable {
-        responder.Result({{"tick_rate", tick_rate}, {"threads", std::move(*threads)}});
-      });
+  ForEachThread([threads, tick_rate, describe = std::move(describe)](
+                    Thread& thread) mutable { threads->push_back(describe(thread, tick_rate)); },
+                [threads, tick_rate, responder = std::move(responder)]() mutable {
+                  responder.Result({{"tick_rate", tick_rate}, {"threads", std::move(*threads)}});
+                });
+}
+
+void ThreadGetStats(const Json& params, RpcResponder responder) {
+  ReplyPerThread(params, std::move(responder), [](Thread& thread, uint64_t) -> Json {
+    ThreadStats stats = thread.Stats();
+    Reactor* reactor = thread.reactor();
+    size_t timed = 0, active = 0, paused = 0, parked = 0;
+    thread.ForEachPoller([&](const Poller& poller) {
+      if (poller.paused())
+        ++paused;
+      else if (poller.parked())
+        ++parked;
+      else if (poller.is_timed())
+        ++timed;
+      else
+        ++active;
+    });
+    return {{"id", thread.id()},
+            {"name", thread.name()},
+            {"core", reactor != nullptr ? reactor->cpu() : -1},
+            {"cpumask", FormatCpuList(thread.cpumask())},
+            {"home_core", thread.home_cpu()},
+            {"moves", stats.moves},
+            {"busy", stats.busy_tsc},
+            {"idle", stats.idle_tsc},
+            {"messages", stats.messages},
+            {"poller_runs", stats.poller_runs},
+            {"timed_poller_runs", stats.timed_poller_runs},
+            {"active_pollers_count", active},
+            {"timed_pollers_count", timed},
+            {"paused_pollers_count", paused},
+            {"parked_pollers_count", parked},
+            {"io_channels_count", thread.io_channel_count()}};
+  });
 }
 POLLUX_RPC_METHOD("thread_get_stats", ThreadGetStats);
+
+// SPDK's state names: a registered poller is "waiting" (the RPC runs on the poller's thread, so
+// never inside a call of it); pollux adds "parked" (out of the polled set, watched by its fd).
+const char* PollerStateName(const Poller& poller) {
+  if (poller.paused()) return "paused";
+  if (poller.parked()) return "parked";
+  return "waiting";
+}
+
+Json DescribePoller(const Poller& poller, uint64_t tick_rate) {
+  Json out = {{"name", poller.name()},
+              {"id", poller.id()},
+              {"state", PollerStateName(poller)},
+              {"run_count", poller.run_count()},
+              {"busy_count", poller.busy_count()}};
+  if (poller.is_timed()) {
+    out["period_ticks"] = static_cast<uint64_t>(poller.period().count()) * tick_rate / 1000000;
+  }
+  return out;
+}
+
+// SPDK's thread_get_pollers: per thread, its pollers in three lists (active, timed, paused).
+void ThreadGetPollers(const Json& params, RpcResponder responder) {
+  ReplyPerThread(params, std::move(responder), [](Thread& thread, uint64_t tick_rate) -> Json {
+    Json active = Json::array(), timed = Json::array(), paused = Json::array();
+    thread.ForEachPoller([&](const Poller& poller) {
+      Json& list = poller.paused() ? paused : poller.is_timed() ? timed : active;
+      list.push_back(DescribePoller(poller, tick_rate));
+    });
+    return {{"name", thread.name()},
+            {"id", thread.id()},
+            {"active_pollers", std::move(active)},
+            {"timed_pollers", std::move(timed)},
+            {"paused_pollers", std::move(paused)}};
+  });
+}
+POLLUX_RPC_METHOD("thread_get_pollers", ThreadGetPollers);
 
 void FrameworkSetMode(const Json& params, RpcResponder responder) {
   ParamReader reader(params);

@@ -107,7 +107,8 @@ Poller* Thread::RegisterPoller(std::string name, absl::AnyInvocable<PollResult()
   if (options.period.count() > 0) {
     period_tsc = std::max<uint64_t>(1, rte_get_tsc_hz() * options.period.count() / 1000000);
   }
-  auto* poller = new Poller(this, std::move(name), std::move(fn), std::move(options), period_tsc);
+  auto* poller = new Poller(this, next_poller_id_++, std::move(name), std::move(fn),
+                            std::move(options), period_tsc);
   poller->last_busy_tsc_ = rte_rdtsc();  // a full park time before it may park
   if (poller->is_timed()) {
     ScheduleTimed(poller, rte_rdtsc());

@@ -12,6 +12,8 @@ PACKAGES=(
   libdpdk-dev liburing-dev libaio-dev libabsl-dev nlohmann-json3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev fio python3
+  # pollux-top's terminal test runs it in a real terminal
+  tmux
   # the vhost-user-blk peer the virtio initiator is tested and measured against
   qemu-system-common
   # test/guest: a QEMU guest and what scripts/guest-image.sh puts in its initramfs

@@ -111,7 +111,10 @@ class FigureBuilder {
       f_.mib_per_s += bytes / runtime / (1 << 20);
       f_.fail_per_s += job.io_errors / runtime;
     }
-    histogram_.Add(job.stats.latency, start != nullptr ? &start->latency : nullptr);
+    for (int i = 0; i < kLatencyClassCount; ++i) {
+      histogram_.Add(job.stats.latency_by_class[i],
+                     start != nullptr ? &start->latency_by_class[i] : nullptr);
+    }
   }
 
   Figures Build() const {

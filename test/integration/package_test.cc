@@ -146,7 +146,7 @@ TEST_F(DebianPackages, EachPackageHoldsItsPartAndNothingOutsideUsr) {
     std::replace(pc_name.begin(), pc_name.end(), '_', '-');
     EXPECT_TRUE(dev.count(lib_dir + "/pkgconfig/pollux-" + pc_name + ".pc")) << component;
   }
-  for (const char* program : {"pollux-tgt", "pollux-rpc", "pollux-perf"}) {
+  for (const char* program : {"pollux-tgt", "pollux-rpc", "pollux-perf", "pollux-top"}) {
     EXPECT_TRUE(runtime.count(std::string("/usr/bin/") + program)) << program;
     EXPECT_TRUE(runtime.count(std::string("/usr/share/man/man1/") + program + ".1.gz"))
         << program << "'s manual page";
@@ -214,7 +214,7 @@ TEST_F(DebianPackages, ControlFieldsNameTheDependencies) {
 
 TEST_F(DebianPackages, ProgramsAndLibrariesAreStrippedHardenedAndWithoutRpath) {
   std::vector<std::string> elves;
-  for (const char* program : {"pollux-tgt", "pollux-rpc", "pollux-perf"}) {
+  for (const char* program : {"pollux-tgt", "pollux-rpc", "pollux-perf", "pollux-top"}) {
     elves.push_back(Unpacked(std::string("usr/bin/") + program));
   }
   for (const std::string& component : Components()) {
@@ -264,7 +264,7 @@ TEST_F(DebianPackages, LintianFindsNoErrorAndOnlyTheAcceptedWarnings) {
 }
 
 TEST_F(DebianPackages, UnpackedProgramsRunAndServeTheShippedConfig) {
-  for (const char* program : {"pollux-tgt", "pollux-rpc", "pollux-perf"}) {
+  for (const char* program : {"pollux-tgt", "pollux-rpc", "pollux-perf", "pollux-top"}) {
     RunResult version = RunUnpacked({Unpacked(std::string("usr/bin/") + program), "--version"});
     EXPECT_EQ(version.exit_code, 0) << program << ": " << Describe(version);
     EXPECT_EQ(version.out, std::string(program) + " " + kVersion + "\n");

@@ -52,9 +52,9 @@ TEST(TargetLifecycle, RpcWithoutMethodListsEveryMethod) {
   Target target({"--cpus", "0"});
   RunResult r = target.Rpc({});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* method :
-       {"rpc_get_methods", "pollux_get_version", "framework_get_reactors", "thread_get_stats",
-        "framework_set_mode", "save_config", "log_set_level", "framework_shutdown"}) {
+  for (const char* method : {"rpc_get_methods", "pollux_get_version", "framework_get_reactors",
+                             "thread_get_stats", "thread_get_pollers", "framework_set_mode",
+                             "save_config", "log_set_level", "framework_shutdown"}) {
     EXPECT_THAT(r.out, HasSubstr(method));
   }
 }
@@ -74,6 +74,36 @@ TEST(TargetLifecycle, VersionAndThreadStats) {
   }
   EXPECT_TRUE(found) << stats.dump();
   EXPECT_GT(stats["tick_rate"].get<uint64_t>(), 0u);
+}
+
+// SPDK's shape: per thread, its pollers in active, timed and paused lists.
+TEST(TargetLifecycle, ThreadGetPollers) {
+  Target target({"--cpus", "0-1"});
+  json result = Parse(target.Rpc({"thread_get_pollers"}));
+  EXPECT_GT(result["tick_rate"].get<uint64_t>(), 0u);
+  ASSERT_TRUE(result["threads"].is_array()) << result.dump();
+  bool app_thread = false;
+  std::set<std::pair<uint64_t, uint64_t>> ids;  // (thread, poller): unique
+  size_t pollers = 0;
+  for (auto& t : result["threads"]) {
+    app_thread |= t["name"] == "app_thread";
+    for (const char* list : {"active_pollers", "timed_pollers", "paused_pollers"}) {
+      ASSERT_TRUE(t[list].is_array()) << t.dump();
+      for (auto& p : t[list]) {
+        ++pollers;
+        ids.insert({t["id"].get<uint64_t>(), p["id"].get<uint64_t>()});
+        EXPECT_TRUE(p["name"].is_string()) << p.dump();
+        EXPECT_LE(p["busy_count"].get<uint64_t>(), p["run_count"].get<uint64_t>()) << p.dump();
+        EXPECT_EQ(p.contains("period_ticks"), std::string(list) == "timed_pollers") << p.dump();
+        if (std::string(list) == "paused_pollers") {
+          EXPECT_EQ(p["state"], "paused");
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(app_thread) << result.dump();
+  EXPECT_GT(pollers, 0u) << result.dump();
+  EXPECT_EQ(ids.size(), pollers) << result.dump();
 }
 
 TEST(TargetLifecycle, SetModeAtRunTime) {

@@ -249,7 +249,39 @@ TEST_F(BdevLifecycleTest, GetIostatSumsEveryChannel) {
   auto stats = CallRpc("bdev_get_iostat", nullptr);
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ((*stats)["bdevs"][0]["num_read_ops"], 3);
+  EXPECT_FALSE((*stats)["bdevs"][0].contains("latency_buckets"));
   ExitThread(other);
+}
+
+// Reads, writes and the other types have a latency histogram each: percentiles per histogram,
+// and with latency_buckets the buckets that hold the samples (pollux-top subtracts two).
+TEST_F(BdevLifecycleTest, GetIostatHasLatenciesOfReadsWritesAndOtherTypesApart) {
+  ASSERT_TRUE(Register({.name = "L0", .block_count = 64}).ok());
+  IoClient client(app_thread(), "L0");
+  std::vector<char> buf(4 * kBlock);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(client.Read(buf.data(), 0, 4), BdevIoStatus::kSuccess);
+  ASSERT_EQ(client.Write(buf.data(), 0, 2), BdevIoStatus::kSuccess);
+  auto stats = CallRpc("bdev_get_iostat", {{"name", "L0"}, {"latency_buckets", true}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  const rpc::Json& s = (*stats)["bdevs"][0];
+  for (const char* name : {"read", "write", "other"}) {
+    EXPECT_TRUE(s[std::string(name) + "_latency_percentiles_us"].contains("p99")) << name;
+  }
+  auto samples = [&](const char* histogram) {
+    uint64_t count = 0;
+    for (const rpc::Json& bucket : s["latency_buckets"][histogram]) {
+      count += bucket[1].get<uint64_t>();
+    }
+    return count;
+  };
+  EXPECT_EQ(samples("read"), 3u) << s.dump();
+  EXPECT_EQ(samples("write"), 1u) << s.dump();
+  EXPECT_EQ(samples("other"), 0u) << s.dump();
+  // Ascending upper bounds.
+  const rpc::Json& reads = s["latency_buckets"]["read"];
+  for (size_t i = 1; i < reads.size(); ++i) {
+    EXPECT_LT(reads[i - 1][0].get<uint64_t>(), reads[i][0].get<uint64_t>());
+  }
 }
 
 }  // namespace

@@ -66,13 +66,36 @@ struct IoTypeStats {
   void Merge(const IoTypeStats& other);
 };
 
+// Latency histograms are kept for reads, for writes, and for the other types together: a p99
+// of each type that carries data, at 22 KiB a histogram per channel (one per type would be
+// 132 KiB).
+enum class LatencyClass : uint8_t { kRead = 0, kWrite = 1, kOther = 2 };
+inline constexpr int kLatencyClassCount = 3;
+// "read", "write", "other".
+const char* LatencyClassName(LatencyClass latency_class);
+
+inline constexpr LatencyClass LatencyClassOf(IoType type) noexcept {
+  static_assert(static_cast<int>(IoType::kRead) == 0 && static_cast<int>(IoType::kWrite) == 1);
+  const int index = static_cast<int>(type);
+  return static_cast<LatencyClass>(index < kLatencyClassCount - 1 ? index : kLatencyClassCount - 1);
+}
+
 struct BdevIoStats {
   std::array<IoTypeStats, kIoTypeCount> by_type{};
   uint64_t failed_ops = 0;  // completed with any status but success
-  LatencyHistogram latency;  // every successful I/O, all types
+  // Every successful I/O, in the histogram of its type's LatencyClass.
+  std::array<LatencyHistogram, kLatencyClassCount> latency_by_class{};
 
   IoTypeStats& of(IoType type) { return by_type[static_cast<int>(type)]; }
   const IoTypeStats& of(IoType type) const { return by_type[static_cast<int>(type)]; }
+  LatencyHistogram& latency_of(IoType type) noexcept {
+    return latency_by_class[static_cast<int>(LatencyClassOf(type))];
+  }
+  const LatencyHistogram& latency(LatencyClass latency_class) const {
+    return latency_by_class[static_cast<int>(latency_class)];
+  }
+  // Every type's latencies in one histogram (a merge: for reports, not for the data path).
+  LatencyHistogram AllLatencies() const;
   void Merge(const BdevIoStats& other);
 };
 

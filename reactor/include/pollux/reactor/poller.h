@@ -64,6 +64,9 @@ class Poller {
   Poller& operator=(const Poller&) = delete;
 
   const std::string& name() const { return name_; }
+  // Unique among its thread's pollers, in registration order (SPDK's poller id): with the
+  // thread's id it tells pollers of the same name apart (thread_get_pollers, pollux-top).
+  uint64_t id() const { return id_; }
   Thread* thread() const { return thread_; }
   bool is_timed() const { return period_tsc_ != 0; }
   bool paused() const { return state_ == State::kPaused; }
@@ -121,8 +124,7 @@ class Poller {
   enum class State : uint8_t { kRunning, kPaused, kParked, kUnregistered };
 
  private:
-
-  Poller(Thread* thread, std::string name, absl::AnyInvocable<PollResult()> fn,
+  Poller(Thread* thread, uint64_t id, std::string name, absl::AnyInvocable<PollResult()> fn,
          PollerOptions options, uint64_t period_tsc);
 
   // SetAwaiting's change of state: the reactor counts the pollers that wait for something.
@@ -136,6 +138,7 @@ class Poller {
   }
 
   Thread* thread_;
+  uint64_t id_;
   std::string name_;
   absl::AnyInvocable<PollResult()> fn_;
   PollerOptions options_;

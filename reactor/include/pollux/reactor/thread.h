@@ -232,6 +232,7 @@ class Thread {
   std::multimap<uint64_t, Poller*> timed_pollers_;  // by next run (TSC)
   std::vector<Poller*> unregistered_pollers_;       // freed after the current iteration
   bool pollers_changed_ = false;
+  uint64_t next_poller_id_ = 1;  // the next poller's id (Poller::id)
 
   std::vector<std::unique_ptr<FdHandler>> fd_handlers_;
   std::vector<std::unique_ptr<FdHandler>> removed_fd_handlers_;  // freed after dispatch
