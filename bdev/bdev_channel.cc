@@ -371,19 +371,10 @@ void BdevChannel::ForwardSlow(BdevIo& io, bool writable) noexcept {
     status = BdevIoStatus::kOutOfRange;
   }
   if (status != BdevIoStatus::kSuccess) return io.Complete(status);
-  // A read without buffer from a module that takes them: the base takes it as it is if it
-  // takes them too, or gets its buffer from the layer first.
-  if ((io.data_flags_ & BdevIo::kNeedsBuffer) && io.forward_depth_ != BdevIo::kMaxForwardDepth) {
-    Retarget(io);
-    thread_.EnterSubmit();
-    SubmitNeedingBuffer(io);
-    thread_.LeaveSubmit();
-    return;
-  }
   // In place unless the base needs a second bounce (the I/O's bounce state is taken) or the
   // chain is too deep: then as an ordinary request whose completion completes `io`.
-  bool bounce = CarriesData(type) && needs_data_fixups_ && NeedsBounce(io);
-  if ((bounce && (io.data_flags_ & BdevIo::kBounced)) ||
+  if (((io.data_flags_ & BdevIo::kBounced) && CarriesData(type) && needs_data_fixups_ &&
+       NeedsBounce(io)) ||
       io.forward_depth_ == BdevIo::kMaxForwardDepth) [[unlikely]] {
     bool data = CarriesData(type);
     return Submit(WaitingRequest{this, type, writable, data ? io.iovs_ : nullptr,
@@ -392,7 +383,13 @@ void BdevChannel::ForwardSlow(BdevIo& io, bool writable) noexcept {
   }
   Retarget(io);
   thread_.EnterSubmit();
-  Dispatch(io);
+  // A read still without buffer (from a module that takes them) goes on as at submission here:
+  // as it is if this module takes them too, else once the layer got its buffer.
+  if (io.data_flags_ & BdevIo::kNeedsBuffer) {
+    SubmitNeedingBuffer(io);
+  } else {
+    Dispatch(io);
+  }
   thread_.LeaveSubmit();
 }
 

@@ -153,11 +153,12 @@ class Replay : public std::enable_shared_from_this<Replay> {
   bool finished_ = false;
 };
 
-// One warning line for each part of a valid config the replay skips: top-level keys other
-// than "subsystems", sections of subsystems pollux lacks (ValidateConfig let through only
-// those that just set options), and option methods of components pollux lacks.
-void WarnOfWhatIsSkipped(const Json& config, std::string_view source, MethodRegistry& methods,
-                         SubsystemRegistry& subsystems) {
+// One warning line for each part of a valid config that is not replayed at all: top-level
+// keys other than "subsystems", and sections of subsystems pollux lacks (ValidateConfig let
+// through only those that just set options). ReplayConfig warns of the option methods it
+// skips inside the subsystems pollux has.
+void WarnOfSkippedSections(const Json& config, std::string_view source,
+                           SubsystemRegistry& subsystems) {
   for (const auto& [key, value] : config.items()) {
     if (key != "subsystems") {
       PX_LOG(kWarning, "config", "%s: ignoring unknown top-level key \"%s\"", source, key);
@@ -165,30 +166,17 @@ void WarnOfWhatIsSkipped(const Json& config, std::string_view source, MethodRegi
   }
   for (const Json& group : config.at("subsystems")) {
     const std::string& subsystem = group.at("subsystem").get_ref<const std::string&>();
+    if (subsystems.Find(subsystem) != nullptr) continue;
     auto entries = group.find("config");
-    const bool empty = entries == group.end() || entries->is_null() || entries->empty();
-    if (subsystems.Find(subsystem) == nullptr) {
-      std::vector<std::string> names;
-      if (!empty) {
-        for (const Json& entry : *entries) names.push_back(entry.at("method").get<std::string>());
-      }
-      PX_LOG(kWarning, "config", "%s: skipping subsystem \"%s\": pollux does not have it, %s",
-             source, subsystem,
-             empty ? "and its section is empty"
-                   : absl::StrCat("and its section only sets options (",
-                                  absl::StrJoin(names, ", "), ")"));
-      continue;
+    std::vector<std::string> names;
+    if (entries != group.end() && !entries->is_null()) {
+      for (const Json& entry : *entries) names.push_back(entry.at("method").get<std::string>());
     }
-    if (empty) continue;
-    for (const Json& entry : *entries) {
-      const std::string& method = entry.at("method").get_ref<const std::string&>();
-      if (!methods.Has(method) && SetsOptionsOnly(method)) {
-        PX_LOG(kWarning, "config",
-               "%s: skipping method \"%s\" of subsystem \"%s\": it sets options of a "
-               "component pollux does not have",
-               source, method, subsystem);
-      }
-    }
+    PX_LOG(kWarning, "config", "%s: skipping subsystem \"%s\": pollux does not have it, %s",
+           source, subsystem,
+           names.empty() ? "and its section is empty"
+                         : absl::StrCat("and its section only sets options (",
+                                        absl::StrJoin(names, ", "), ")"));
   }
 }
 
@@ -308,7 +296,7 @@ void ReplayConfig(const Json& config, std::string source, MethodRegistry& method
     done(std::move(shape));
     return;
   }
-  WarnOfWhatIsSkipped(config, source, methods, subsystems);
+  WarnOfSkippedSections(config, source, subsystems);
   // Flatten the calls in subsystem order, whatever order the file lists the subsystems in.
   std::vector<ReplayCall> calls;
   const Json& list = config.at("subsystems");
@@ -321,7 +309,13 @@ void ReplayConfig(const Json& config, std::string source, MethodRegistry& method
         const Json& entry = (*entries)[j];
         std::string method = entry.at("method").get<std::string>();
         if (!methods.Has(method)) {
-          if (SetsOptionsOnly(method)) continue;  // warned of above
+          if (SetsOptionsOnly(method)) {
+            PX_LOG(kWarning, "config",
+                   "%s: skipping method \"%s\" of subsystem \"%s\": it sets options of a "
+                   "component pollux does not have",
+                   source, method, subsystem->name);
+            continue;
+          }
           // Refused before anything runs: the target must not start half configured.
           done(absl::NotFoundError(absl::StrCat(source, ": subsystem \"", subsystem->name,
                                                 "\", entry ", j, ", method \"", method,
