@@ -9,7 +9,10 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
 using rpc::ParamReader;
+using rpc::ParamType;
+using rpc::Required;
 using rpc::RpcResponder;
 
 // Methods without parameters still refuse unknown ones, so a typo is not silently ignored.
@@ -28,13 +31,22 @@ void PolluxGetVersion(const Json& params, RpcResponder responder) {
                       {"minor", POLLUX_VERSION_MINOR},
                       {"patch", POLLUX_VERSION_PATCH}}}});
 }
-POLLUX_RPC_METHOD("pollux_get_version", PolluxGetVersion);
+POLLUX_RPC_METHOD(MethodSpec("pollux_get_version", "app",
+                             "Answers the target's version: \"pollux vX.Y.Z\" and its fields "
+                             "(major, minor, patch).",
+                             {}),
+                  PolluxGetVersion);
 
 void SaveConfig(const Json& params, RpcResponder responder) {
   if (!NoParams(params, responder)) return;
   responder.Result(rpc::SaveConfig(rpc::SubsystemRegistry::Global()));
 }
-POLLUX_RPC_METHOD("save_config", SaveConfig);
+POLLUX_RPC_METHOD(MethodSpec("save_config", "app",
+                             "Answers the running configuration as a config file (-c) holds it: "
+                             "every subsystem, in order, with the RPC calls that recreate its "
+                             "state.",
+                             {}),
+                  SaveConfig);
 
 void LogSetLevel(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
@@ -45,13 +57,20 @@ void LogSetLevel(const Json& params, RpcResponder responder) {
   SetLogLevel(*level);
   responder.Result(true);
 }
-POLLUX_RPC_METHOD("log_set_level", LogSetLevel);
+POLLUX_RPC_METHOD(MethodSpec("log_set_level", "app",
+                             "Sets the log level: messages at it or more severe are printed. "
+                             "Answers true.",
+                             {Required("level", ParamType::kString,
+                                       "error, warning, notice, info or debug (any case)")}),
+                  LogSetLevel);
 
 void LogGetLevel(const Json& params, RpcResponder responder) {
   if (!NoParams(params, responder)) return;
   responder.Result(std::string(LogLevelName(GetLogLevel())));
 }
-POLLUX_RPC_METHOD("log_get_level", LogGetLevel);
+POLLUX_RPC_METHOD(MethodSpec("log_get_level", "app",
+                             "Answers the log level: error, warning, notice, info or debug.", {}),
+                  LogGetLevel);
 
 void FrameworkShutdown(const Json& params, RpcResponder responder) {
   if (!NoParams(params, responder)) return;
@@ -60,7 +79,11 @@ void FrameworkShutdown(const Json& params, RpcResponder responder) {
   responder.Result(true);
   RequestAppShutdown();
 }
-POLLUX_RPC_METHOD("framework_shutdown", FrameworkShutdown);
+POLLUX_RPC_METHOD(MethodSpec("framework_shutdown", "app",
+                             "Shuts the target down in order (RPC server, subsystems in reverse "
+                             "order, reactors). Answers true before it starts.",
+                             {}),
+                  FrameworkShutdown);
 
 }  // namespace
 }  // namespace pollux

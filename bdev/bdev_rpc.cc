@@ -18,7 +18,10 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::RpcResponder;
 
 Json DescribeBdev(const Bdev& bdev) {
@@ -53,7 +56,6 @@ Json DescribeBdev(const Bdev& bdev) {
 void BdevGetBdevs(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
   std::optional<std::string> name = reader.OptionalString("name");
-  reader.OptionalUint("timeout_ms");  // SPDK's; bdevs here are registered synchronously
   if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
   Json bdevs = Json::array();
   if (name) {
@@ -67,7 +69,15 @@ void BdevGetBdevs(const Json& params, RpcResponder responder) {
   }
   responder.Result(std::move(bdevs));
 }
-POLLUX_RPC_METHOD("bdev_get_bdevs", BdevGetBdevs);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_get_bdevs", "bdev",
+               "Describes every bdev, or one: name, size, UUID, module, claims, supported I/O "
+               "types and what its module adds (driver_specific).",
+               {Optional("name", ParamType::kString, "the bdev to describe (an error if absent)"),
+                rpc::SpdkHint("timeout_ms", ParamType::kUnsigned,
+                              "SPDK's: how long to wait for the bdev to appear (bdevs here are "
+                              "registered as soon as they are created)")}),
+    BdevGetBdevs);
 
 // {"p50": us, "p90": .., "p99": .., "p99.9": .., "p99.99": ..}
 Json DescribePercentiles(const LatencyHistogram& histogram, uint64_t tsc_hz) {
@@ -158,7 +168,7 @@ void BdevGetIostat(const Json& params, RpcResponder responder) {
   std::optional<bool> with_buckets = reader.OptionalBool("latency_buckets");
   if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
   auto walk = std::make_shared<IoStatWalk>();
-  walk->with_buckets = with_buckets.value_or(false);
+  walk->with_buckets = *with_buckets;
   if (name) {
     Bdev* bdev = FindBdev(*name);
     if (bdev == nullptr) {
@@ -171,7 +181,16 @@ void BdevGetIostat(const Json& params, RpcResponder responder) {
   walk->responder = std::move(responder);
   IoStatStep(std::move(walk));
 }
-POLLUX_RPC_METHOD("bdev_get_iostat", BdevGetIostat);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_get_iostat", "bdev",
+               "I/O statistics of every bdev, or one, since it was created: operations and bytes "
+               "per type, latency percentiles per type (read, write, other) in microseconds.",
+               {Optional("name", ParamType::kString, "the bdev (an error if absent)"),
+                Optional("latency_buckets", ParamType::kBoolean,
+                         "also the latency histograms' buckets, so that a monitor can compute "
+                         "percentiles over an interval (pollux-top does)",
+                         "false")}),
+    BdevGetIostat);
 
 // SPDK's bdev_set_options, with its parameter names, so that SPDK's configs (whose save_config
 // writes it first) load here. The data buffer pools of reads without buffer take SPDK's
@@ -182,7 +201,6 @@ void BdevSetOptions(const Json& params, RpcResponder responder) {
   BdevLayerOptions options = GetBdevLayerOptions();
   std::optional<uint64_t> pool_size = reader.OptionalUint("bdev_io_pool_size");
   std::optional<uint64_t> cache_size = reader.OptionalUint("bdev_io_cache_size");
-  std::optional<bool> auto_examine = reader.OptionalBool("bdev_auto_examine");
   std::optional<uint64_t> small_pool = reader.OptionalUint("small_buf_pool_size");
   std::optional<uint64_t> large_pool = reader.OptionalUint("large_buf_pool_size");
   std::optional<uint64_t> small_cache = reader.OptionalUint("iobuf_small_cache_size");
@@ -202,11 +220,6 @@ void BdevSetOptions(const Json& params, RpcResponder responder) {
                                              UINT32_MAX));
     }
   }
-  if (auto_examine && !*auto_examine) {
-    return responder.Error(rpc::kInvalidParams,
-                           "bdev_auto_examine false is not supported: every module examines "
-                           "every new bdev");
-  }
   if (pool_size) options.bdev_io_pool_size = static_cast<uint32_t>(*pool_size);
   if (cache_size) options.bdev_io_cache_size = static_cast<uint32_t>(*cache_size);
   if (small_pool) options.small_buf_pool_size = static_cast<uint32_t>(*small_pool);
@@ -216,7 +229,27 @@ void BdevSetOptions(const Json& params, RpcResponder responder) {
   if (absl::Status s = SetBdevLayerOptions(options); !s.ok()) return responder.Reply(s);
   responder.Result(true);
 }
-POLLUX_RPC_METHOD("bdev_set_options", BdevSetOptions);
+POLLUX_RPC_METHOD(
+    MethodSpec(
+        "bdev_set_options", "bdev",
+        "Sets the bdev layer's pools and per-thread caches; only before the first bdev exists "
+        "(a config sets it first). An absent parameter keeps its current value.",
+        {Optional("bdev_io_pool_size", ParamType::kUnsigned,
+                  "requests (BdevIo) in the layer's pool, shared by all threads"),
+         Optional("bdev_io_cache_size", ParamType::kUnsigned,
+                  "requests each thread keeps for itself, taken from the pool"),
+         rpc::SpdkOnlyAtDefault("bdev_auto_examine", ParamType::kBoolean, "true",
+                                "turning automatic examine off (every module examines every new "
+                                "bdev)"),
+         Optional("small_buf_pool_size", ParamType::kUnsigned,
+                  "small data buffers (8 KiB) for reads submitted without a buffer"),
+         Optional("large_buf_pool_size", ParamType::kUnsigned,
+                  "large data buffers (132 KiB) for reads submitted without a buffer"),
+         Optional("iobuf_small_cache_size", ParamType::kUnsigned,
+                  "small data buffers each thread keeps for itself"),
+         Optional("iobuf_large_cache_size", ParamType::kUnsigned,
+                  "large data buffers each thread keeps for itself")}),
+    BdevSetOptions);
 
 // Answers once every registered bdev has been examined by every module (some examine by
 // reading the disk, asynchronously). SPDK's method, which its save_config writes last in the
@@ -228,7 +261,11 @@ void BdevWaitForExamine(const Json& params, RpcResponder responder) {
   if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
   WaitForBdevExamine([responder = std::move(responder)]() mutable { responder.Result(true); });
 }
-POLLUX_RPC_METHOD("bdev_wait_for_examine", BdevWaitForExamine);
+POLLUX_RPC_METHOD(MethodSpec("bdev_wait_for_examine", "bdev",
+                             "Answers true once every bdev has been examined by every module "
+                             "(SPDK's save_config writes it last in the bdev section).",
+                             {}),
+                  BdevWaitForExamine);
 
 rpc::Subsystem MakeBdevSubsystem() {
   rpc::Subsystem subsystem;
@@ -246,7 +283,6 @@ rpc::Subsystem MakeBdevSubsystem() {
                       {"params",
                        {{"bdev_io_pool_size", options.bdev_io_pool_size},
                         {"bdev_io_cache_size", options.bdev_io_cache_size},
-                        {"bdev_auto_examine", true},
                         {"small_buf_pool_size", options.small_buf_pool_size},
                         {"large_buf_pool_size", options.large_buf_pool_size},
                         {"iobuf_small_cache_size", options.iobuf_small_cache_size},
@@ -262,6 +298,44 @@ rpc::Subsystem MakeBdevSubsystem() {
 POLLUX_SUBSYSTEM(bdev, MakeBdevSubsystem);
 
 }  // namespace
+
+std::vector<rpc::ParamSpec> SpdkMetadataParams() {
+  return {
+      rpc::SpdkOnlyAtDefault("md_size", ParamType::kUnsigned, "0",
+                             "per-block metadata: its size in bytes"),
+      rpc::SpdkOnlyAtDefault("dif_type", ParamType::kInteger, "0",
+                             "protection information: its type, 0 for none"),
+      rpc::SpdkOnlyAtDefault("dif_is_head_of_md", ParamType::kBoolean, "false",
+                             "protection information at the head of the metadata"),
+      rpc::SpdkOnlyAtDefault("dif_pi_format", ParamType::kUnsigned, "0",
+                             "protection information: its format"),
+  };
+}
+
+rpc::ParamSpec PhysicalBlockSizeParam() {
+  return Optional("physical_block_size", ParamType::kUnsigned,
+                  "SPDK's physical block size in bytes: 0 or the block size (pollux's "
+                  "physical blocks are its blocks)",
+                  "0");
+}
+
+absl::Status ReadPhysicalBlockSize(rpc::ParamReader& reader, uint64_t block_size) {
+  uint64_t physical_block_size = reader.Uint("physical_block_size");
+  if (physical_block_size != 0 && physical_block_size != block_size) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("physical_block_size %u differs from block_size %u, which is not supported",
+                        physical_block_size, block_size));
+  }
+  return absl::OkStatus();
+}
+
+rpc::MethodSpec BdevDeleteSpec(std::string method, std::string component, std::string_view what) {
+  return rpc::MethodSpec(std::move(method), std::move(component),
+                         absl::StrFormat("Deletes a %s; answers true once it is gone (its open "
+                                         "descriptors were told to close).",
+                                         what),
+                         {rpc::Required("name", ParamType::kString, "the bdev to delete")});
+}
 
 void HandleBdevDelete(const rpc::Json& params, rpc::RpcResponder responder, const char* method,
                       BdevDeleteFn delete_fn) {

@@ -132,4 +132,14 @@ std::string FormatCpuList(const std::vector<int>& cpus) {
   return absl::StrJoin(parts, ",");
 }
 
+absl::StatusOr<std::vector<int>> ParseCpuMaskParam(std::string_view input) {
+  absl::string_view whole(input.data(), input.size());
+  absl::string_view text = absl::StripAsciiWhitespace(whole);
+  const bool all_hex = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  });
+  if (all_hex) return ParseCpuMask(text, whole);
+  return ParseCpuList(input);
+}
+
 }  // namespace pollux

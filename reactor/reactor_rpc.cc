@@ -15,7 +15,11 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
+using rpc::Required;
 using rpc::RpcResponder;
 
 ReactorRuntime* RuntimeOrError(RpcResponder& responder) {
@@ -63,7 +67,13 @@ void FrameworkGetReactors(const Json& params, RpcResponder responder) {
                     {"spin_window_us", runtime->spin_window().count()},
                     {"reactors", reactors}});
 }
-POLLUX_RPC_METHOD("framework_get_reactors", FrameworkGetReactors);
+POLLUX_RPC_METHOD(
+    MethodSpec("framework_get_reactors", "reactor",
+               "Describes every reactor: its core, mode, busy, idle and sleep time in ticks, "
+               "sleeps and wake-ups, and the lightweight threads it runs. Also answers the tick "
+               "rate, the mode set for all and the spin window.",
+               {}),
+    FrameworkGetReactors);
 
 // Answers {"tick_rate": .., "threads": [describe(thread), ...]} with what `describe` says of
 // each thread, run on the thread itself so that its counters are read where they are written
@@ -116,7 +126,13 @@ void ThreadGetStats(const Json& params, RpcResponder responder) {
             {"io_channels_count", thread.io_channel_count()}};
   });
 }
-POLLUX_RPC_METHOD("thread_get_stats", ThreadGetStats);
+POLLUX_RPC_METHOD(
+    MethodSpec("thread_get_stats", "reactor",
+               "Answers the statistics of every lightweight thread, read on the thread itself: its "
+               "core, cpumask and home core, busy and idle time in ticks, messages, poller runs, "
+               "its pollers by state and its I/O channels.",
+               {}),
+    ThreadGetStats);
 
 // SPDK's state names: a registered poller is "waiting" (the RPC runs on the poller's thread, so
 // never inside a call of it); pollux adds "parked" (out of the polled set, watched by its fd).
@@ -153,7 +169,14 @@ void ThreadGetPollers(const Json& params, RpcResponder responder) {
             {"paused_pollers", std::move(paused)}};
   });
 }
-POLLUX_RPC_METHOD("thread_get_pollers", ThreadGetPollers);
+POLLUX_RPC_METHOD(
+    MethodSpec("thread_get_pollers", "reactor",
+               "Lists the pollers of every lightweight thread as SPDK does, in three lists "
+               "(active, timed, paused), with each one's state, run and busy counts and, if "
+               "timed, its period in ticks; a parked poller (watched by its fd) has state "
+               "\"parked\".",
+               {}),
+    ThreadGetPollers);
 
 void FrameworkSetMode(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
@@ -181,22 +204,44 @@ void FrameworkSetMode(const Json& params, RpcResponder responder) {
   if (spin_window_us) runtime->SetSpinWindow(std::chrono::microseconds(*spin_window_us));
   responder.Result(true);
 }
-POLLUX_RPC_METHOD("framework_set_mode", FrameworkSetMode);
+POLLUX_RPC_METHOD(
+    MethodSpec("framework_set_mode", "reactor",
+               "Switches every reactor, or the one on `core`, between polling and sleeping when "
+               "idle, and sets the spin window. Answers true.",
+               {Required("mode", ParamType::kString,
+                         "\"poll\" (never sleep) or \"interrupt\" (sleep when idle for the spin "
+                         "window)"),
+                Optional("spin_window_us", ParamType::kUnsigned,
+                         "how long an idle reactor keeps polling before it sleeps in interrupt "
+                         "mode, in microseconds, at most 10000000; one for all reactors; absent: "
+                         "unchanged"),
+                Optional("core", ParamType::kUnsigned,
+                         "the core of the only reactor to switch; absent: every reactor")}),
+    FrameworkSetMode);
 
-// SPDK's thread_set_cpumask: {"id": thread id, "cpumask": "0x3" or "[0,1]" or "0-1"}.
+// SPDK's thread_set_cpumask: {"id": thread id, "cpumask": "0x3", "3", "[0,1]" or "0-1"}.
 void ThreadSetCpumask(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
   uint64_t id = reader.Uint("id");
   std::string cpumask = reader.String("cpumask");
   if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
   if (RuntimeOrError(responder) == nullptr) return;
-  absl::StatusOr<std::vector<int>> cpus = ParseCpuList(cpumask);
+  absl::StatusOr<std::vector<int>> cpus = ParseCpuMaskParam(cpumask);
   if (!cpus.ok()) return responder.Error(rpc::kInvalidParams, std::string(cpus.status().message()));
   absl::Status s = Thread::SetCpumask(id, *std::move(cpus));
   if (!s.ok()) return responder.Error(rpc::kInvalidParams, std::string(s.message()));
   responder.Result(true);
 }
-POLLUX_RPC_METHOD("thread_set_cpumask", ThreadSetCpumask);
+POLLUX_RPC_METHOD(
+    MethodSpec("thread_set_cpumask", "reactor",
+               "Sets the cores a lightweight thread may run on; a thread running outside them "
+               "moves to the lowest of them, its new home core. Answers true.",
+               {Required("id", ParamType::kUnsigned,
+                         "the thread's id (as thread_get_stats lists it)"),
+                Required("cpumask", ParamType::kString,
+                         "the cores: a hexadecimal mask as SPDK's (\"0x3\" or \"3\") or a list "
+                         "(\"[0,1]\", \"0-1\")")}),
+    ThreadSetCpumask);
 
 rpc::Subsystem MakeFrameworkSubsystem() {
   rpc::Subsystem subsystem;

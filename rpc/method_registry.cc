@@ -6,7 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl_string_view.h"
+#include "call_spec.h"
 #include "pollux/env/log.h"
 #include "pollux/env/static_registration.h"
 
@@ -36,7 +38,50 @@ struct PendingCall {
   std::optional<RpcReply> held;
 };
 
+// A spec's own consistency, checked once at registration so that calls can trust it.
+absl::Status ValidateSpec(const MethodSpec& spec) {
+  for (size_t i = 0; i < spec.params.size(); ++i) {
+    const ParamSpec& param = spec.params[i];
+    auto bad = [&](std::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat("RPC method \"", spec.name, "\": parameter \"",
+                                                     param.name, "\" ", AbslView(why)));
+    };
+    if (param.name.empty()) return bad("has no name");
+    for (size_t j = 0; j < i; ++j) {
+      if (spec.params[j].name == param.name) return bad("is declared twice");
+    }
+    if (param.required && !param.default_value.empty()) return bad("is required and has a default");
+    if (param.use == ParamUse::kSpdkOnlyAtDefault && param.default_value.empty()) {
+      return bad("is accepted only at its default but has none");
+    }
+    if (param.default_value.empty()) continue;
+    // The default must pass the same check as a value a caller gives.
+    MethodSpec one(spec.name, "", "", {param});
+    one.params[0].use = ParamUse::kUsed;
+    Json value = Json::parse(param.default_value, nullptr, /*allow_exceptions=*/false);
+    if (value.is_discarded()) return bad("has a default that is not JSON");
+    if (!CheckParams(one, Json{{param.name, value}}).ok())
+      return bad("has a default of another type");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+namespace internal {
+namespace {
+thread_local const MethodSpec* g_spec_of_call_in_progress = nullptr;
+}  // namespace
+
+const MethodSpec* SpecOfCallInProgress() { return g_spec_of_call_in_progress; }
+
+CallSpecScope::CallSpecScope(const MethodSpec* spec) : previous_(g_spec_of_call_in_progress) {
+  g_spec_of_call_in_progress = spec;
+}
+
+CallSpecScope::~CallSpecScope() { g_spec_of_call_in_progress = previous_; }
+
+}  // namespace internal
 
 RpcResponder& RpcResponder::operator=(RpcResponder&& other) {
   if (this != &other) {
@@ -78,19 +123,25 @@ MethodRegistry& MethodRegistry::Global() {
   return registry;
 }
 
-absl::Status MethodRegistry::Register(std::string name, RpcHandler handler) {
-  if (name.empty()) return absl::InvalidArgumentError("RPC method name is empty");
+absl::Status MethodRegistry::Register(MethodSpec spec, RpcHandler handler) {
+  if (spec.name.empty()) return absl::InvalidArgumentError("RPC method name is empty");
   if (!handler) {
-    return absl::InvalidArgumentError(absl::StrCat("RPC method \"", name, "\" has no handler"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("RPC method \"", spec.name, "\" has no handler"));
   }
+  if (absl::Status status = ValidateSpec(spec); !status.ok()) return status;
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = methods_.try_emplace(name, nullptr);
+  auto [it, inserted] = methods_.try_emplace(spec.name, nullptr);
   if (!inserted) {
     return absl::AlreadyExistsError(
-        absl::StrCat("RPC method \"", name, "\" is already registered"));
+        absl::StrCat("RPC method \"", spec.name, "\" is already registered"));
   }
-  it->second = std::make_shared<RpcHandler>(std::move(handler));
+  it->second = std::make_shared<Method>(Method{std::move(spec), std::move(handler)});
   return absl::OkStatus();
+}
+
+absl::Status MethodRegistry::Register(std::string name, RpcHandler handler) {
+  return Register(MethodSpec::Undeclared(std::move(name)), std::move(handler));
 }
 
 void MethodRegistry::Unregister(std::string_view name) {
@@ -112,10 +163,18 @@ std::vector<std::string> MethodRegistry::Names() const {
   return names;  // std::map keeps them sorted
 }
 
+std::vector<MethodSpec> MethodRegistry::Specs() const {
+  std::lock_guard lock(mutex_);
+  std::vector<MethodSpec> specs;
+  specs.reserve(methods_.size());
+  for (const auto& [name, method] : methods_) specs.push_back(method->spec);
+  return specs;
+}
+
 void MethodRegistry::Call(std::string_view method, const Json& params, RpcResponder::Sink done) {
   // Hold the handler by shared_ptr and unlock before calling it: the handler may register or
   // unregister methods (even itself).
-  std::shared_ptr<RpcHandler> handler;
+  std::shared_ptr<Method> handler;
   {
     std::lock_guard lock(mutex_);
     auto it = methods_.find(method);
@@ -125,6 +184,18 @@ void MethodRegistry::Call(std::string_view method, const Json& params, RpcRespon
     done(RpcReply::Error(kMethodNotFound,
                          absl::StrCat("unknown method \"", AbslView(method), "\"")));
     return;
+  }
+  std::vector<std::string> ignored;
+  absl::StatusOr<Json> checked = CheckParams(handler->spec, params, &ignored);
+  if (!checked.ok()) {
+    done(RpcReply::FromStatus(
+        absl::Status(checked.status().code(),
+                     absl::StrCat(AbslView(method), ": ", checked.status().message()))));
+    return;
+  }
+  if (!ignored.empty()) {
+    PX_LOG(kWarning, "rpc", "%s: ignoring SPDK's parameters that pollux does not use: %s", method,
+           absl::StrJoin(ignored, ", "));
   }
 
   auto call = std::make_shared<PendingCall>(std::move(done));
@@ -137,7 +208,8 @@ void MethodRegistry::Call(std::string_view method, const Json& params, RpcRespon
   });
   std::string failure;
   try {
-    (*handler)(params, std::move(responder));
+    internal::CallSpecScope scope(&handler->spec);
+    handler->handler(*checked, std::move(responder));
   } catch (const std::exception& e) {
     failure = e.what();
   } catch (...) {
@@ -155,8 +227,9 @@ void MethodRegistry::Call(std::string_view method, const Json& params, RpcRespon
 
 namespace internal {
 
-MethodRegistrar::MethodRegistrar(const char* name, void (*handler)(const Json&, RpcResponder)) {
-  absl::Status status = MethodRegistry::Global().Register(name, handler);
+MethodRegistrar::MethodRegistrar(MethodSpec spec, void (*handler)(const Json&, RpcResponder)) {
+  std::string name = spec.name;
+  absl::Status status = MethodRegistry::Global().Register(std::move(spec), handler);
   if (!status.ok()) {
     ReportStaticRegistrationError(std::string(status.message()));
     return;

@@ -5,7 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl_string_view.h"
+#include "call_spec.h"
 #include "pollux/rpc/json_rpc.h"
+#include "pollux/rpc/method_spec.h"
 
 namespace pollux::rpc {
 namespace {
@@ -58,11 +60,38 @@ std::optional<T> Convert(const Json* value, std::string_view name,
 
 }  // namespace
 
-ParamReader::ParamReader(const Json& params) : params_(params) {
+ParamReader::ParamReader(const Json& params)
+    : params_(params), spec_(internal::SpecOfCallInProgress()) {
   if (!params_.is_null() && !params_.is_object()) Fail("params must be an object");
 }
 
-const Json* ParamReader::Find(std::string_view name, bool required) {
+void ParamReader::CheckAgainstSpec(std::string_view name, bool required, ParamType type) {
+  if (spec_ == nullptr || !spec_->declared) return;
+  const ParamSpec* param = nullptr;
+  for (const ParamSpec& p : spec_->params) {
+    if (p.name == name) param = &p;
+  }
+  std::string_view problem;
+  if (param == nullptr) {
+    problem = "which its spec does not declare";
+  } else if (type == ParamType::kAny
+                 ? (param->type != ParamType::kObject && param->type != ParamType::kArray &&
+                    param->type != ParamType::kAny)
+                 : param->type != type) {
+    problem = "as another type than its spec declares";
+  } else if (required && !param->required && param->default_value.empty()) {
+    problem = "as required, which its spec makes optional";
+  }
+  if (problem.empty()) return;
+  // A bug of the method, not of the caller: reported first, as an internal error.
+  if (status_.ok() || status_.code() != absl::StatusCode::kInternal) {
+    status_ = absl::InternalError(
+        absl::StrCat(spec_->name, " reads parameter \"", AbslView(name), "\" ", AbslView(problem)));
+  }
+}
+
+const Json* ParamReader::Find(std::string_view name, bool required, ParamType type) {
+  CheckAgainstSpec(name, required, type);
   used_.emplace_back(name);
   // An explicit null counts as absent: optional parameters may be written as `"x": null`.
   const Json* value = nullptr;
@@ -86,69 +115,77 @@ void ParamReader::Fail(std::string message) {
 
 std::string ParamReader::String(std::string_view name) {
   std::string error;
-  std::optional<std::string> value = Convert(Find(name, true), name, AsString, &error);
+  std::optional<std::string> value =
+      Convert(Find(name, true, ParamType::kString), name, AsString, &error);
   if (!error.empty()) Fail(std::move(error));
   return value.value_or(std::string());
 }
 
 std::optional<std::string> ParamReader::OptionalString(std::string_view name) {
   std::string error;
-  std::optional<std::string> value = Convert(Find(name, false), name, AsString, &error);
+  std::optional<std::string> value =
+      Convert(Find(name, false, ParamType::kString), name, AsString, &error);
   if (!error.empty()) Fail(std::move(error));
   return value;
 }
 
 uint64_t ParamReader::Uint(std::string_view name) {
   std::string error;
-  std::optional<uint64_t> value = Convert(Find(name, true), name, AsUint, &error);
+  std::optional<uint64_t> value =
+      Convert(Find(name, true, ParamType::kUnsigned), name, AsUint, &error);
   if (!error.empty()) Fail(std::move(error));
   return value.value_or(0);
 }
 
 std::optional<uint64_t> ParamReader::OptionalUint(std::string_view name) {
   std::string error;
-  std::optional<uint64_t> value = Convert(Find(name, false), name, AsUint, &error);
+  std::optional<uint64_t> value =
+      Convert(Find(name, false, ParamType::kUnsigned), name, AsUint, &error);
   if (!error.empty()) Fail(std::move(error));
   return value;
 }
 
 int64_t ParamReader::Int(std::string_view name) {
   std::string error;
-  std::optional<int64_t> value = Convert(Find(name, true), name, AsInt, &error);
+  std::optional<int64_t> value =
+      Convert(Find(name, true, ParamType::kInteger), name, AsInt, &error);
   if (!error.empty()) Fail(std::move(error));
   return value.value_or(0);
 }
 
 std::optional<int64_t> ParamReader::OptionalInt(std::string_view name) {
   std::string error;
-  std::optional<int64_t> value = Convert(Find(name, false), name, AsInt, &error);
+  std::optional<int64_t> value =
+      Convert(Find(name, false, ParamType::kInteger), name, AsInt, &error);
   if (!error.empty()) Fail(std::move(error));
   return value;
 }
 
 bool ParamReader::Bool(std::string_view name) {
   std::string error;
-  std::optional<bool> value = Convert(Find(name, true), name, AsBool, &error);
+  std::optional<bool> value = Convert(Find(name, true, ParamType::kBoolean), name, AsBool, &error);
   if (!error.empty()) Fail(std::move(error));
   return value.value_or(false);
 }
 
 std::optional<bool> ParamReader::OptionalBool(std::string_view name) {
   std::string error;
-  std::optional<bool> value = Convert(Find(name, false), name, AsBool, &error);
+  std::optional<bool> value = Convert(Find(name, false, ParamType::kBoolean), name, AsBool, &error);
   if (!error.empty()) Fail(std::move(error));
   return value;
 }
 
 std::optional<Json> ParamReader::OptionalValue(std::string_view name) {
-  const Json* value = Find(name, false);
+  const Json* value = Find(name, false, ParamType::kAny);
   if (value == nullptr) return std::nullopt;
   return *value;
 }
 
 absl::Status ParamReader::Finish() {
   if (!status_.ok()) return status_;
-  if (!params_.is_object()) return absl::OkStatus();
+  // With a spec, the registry refused unknown names already, and filled in defaults a handler
+  // may leave unread.
+  if (!params_.is_object() || (spec_ != nullptr && spec_->declared)) return absl::OkStatus();
   for (const auto& [key, value] : params_.items()) {
     if (std::find(used_.begin(), used_.end(), key) == used_.end()) {
       return absl::InvalidArgumentError(absl::StrCat("unknown parameter \"", key, "\""));

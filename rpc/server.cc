@@ -62,6 +62,7 @@ struct Connection {
   uint32_t events = 0;       // what epoll watches now
   size_t outstanding = 0;    // requests dispatched and not answered yet
   bool read_closed = false;  // the peer shut down its sending side
+  bool skip_line = false;    // after malformed JSON: drop input up to the next newline
   bool closing = false;      // closed when the server entry point on the stack returns
 
   size_t pending_output() const { return out.size() - out_offset; }
@@ -297,9 +298,19 @@ void RpcServer::Impl::ProcessInput(Connection& c) {
   size_t consumed = 0;
   while (!c.closing) {
     std::string_view rest = std::string_view(c.in).substr(consumed);
+    if (c.skip_line) {
+      // A stream has no resync point after malformed JSON (SPDK closes the connection); the
+      // next line is the best guess, since clients send one request per line.
+      size_t newline = rest.find('\n');
+      c.skip_line = newline == std::string_view::npos;
+      consumed += c.skip_line ? rest.size() : newline + 1;
+      if (c.skip_line) break;
+      continue;
+    }
     std::optional<size_t> end = c.scanner.Scan(rest);
     if (!end) break;
     if (*end > kMaxMessageBytes) break;  // refused below
+    c.skip_line = c.scanner.invalid() && rest[*end - 1] != '\n';
     c.scanner.Reset();
     consumed += *end;
     Dispatch(c, rest.substr(0, *end));

@@ -14,7 +14,11 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
+using rpc::Required;
 using rpc::RpcResponder;
 
 // A percentage parameter: kept as it is when absent; anything above UINT32_MAX is as wrong as
@@ -38,7 +42,24 @@ void FrameworkSetScheduler(const Json& params, RpcResponder responder) {
   if (absl::Status s = reader.Finish(); !s.ok()) return responder.Reply(s);
   rpc::ReplyTrueOrError(responder, "framework_set_scheduler", SetScheduler(config));
 }
-POLLUX_RPC_METHOD("framework_set_scheduler", FrameworkSetScheduler);
+POLLUX_RPC_METHOD(
+    MethodSpec("framework_set_scheduler", "scheduler",
+               "Selects the scheduler that places the lightweight threads on the reactors every "
+               "period, with its period and the dynamic scheduler's limits; what is left out "
+               "keeps its current value. Answers true.",
+               {Required("name", ParamType::kString,
+                         "\"static\", \"dynamic\" or a scheduler a plugin registered"),
+                Optional("period", ParamType::kUnsigned,
+                         "time between two placements in microseconds, 1 to 60000000"),
+                Optional("load_limit", ParamType::kUnsigned,
+                         "a thread busier than this, in percent of a core (1 to 100), is never "
+                         "gathered onto another thread's core"),
+                Optional("core_limit", ParamType::kUnsigned,
+                         "no move may take a core above this load, in percent (1 to 100)"),
+                Optional("core_busy", ParamType::kUnsigned,
+                         "a core above this load, in percent (1 to 100), is overloaded: its busy "
+                         "threads spread to other cores")}),
+    FrameworkSetScheduler);
 
 void FrameworkGetScheduler(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
@@ -50,7 +71,11 @@ void FrameworkGetScheduler(const Json& params, RpcResponder responder) {
                     {"core_limit", config.limits.core_limit},
                     {"core_busy", config.limits.core_busy}});
 }
-POLLUX_RPC_METHOD("framework_get_scheduler", FrameworkGetScheduler);
+POLLUX_RPC_METHOD(MethodSpec("framework_get_scheduler", "scheduler",
+                             "Answers the scheduler in use, its period in microseconds and the "
+                             "dynamic scheduler's limits in percent.",
+                             {}),
+                  FrameworkGetScheduler);
 
 rpc::Subsystem MakeSchedulerSubsystem() {
   rpc::Subsystem subsystem;

@@ -83,7 +83,7 @@ absl::StatusOr<std::unique_ptr<VhostBlkController>> VhostBlkController::Create(
     for (const auto& reactor : runtime->reactors()) cpus.push_back(reactor->cpu());
     std::sort(cpus.begin(), cpus.end());
   } else {
-    absl::StatusOr<std::vector<int>> parsed = ParseCpuList(options.cpumask);
+    absl::StatusOr<std::vector<int>> parsed = ParseCpuMaskParam(options.cpumask);
     if (!parsed.ok())
       return absl::InvalidArgumentError(absl::StrCat("cpumask: ", parsed.status().message()));
     for (int cpu : *parsed) {

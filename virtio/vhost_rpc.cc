@@ -15,9 +15,13 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::ReplyError;
 using rpc::ReplyTrueOrError;
+using rpc::Required;
 using rpc::RpcResponder;
 
 // "0600", "660" or 384: permissions in octal text or as a number.
@@ -55,9 +59,9 @@ void VhostCreateBlkController(const Json& params, RpcResponder responder) {
   options.readonly = reader.OptionalBool("readonly").value_or(false);
   options.packed_ring = reader.OptionalBool("packed_ring").value_or(false);
   std::optional<Json> mode = reader.OptionalValue("socket_mode");
-  // SPDK accepts "transport" (only vhost_user_blk exists) and "delay" (ignored there too).
+  // SPDK accepts "transport" (only vhost_user_blk exists) and "delay" (ignored there too: the
+  // registry drops it, see the spec).
   std::string transport = reader.OptionalString("transport").value_or("vhost_user_blk");
-  (void)reader.OptionalBool("delay");
   if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
   if (transport != "vhost_user_blk") {
     return ReplyError(responder, kMethod,
@@ -71,7 +75,32 @@ void VhostCreateBlkController(const Json& params, RpcResponder responder) {
   }
   ReplyTrueOrError(responder, kMethod, CreateVhostBlkController(options));
 }
-POLLUX_RPC_METHOD("vhost_create_blk_controller", VhostCreateBlkController);
+POLLUX_RPC_METHOD(
+    MethodSpec(
+        "vhost_create_blk_controller", "vhost",
+        "Creates a vhost-user-blk controller that serves a bdev to the VM connecting to its "
+        "socket, `ctrlr` in the socket folder (-S). Answers true.",
+        {Required("ctrlr", ParamType::kString,
+                  "name of the controller and of its socket file in the socket folder"),
+         Required("dev_name", ParamType::kString, "the bdev the controller serves"),
+         Optional("cpumask", ParamType::kString,
+                  "cores whose reactors serve the queues: a hexadecimal mask as SPDK's "
+                  "(\"0x3\" or \"3\") or a list (\"[0,1]\", \"0-1\"); absent: every reactor"),
+         Optional("readonly", ParamType::kBoolean,
+                  "offer the device read-only (VIRTIO_BLK_F_RO) and open the bdev for reading "
+                  "only",
+                  "false"),
+         Optional("packed_ring", ParamType::kBoolean,
+                  "offer packed virtqueues (VIRTIO_F_RING_PACKED) besides split ones", "false"),
+         Optional("socket_mode", ParamType::kAny,
+                  "permissions of the socket file: octal text (\"0660\") or a number, at most "
+                  "07777",
+                  "\"0600\""),
+         Optional("transport", ParamType::kString,
+                  "SPDK's virtio-blk transport: only \"vhost_user_blk\"", "\"vhost_user_blk\""),
+         rpc::SpdkHint("delay", ParamType::kBoolean,
+                       "SPDK's delayed start, which SPDK ignores for blk controllers too")}),
+    VhostCreateBlkController);
 
 void VhostDeleteController(const Json& params, RpcResponder responder) {
   constexpr const char* kMethod = "vhost_delete_controller";
@@ -82,7 +111,12 @@ void VhostDeleteController(const Json& params, RpcResponder responder) {
     ReplyTrueOrError(responder, kMethod, s);
   });
 }
-POLLUX_RPC_METHOD("vhost_delete_controller", VhostDeleteController);
+POLLUX_RPC_METHOD(
+    MethodSpec("vhost_delete_controller", "vhost",
+               "Deletes a vhost controller and its socket; refused while a VM is connected. "
+               "Answers true once it is gone.",
+               {Required("ctrlr", ParamType::kString, "the controller to delete")}),
+    VhostDeleteController);
 
 void VhostGetControllers(const Json& params, RpcResponder responder) {
   constexpr const char* kMethod = "vhost_get_controllers";
@@ -95,7 +129,13 @@ void VhostGetControllers(const Json& params, RpcResponder responder) {
     responder.Result(std::move(*info));
   });
 }
-POLLUX_RPC_METHOD("vhost_get_controllers", VhostGetControllers);
+POLLUX_RPC_METHOD(
+    MethodSpec("vhost_get_controllers", "vhost",
+               "Lists the vhost controllers as SPDK does (name, cpumask, coalescing, socket, "
+               "bdev), with the connected session and per-queue counters.",
+               {Optional("name", ParamType::kString,
+                         "the one controller to describe; absent: all of them")}),
+    VhostGetControllers);
 
 void VhostControllerSetCoalescing(const Json& params, RpcResponder responder) {
   constexpr const char* kMethod = "vhost_controller_set_coalescing";
@@ -113,7 +153,18 @@ void VhostControllerSetCoalescing(const Json& params, RpcResponder responder) {
                    SetVhostCoalescing(name, static_cast<uint32_t>(delay_base_us),
                                       static_cast<uint32_t>(iops_threshold)));
 }
-POLLUX_RPC_METHOD("vhost_controller_set_coalescing", VhostControllerSetCoalescing);
+POLLUX_RPC_METHOD(
+    MethodSpec("vhost_controller_set_coalescing", "vhost",
+               "Sets a controller's interrupt coalescing, as SPDK does: above `iops_threshold` "
+               "requests per second on a queue, the guest's interrupts are spaced by "
+               "`delay_base_us` scaled by the excess. Answers true.",
+               {Required("ctrlr", ParamType::kString, "the controller"),
+                Required("delay_base_us", ParamType::kUnsigned,
+                         "base delay between interrupts in microseconds, at most 1000000"),
+                Required("iops_threshold", ParamType::kUnsigned,
+                         "requests per second of a queue above which its interrupts are "
+                         "delayed; 0 turns coalescing off")}),
+    VhostControllerSetCoalescing);
 
 rpc::Subsystem MakeVhostBlkSubsystem() {
   rpc::Subsystem subsystem;

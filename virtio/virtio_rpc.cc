@@ -14,9 +14,13 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::ReplyError;
 using rpc::ReplyTrueOrError;
+using rpc::Required;
 using rpc::RpcResponder;
 
 void BdevVirtioAttachController(const Json& params, RpcResponder responder) {
@@ -55,7 +59,25 @@ void BdevVirtioAttachController(const Json& params, RpcResponder responder) {
   // SPDK answers with the names of the bdevs the controller made.
   responder.Result(Json::array({(*bdev)->name()}));
 }
-POLLUX_RPC_METHOD("bdev_virtio_attach_controller", BdevVirtioAttachController);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_virtio_attach_controller", "virtio",
+               "Connects to a vhost-user-blk back-end's socket as its front-end and makes one "
+               "bdev of its disk, named `name`. Answers the names of the bdevs made, as SPDK "
+               "does.",
+               {Required("name", ParamType::kString, "name of the controller and of its bdev"),
+                Required("trtype", ParamType::kString,
+                         "SPDK's transport type: only \"user\" (a vhost-user socket)"),
+                Required("traddr", ParamType::kString, "path of the back-end's vhost-user socket"),
+                Required("dev_type", ParamType::kString, "SPDK's device type: only \"blk\""),
+                Optional("vq_count", ParamType::kUnsigned,
+                         "virtqueues to use, 1 to 64 and at most what the back-end has", "1"),
+                Optional("vq_size", ParamType::kUnsigned,
+                         "entries per virtqueue, 2 to 32768 (a power of two for split rings)",
+                         "512"),
+                Optional("packed_ring", ParamType::kBoolean,
+                         "use packed virtqueues (the back-end must offer VIRTIO_F_RING_PACKED)",
+                         "false")}),
+    BdevVirtioAttachController);
 
 void BdevVirtioDetachController(const Json& params, RpcResponder responder) {
   constexpr const char* kMethod = "bdev_virtio_detach_controller";
@@ -66,7 +88,12 @@ void BdevVirtioDetachController(const Json& params, RpcResponder responder) {
     ReplyTrueOrError(responder, kMethod, s);
   });
 }
-POLLUX_RPC_METHOD("bdev_virtio_detach_controller", BdevVirtioDetachController);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_virtio_detach_controller", "virtio",
+               "Detaches a virtio controller: hot-removes its bdev, stops its virtqueues and "
+               "closes the socket. Answers true once it is gone.",
+               {Required("name", ParamType::kString, "the controller to detach")}),
+    BdevVirtioDetachController);
 
 void BdevVirtioGetControllers(const Json& params, RpcResponder responder) {
   constexpr const char* kMethod = "bdev_virtio_get_controllers";
@@ -77,7 +104,13 @@ void BdevVirtioGetControllers(const Json& params, RpcResponder responder) {
   if (!info.ok()) return ReplyError(responder, kMethod, info.status());
   responder.Result(std::move(*info));
 }
-POLLUX_RPC_METHOD("bdev_virtio_get_controllers", BdevVirtioGetControllers);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_virtio_get_controllers", "virtio",
+               "Lists the attached virtio controllers, with each one's socket, negotiated "
+               "features and per-virtqueue counters.",
+               {Optional("name", ParamType::kString,
+                         "the one controller to describe; absent: all of them")}),
+    BdevVirtioGetControllers);
 
 }  // namespace
 }  // namespace pollux

@@ -118,7 +118,9 @@ Options:
                  when it is a JSON number, true, false, null, array or object, and as a
                  string otherwise (--name Malloc0); to pass "123" as a string, use -j.
                  --name=VALUE works too. These win over the same keys in -j.
-  -h, --help     this text
+  -h, --help     this text, then the target's methods by component; after METHOD,
+                 the method's description and every parameter (type, default,
+                 required), as the target checks them
   --version      pollux-rpc's version (before METHOD; after it, --version is a parameter)
 
 Exit status:

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "command_line.h"
+#include "help_format.h"
 #include "pollux/env/version.h"
 #include "rpc_client.h"
 
@@ -40,10 +41,10 @@ int main(int argc, char** argv) {
   if (!line.ok()) {
     return Fail(kExitUsage, std::string(line.status().message()) + " (see pollux-rpc --help)");
   }
-  if (line->help) {
-    std::cout << pollux::rpc::Usage("pollux-rpc", default_socket);
-    return kExitOk;
-  }
+  // --help without METHOD: the usage, then the target's methods if one is reachable. With
+  // METHOD: the method's help, from the target's specs (they check its parameters too).
+  const bool general_help = line->help && line->method.empty();
+  if (general_help) std::cout << pollux::rpc::Usage("pollux-rpc", default_socket);
   if (line->version) {
     std::cout << "pollux-rpc " << POLLUX_VERSION << "\n";
     return kExitOk;
@@ -71,14 +72,29 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     client = RpcClient::Connect(line->socket, deadline);
   }
+  if (!client.ok() && general_help) {
+    std::cout << "\nStart pollux-tgt (or give its socket with -s) to list its methods here.\n";
+    return kExitOk;
+  }
   if (!client.ok()) {
     if (absl::IsDeadlineExceeded(client.status())) return exit_code_of(client.status());
     return Fail(kExitUnreachable,
                 std::string(client.status().message()) + "; is pollux-tgt running?");
   }
-  const bool list_methods = line->method.empty();
-  absl::StatusOr<pollux::rpc::RpcReply> reply =
-      client->Call(list_methods ? "rpc_get_methods" : line->method, line->params, deadline);
+  const bool list_methods = line->method.empty() && !line->help;
+  std::string method = line->method;
+  Json params = line->params;
+  if (line->help) {
+    method = "rpc_get_method_help";
+    params = general_help ? Json() : Json{{"name", line->method}};
+  } else if (list_methods) {
+    method = "rpc_get_methods";
+  }
+  absl::StatusOr<pollux::rpc::RpcReply> reply = client->Call(method, params, deadline);
+  if (general_help && (!reply.ok() || !reply->ok)) {
+    std::cout << "\nThe target at " << line->socket << " did not list its methods.\n";
+    return kExitOk;
+  }
   if (!reply.ok()) return exit_code_of(reply.status());
 
   if (!reply->ok) {
@@ -86,7 +102,13 @@ int main(int argc, char** argv) {
     std::cerr << error.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return kExitRpcError;
   }
-  if (list_methods && reply->result.is_array()) {
+  if (general_help) {
+    std::cout << "\nMethods of the target at " << line->socket
+              << ", by component (pollux-rpc METHOD --help describes one):\n"
+              << pollux::rpc::FormatMethodList(reply->result);
+  } else if (line->help) {
+    std::cout << pollux::rpc::FormatMethodHelp(reply->result);
+  } else if (list_methods && reply->result.is_array()) {
     for (const Json& name : reply->result) {
       std::cout << (name.is_string() ? name.get<std::string>() : name.dump()) << "\n";
     }

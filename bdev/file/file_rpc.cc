@@ -17,21 +17,50 @@
 namespace pollux {
 
 using rpc::Json;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::ReplyError;
+using rpc::Required;
 using rpc::RpcResponder;
+
+std::vector<rpc::ParamSpec> FileBdevParams() {
+  return {
+      Required("name", ParamType::kString, "name of the new bdev"),
+      Required("filename", ParamType::kString, "the file or block device"),
+      Optional("block_size", ParamType::kUnsigned,
+               "bytes per block; 0 or absent: the device's logical block size, or 512 for a file"),
+      Optional("readonly", ParamType::kBoolean, "open it read-only: only READ and FLUSH", "false"),
+      Optional("direct", ParamType::kBoolean,
+               "O_DIRECT; absent: on where the file system allows it (else buffered, with a "
+               "warning), true: on or an error, false: buffered"),
+      Optional("uuid", ParamType::kString, "UUID of the bdev (default: a random one)"),
+      rpc::SpdkHint("fallocate", ParamType::kBoolean,
+                    "SPDK's switch for UNMAP and WRITE_ZEROES; here they follow what the file "
+                    "system supports"),
+  };
+}
+
+rpc::MethodSpec FileBdevCreateSpec(std::string method, std::string component,
+                                   std::string_view engine, std::vector<rpc::ParamSpec> extra) {
+  std::vector<rpc::ParamSpec> params = FileBdevParams();
+  for (rpc::ParamSpec& param : extra) params.push_back(std::move(param));
+  return rpc::MethodSpec(
+      std::move(method), std::move(component),
+      absl::StrFormat("Creates a bdev over a file or block device, with %s doing the I/O. "
+                      "Answers the bdev's name.",
+                      engine),
+      std::move(params));
+}
 
 FileBdevOptions ReadFileBdevParams(ParamReader& reader) {
   FileBdevOptions options;
   options.name = reader.String("name");
   options.filename = reader.String("filename");
   std::optional<uint64_t> block_size = reader.OptionalUint("block_size");
-  options.readonly = reader.OptionalBool("readonly").value_or(false);
+  options.readonly = reader.Bool("readonly");
   options.direct = reader.OptionalBool("direct");
   options.uuid = reader.OptionalString("uuid").value_or("");
-  // SPDK's bdev_aio_create "fallocate" turns UNMAP / WRITE_ZEROES on; here they follow what
-  // the filesystem supports (probed), so the flag is accepted for SPDK configs and unused.
-  (void)reader.OptionalBool("fallocate");
   // 0 is SPDK's "detect"; anything past 32 bits is refused by FileTarget's range check.
   uint64_t size = block_size.value_or(0);
   options.block_size = size > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(size);
@@ -73,7 +102,7 @@ void BdevFileCreate(const Json& params, RpcResponder responder) {
   constexpr const char* kMethod = "bdev_file_create";
   ParamReader reader(params);
   FileBdevOptions options = ReadFileBdevParams(reader);
-  std::string engine_name = reader.OptionalString("engine").value_or("auto");
+  std::string engine_name = reader.String("engine");
   if (absl::Status s = FinishFileBdevParams(reader, options); !s.ok()) {
     return ReplyError(responder, kMethod, s);
   }
@@ -81,7 +110,13 @@ void BdevFileCreate(const Json& params, RpcResponder responder) {
   if (!engine.ok()) return ReplyError(responder, kMethod, engine.status());
   CreateAndReply(responder, kMethod, options, **engine);
 }
-POLLUX_RPC_METHOD("bdev_file_create", BdevFileCreate);
+POLLUX_RPC_METHOD(
+    FileBdevCreateSpec("bdev_file_create", "bdev_file", "the chosen engine",
+                       {Optional("engine", ParamType::kString,
+                                 "uring, aio, threadpool, or auto: the best whose probe passes "
+                                 "(save_config writes the engine's own create method)",
+                                 "\"auto\"")}),
+    BdevFileCreate);
 
 // Deletes a file bdev of any engine (the one bdev_file_create chose).
 void DeleteAnyFileBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
@@ -98,7 +133,8 @@ void DeleteAnyFileBdev(std::string_view name, absl::AnyInvocable<void(absl::Stat
 void BdevFileDelete(const Json& params, RpcResponder responder) {
   HandleBdevDelete(params, std::move(responder), "bdev_file_delete", &DeleteAnyFileBdev);
 }
-POLLUX_RPC_METHOD("bdev_file_delete", BdevFileDelete);
+POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_file_delete", "bdev_file", "file bdev of any engine"),
+                  BdevFileDelete);
 
 }  // namespace
 }  // namespace pollux

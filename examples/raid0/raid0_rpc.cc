@@ -13,8 +13,12 @@ namespace raid0 {
 namespace {
 
 using pollux::rpc::Json;
+using pollux::rpc::MethodSpec;
+using pollux::rpc::Optional;
 using pollux::rpc::ParamReader;
+using pollux::rpc::ParamType;
 using pollux::rpc::ReplyError;
+using pollux::rpc::Required;
 using pollux::rpc::RpcResponder;
 
 // SPDK takes base_bdevs as an array of names or as one string of names separated by spaces.
@@ -71,7 +75,25 @@ void BdevRaidCreate(const Json& params, RpcResponder responder) {
   }
   responder.Result(true);
 }
-POLLUX_RPC_METHOD("bdev_raid_create", BdevRaidCreate);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_raid_create", "bdev_raid0",
+               "Creates a RAID0 bdev striped over base bdevs, which it claims; until every base "
+               "exists the RAID waits, configuring. Answers true.",
+               {Required("name", ParamType::kString, "name of the new RAID bdev"),
+                Required("raid_level", ParamType::kString,
+                         "\"raid0\" or \"0\": this module makes RAID0 only"),
+                Required("strip_size_kb", ParamType::kUnsigned,
+                         "strip size in KiB: a power of two from 1 to 1048576, at least one "
+                         "block"),
+                Required("base_bdevs", ParamType::kAny,
+                         "the base bdevs in stripe order: an array of names, or one string of "
+                         "names separated by spaces"),
+                Optional("uuid", ParamType::kString,
+                         "UUID of the RAID bdev (default: a random one, then kept)"),
+                Optional("superblock", ParamType::kBoolean,
+                         "SPDK's RAID superblock on the bases: only false, this module writes none",
+                         "false")}),
+    BdevRaidCreate);
 
 void BdevRaidDelete(const Json& params, RpcResponder responder) {
   pollux::HandleBdevDelete(params, std::move(responder), "bdev_raid_delete",
@@ -79,7 +101,8 @@ void BdevRaidDelete(const Json& params, RpcResponder responder) {
                              Raid0Module::Get().Delete(std::string(name), std::move(done));
                            });
 }
-POLLUX_RPC_METHOD("bdev_raid_delete", BdevRaidDelete);
+POLLUX_RPC_METHOD(pollux::BdevDeleteSpec("bdev_raid_delete", "bdev_raid0", "RAID0 bdev"),
+                  BdevRaidDelete);
 
 // {"category": "all" | "online" | "configuring" | "offline"} -> the RAIDs, as SPDK lists them.
 void BdevRaidGetBdevs(const Json& params, RpcResponder responder) {
@@ -113,7 +136,14 @@ void BdevRaidGetBdevs(const Json& params, RpcResponder responder) {
   }
   responder.Result(std::move(result));
 }
-POLLUX_RPC_METHOD("bdev_raid_get_bdevs", BdevRaidGetBdevs);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_raid_get_bdevs", "bdev_raid0",
+               "Lists the RAIDs as SPDK does: name, strip size, state, and each base bdev with "
+               "whether it is there.",
+               {Optional("category", ParamType::kString,
+                         "which RAIDs: all, online, configuring (waiting for bases) or offline",
+                         "\"all\"")}),
+    BdevRaidGetBdevs);
 
 }  // namespace
 }  // namespace raid0

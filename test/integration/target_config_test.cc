@@ -70,7 +70,8 @@ TEST(TargetConfig, WrongShape) {
   RunResult r = StartWithConfig(R"({"subsystems": {"framework": 1}})");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("subsystems"));
-  r = StartWithConfig(R"({"subsystems": [{"subsystem": "warp_drive", "config": []}]})");
+  r = StartWithConfig(
+      R"({"subsystems": [{"subsystem": "warp_drive", "config": [{"method": "warp_engage"}]}]})");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("warp_drive"));
   r = StartWithConfig(R"({"subsystems": [{"subsystem": "framework", "config": [{"params": {}}]}]})");

@@ -63,6 +63,13 @@ void BdevZeroCreate(const rpc::Json& params, rpc::RpcResponder responder) {
   if (!bdev.ok()) return rpc::ReplyError(responder, "bdev_zero_create", bdev.status());
   responder.Result((*bdev)->name());
 }
-POLLUX_RPC_METHOD("bdev_zero_create", BdevZeroCreate);
+POLLUX_RPC_METHOD(
+    rpc::MethodSpec("bdev_zero_create", "bdev_zero",
+                    "Creates a zero bdev of 512-byte blocks: reads return zeros, writes are "
+                    "dropped. Answers the bdev's name.",
+                    {rpc::Required("name", rpc::ParamType::kString, "name of the new bdev"),
+                     rpc::Required("num_blocks", rpc::ParamType::kUnsigned,
+                                   "size in 512-byte blocks")}),
+    BdevZeroCreate);
 
 }  // namespace zero

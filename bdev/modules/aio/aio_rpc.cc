@@ -16,12 +16,15 @@ namespace {
 void BdevAioCreate(const rpc::Json& params, rpc::RpcResponder responder) {
   HandleFileBdevCreate(params, std::move(responder), "bdev_aio_create", *FindFileEngine("aio"));
 }
-POLLUX_RPC_METHOD("bdev_aio_create", BdevAioCreate);
+POLLUX_RPC_METHOD(FileBdevCreateSpec("bdev_aio_create", "bdev_aio", "Linux AIO (io_submit)",
+                                     {rpc::SpdkHint("nowait", rpc::ParamType::kBoolean,
+                                                    "SPDK's RWF_NOWAIT for block devices")}),
+                  BdevAioCreate);
 
 void BdevAioDelete(const rpc::Json& params, rpc::RpcResponder responder) {
   HandleBdevDelete(params, std::move(responder), "bdev_aio_delete", &DeleteAioBdev);
 }
-POLLUX_RPC_METHOD("bdev_aio_delete", BdevAioDelete);
+POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_aio_delete", "bdev_aio", "Linux AIO bdev"), BdevAioDelete);
 
 }  // namespace
 }  // namespace pollux

@@ -14,8 +14,12 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::ReplyError;
+using rpc::Required;
 using rpc::RpcResponder;
 
 // {"base_bdev_name", "name", "avg_read_latency", "p99_read_latency", "avg_write_latency",
@@ -41,7 +45,25 @@ void BdevDelayCreate(const Json& params, RpcResponder responder) {
   }
   responder.Result(options.name);
 }
-POLLUX_RPC_METHOD("bdev_delay_create", BdevDelayCreate);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_delay_create", "bdev_delay",
+               "Creates a delay bdev over a base bdev, which it claims: each I/O completes after "
+               "the base's completion plus the set latency (about 1 in 100 gets the p99 one). A "
+               "missing base is no error: the bdev appears with it. Answers the name.",
+               {Required("base_bdev_name", ParamType::kString, "the base bdev"),
+                Required("name", ParamType::kString, "name of the new bdev"),
+                Required("avg_read_latency", ParamType::kUnsigned,
+                         "latency added to most reads, in microseconds (at most an hour)"),
+                Required("p99_read_latency", ParamType::kUnsigned,
+                         "latency added to about 1% of reads, in microseconds; at least the "
+                         "average"),
+                Required("avg_write_latency", ParamType::kUnsigned,
+                         "latency added to most writes, in microseconds"),
+                Required("p99_write_latency", ParamType::kUnsigned,
+                         "latency added to about 1% of writes, in microseconds; at least the "
+                         "average"),
+                Optional("uuid", ParamType::kString, "UUID of the bdev (default: a random one)")}),
+    BdevDelayCreate);
 
 // {"delay_bdev_name", "latency_type": "avg_read"|"p99_read"|"avg_write"|"p99_write",
 // "latency_us"} -> true.
@@ -66,12 +88,19 @@ void BdevDelayUpdateLatency(const Json& params, RpcResponder responder) {
                  "latency_type \"%s\" is not one of avg_read, p99_read, avg_write, p99_write",
                  type_name)));
 }
-POLLUX_RPC_METHOD("bdev_delay_update_latency", BdevDelayUpdateLatency);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_delay_update_latency", "bdev_delay",
+               "Changes one latency of a delay bdev, for I/O submitted from now on. Answers true.",
+               {Required("delay_bdev_name", ParamType::kString, "the delay bdev"),
+                Required("latency_type", ParamType::kString,
+                         "avg_read, p99_read, avg_write or p99_write"),
+                Required("latency_us", ParamType::kUnsigned, "the new latency, in microseconds")}),
+    BdevDelayUpdateLatency);
 
 void BdevDelayDelete(const Json& params, RpcResponder responder) {
   HandleBdevDelete(params, std::move(responder), "bdev_delay_delete", &DeleteDelayBdev);
 }
-POLLUX_RPC_METHOD("bdev_delay_delete", BdevDelayDelete);
+POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_delay_delete", "bdev_delay", "delay bdev"), BdevDelayDelete);
 
 }  // namespace
 }  // namespace pollux

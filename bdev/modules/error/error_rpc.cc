@@ -16,8 +16,12 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::ReplyError;
+using rpc::Required;
 using rpc::RpcResponder;
 
 absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
@@ -39,12 +43,19 @@ void BdevErrorCreate(const Json& params, RpcResponder responder) {
   }
   responder.Result(true);
 }
-POLLUX_RPC_METHOD("bdev_error_create", BdevErrorCreate);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_error_create", "bdev_error",
+               "Creates an error bdev EE_<base_name> over a base bdev, which it claims: I/O goes "
+               "to the base until bdev_error_inject_error arms a failure. A missing base is no "
+               "error: the bdev appears with it. Answers true.",
+               {Required("base_name", ParamType::kString, "the base bdev"),
+                Optional("uuid", ParamType::kString, "UUID of the bdev (default: a random one)")}),
+    BdevErrorCreate);
 
 void BdevErrorDelete(const Json& params, RpcResponder responder) {
   HandleBdevDelete(params, std::move(responder), "bdev_error_delete", &DeleteErrorBdev);
 }
-POLLUX_RPC_METHOD("bdev_error_delete", BdevErrorDelete);
+POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_error_delete", "bdev_error", "error bdev"), BdevErrorDelete);
 
 // "read" ... "reset" -> that type; "all" -> nullopt (every type but reset).
 absl::StatusOr<std::optional<IoType>> ParseIoType(const std::string& name) {
@@ -84,9 +95,6 @@ void BdevErrorInjectError(const Json& params, RpcResponder responder) {
   std::optional<uint64_t> queue_depth = reader.OptionalUint("queue_depth");
   std::optional<uint64_t> corrupt_offset = reader.OptionalUint("corrupt_offset");
   std::optional<uint64_t> corrupt_value = reader.OptionalUint("corrupt_value");
-  // SPDK's NVMe status injection: accepted when absent or 0 only.
-  std::optional<uint64_t> nvme_sct = reader.OptionalUint("nvme_sct");
-  std::optional<uint64_t> nvme_sc = reader.OptionalUint("nvme_sc");
   if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
 
   if (io_type_name == "clear") {
@@ -103,11 +111,6 @@ void BdevErrorInjectError(const Json& params, RpcResponder responder) {
   }
   absl::StatusOr<ErrorInjectionType> error_type = ParseErrorType(*error_type_name);
   if (!error_type.ok()) return ReplyError(responder, kMethod, error_type.status());
-  if (nvme_sct.value_or(0) != 0 || nvme_sc.value_or(0) != 0) {
-    return ReplyError(
-        responder, kMethod,
-        Invalid("nvme_sct and nvme_sc are not supported (only with error_type nvme)"));
-  }
   if (num && *num > std::numeric_limits<uint32_t>::max()) {
     return ReplyError(responder, kMethod,
                       Invalid(absl::StrFormat("num %u does not fit 32 bits", *num)));
@@ -133,7 +136,31 @@ void BdevErrorInjectError(const Json& params, RpcResponder responder) {
   }
   responder.Result(true);
 }
-POLLUX_RPC_METHOD("bdev_error_inject_error", BdevErrorInjectError);
+POLLUX_RPC_METHOD(
+    MethodSpec(
+        "bdev_error_inject_error", "bdev_error",
+        "Arms an error bdev to fail, hold or corrupt its next I/Os of a type. Answers true.",
+        {Required("name", ParamType::kString, "the error bdev (EE_...)"),
+         Required("io_type", ParamType::kString,
+                  "read, write, flush, unmap, write_zeroes, reset, all (every type but reset), or "
+                  "clear (disarms everything and lets held I/O go)"),
+         Optional("error_type", ParamType::kString,
+                  "failure, pending (held until bdev_error_resume_pending), corrupt_data or "
+                  "nomem; required unless io_type is clear"),
+         Optional("num", ParamType::kUnsigned, "how many I/Os it hits (default 1)"),
+         Optional("always", ParamType::kBoolean,
+                  "hit every I/O of the type until cleared (instead of num)"),
+         Optional("queue_depth", ParamType::kUnsigned,
+                  "only hit I/O submitted while at least this many are in flight (0: any)"),
+         Optional("corrupt_offset", ParamType::kUnsigned,
+                  "corrupt_data: the byte of the buffer to change"),
+         Optional("corrupt_value", ParamType::kUnsigned,
+                  "corrupt_data: the value XORed into that byte (0 to 255)"),
+         rpc::SpdkOnlyAtDefault("nvme_sct", ParamType::kUnsigned, "0",
+                                "injecting an NVMe status code type"),
+         rpc::SpdkOnlyAtDefault("nvme_sc", ParamType::kUnsigned, "0",
+                                "injecting an NVMe status code")}),
+    BdevErrorInjectError);
 
 // {"name"} -> true: disarms the "pending" injections and lets the held I/Os go to the base.
 void BdevErrorResumePending(const Json& params, RpcResponder responder) {
@@ -146,7 +173,11 @@ void BdevErrorResumePending(const Json& params, RpcResponder responder) {
     responder.Result(true);
   });
 }
-POLLUX_RPC_METHOD("bdev_error_resume_pending", BdevErrorResumePending);
+POLLUX_RPC_METHOD(MethodSpec("bdev_error_resume_pending", "bdev_error",
+                             "Disarms an error bdev's pending injections and lets the I/O they "
+                             "hold go to the base. Answers true.",
+                             {Required("name", ParamType::kString, "the error bdev (EE_...)")}),
+                  BdevErrorResumePending);
 
 }  // namespace
 }  // namespace pollux

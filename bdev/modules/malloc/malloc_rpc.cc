@@ -16,35 +16,12 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::ReplyError;
+using rpc::Required;
 using rpc::RpcResponder;
-
-// SPDK's bdev_malloc_create also takes per-block metadata and protection information, and
-// SPDK's save_config writes them. Accept them at their "off" values so that SPDK configs
-// replay, and refuse anything else clearly rather than ignore it.
-absl::Status ReadMetadataParams(ParamReader& reader, uint64_t block_size) {
-  std::optional<uint64_t> md_size = reader.OptionalUint("md_size");
-  std::optional<bool> md_interleave = reader.OptionalBool("md_interleave");
-  std::optional<int64_t> dif_type = reader.OptionalInt("dif_type");
-  std::optional<bool> dif_is_head_of_md = reader.OptionalBool("dif_is_head_of_md");
-  std::optional<uint64_t> dif_pi_format = reader.OptionalUint("dif_pi_format");
-  std::optional<uint64_t> physical_block_size = reader.OptionalUint("physical_block_size");
-  if (md_size.value_or(0) != 0 || md_interleave.value_or(false)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "md_size %u: per-block metadata is not supported (only 0)", md_size.value_or(0)));
-  }
-  if (dif_type.value_or(0) != 0 || dif_is_head_of_md.value_or(false) ||
-      dif_pi_format.value_or(0) != 0) {
-    return absl::InvalidArgumentError("protection information (dif_*) is not supported");
-  }
-  if (physical_block_size.value_or(0) != 0 && *physical_block_size != block_size) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("physical_block_size %u differs from block_size %u, which is not supported",
-                        *physical_block_size, block_size));
-  }
-  return absl::OkStatus();
-}
 
 // Narrows a 64-bit parameter to the 32 bits its option has; nullopt when it does not fit.
 std::optional<uint32_t> To32(uint64_t value) {
@@ -60,10 +37,10 @@ void BdevMallocCreate(const Json& params, RpcResponder responder) {
   options.num_blocks = reader.Uint("num_blocks");
   uint64_t block_size = reader.Uint("block_size");
   options.uuid = reader.OptionalString("uuid").value_or("");
-  uint64_t optimal_io_boundary = reader.OptionalUint("optimal_io_boundary").value_or(0);
-  absl::Status metadata = ReadMetadataParams(reader, block_size);
+  uint64_t optimal_io_boundary = reader.Uint("optimal_io_boundary");
+  absl::Status physical = ReadPhysicalBlockSize(reader, block_size);
   if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  if (!metadata.ok()) return ReplyError(responder, kMethod, metadata);
+  if (!physical.ok()) return ReplyError(responder, kMethod, physical);
   // An explicit empty name would otherwise silently mean "generate one".
   if (name && name->empty()) {
     return ReplyError(responder, kMethod,
@@ -88,12 +65,36 @@ void BdevMallocCreate(const Json& params, RpcResponder responder) {
   if (!bdev.ok()) return ReplyError(responder, kMethod, bdev.status());
   responder.Result((*bdev)->name());
 }
-POLLUX_RPC_METHOD("bdev_malloc_create", BdevMallocCreate);
+// SPDK's parameters and the ones pollux ignores, so that SPDK's saved configs load.
+rpc::MethodSpec MallocCreateSpec() {
+  std::vector<rpc::ParamSpec> params = {
+      Optional("name", ParamType::kString,
+               "name of the new bdev (default: MallocN, the first N free)"),
+      Required("num_blocks", ParamType::kUnsigned, "size in blocks"),
+      Required("block_size", ParamType::kUnsigned,
+               "bytes per block: a power of two from 512 to 65536"),
+      Optional("uuid", ParamType::kString, "UUID of the bdev (default: a random one)"),
+      Optional("optimal_io_boundary", ParamType::kUnsigned,
+               "split I/O that crosses a multiple of this many blocks; 0 never splits", "0"),
+      PhysicalBlockSizeParam(),
+      rpc::SpdkOnlyAtDefault("md_interleave", ParamType::kBoolean, "false",
+                             "per-block metadata interleaved with the data"),
+  };
+  for (rpc::ParamSpec& param : SpdkMetadataParams()) params.push_back(std::move(param));
+  params.push_back(
+      rpc::SpdkHint("numa_id", ParamType::kInteger, "SPDK's NUMA node for the memory (-1: any)"));
+  return rpc::MethodSpec("bdev_malloc_create", "bdev_malloc",
+                         "Creates a bdev held in memory, zeroed at creation. Answers the "
+                         "bdev's name.",
+                         std::move(params));
+}
+POLLUX_RPC_METHOD(MallocCreateSpec(), BdevMallocCreate);
 
 void BdevMallocDelete(const Json& params, RpcResponder responder) {
   HandleBdevDelete(params, std::move(responder), "bdev_malloc_delete", &DeleteMallocBdev);
 }
-POLLUX_RPC_METHOD("bdev_malloc_delete", BdevMallocDelete);
+POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_malloc_delete", "bdev_malloc", "malloc bdev"),
+                  BdevMallocDelete);
 
 }  // namespace
 }  // namespace pollux

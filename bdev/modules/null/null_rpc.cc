@@ -15,34 +15,12 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::ReplyError;
+using rpc::Required;
 using rpc::RpcResponder;
-
-// SPDK's create methods also take per-block metadata and protection information, and SPDK's
-// save_config writes them. Accept them at their "off" values so that SPDK configs replay, and
-// refuse anything else clearly rather than ignore it.
-absl::Status ReadMetadataParams(ParamReader& reader, uint64_t block_size) {
-  std::optional<uint64_t> md_size = reader.OptionalUint("md_size");
-  std::optional<int64_t> dif_type = reader.OptionalInt("dif_type");
-  std::optional<bool> dif_is_head_of_md = reader.OptionalBool("dif_is_head_of_md");
-  std::optional<uint64_t> dif_pi_format = reader.OptionalUint("dif_pi_format");
-  std::optional<uint64_t> physical_block_size = reader.OptionalUint("physical_block_size");
-  if (md_size.value_or(0) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("md_size %u: per-block metadata is not supported (only 0)", *md_size));
-  }
-  if (dif_type.value_or(0) != 0 || dif_is_head_of_md.value_or(false) ||
-      dif_pi_format.value_or(0) != 0) {
-    return absl::InvalidArgumentError("protection information (dif_*) is not supported");
-  }
-  if (physical_block_size.value_or(0) != 0 && *physical_block_size != block_size) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("physical_block_size %u differs from block_size %u, which is not supported",
-                        *physical_block_size, block_size));
-  }
-  return absl::OkStatus();
-}
 
 void BdevNullCreate(const Json& params, RpcResponder responder) {
   constexpr const char* kMethod = "bdev_null_create";
@@ -52,9 +30,9 @@ void BdevNullCreate(const Json& params, RpcResponder responder) {
   options.num_blocks = reader.Uint("num_blocks");
   uint64_t block_size = reader.Uint("block_size");
   options.uuid = reader.OptionalString("uuid").value_or("");
-  absl::Status metadata = ReadMetadataParams(reader, block_size);
+  absl::Status physical = ReadPhysicalBlockSize(reader, block_size);
   if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  if (!metadata.ok()) return ReplyError(responder, kMethod, metadata);
+  if (!physical.ok()) return ReplyError(responder, kMethod, physical);
   // CreateNullBdev takes a 32-bit size; anything wider is out of range anyway.
   if (block_size > std::numeric_limits<uint32_t>::max()) {
     return ReplyError(responder, kMethod,
@@ -66,12 +44,35 @@ void BdevNullCreate(const Json& params, RpcResponder responder) {
   if (!bdev.ok()) return ReplyError(responder, kMethod, bdev.status());
   responder.Result((*bdev)->name());
 }
-POLLUX_RPC_METHOD("bdev_null_create", BdevNullCreate);
+// SPDK's parameters and the ones pollux ignores, so that SPDK's saved configs load.
+rpc::MethodSpec NullCreateSpec() {
+  std::vector<rpc::ParamSpec> params = {
+      Required("name", ParamType::kString, "name of the new bdev"),
+      Required("num_blocks", ParamType::kUnsigned, "size in blocks"),
+      Required("block_size", ParamType::kUnsigned,
+               "bytes per block: a power of two from 512 to 65536"),
+      Optional("uuid", ParamType::kString, "UUID of the bdev (default: a random one)"),
+      PhysicalBlockSizeParam(),
+  };
+  for (rpc::ParamSpec& param : SpdkMetadataParams()) params.push_back(std::move(param));
+  for (const char* hint :
+       {"preferred_write_alignment", "preferred_write_granularity", "optimal_write_size",
+        "preferred_unmap_alignment", "preferred_unmap_granularity"}) {
+    params.push_back(
+        rpc::SpdkHint(hint, ParamType::kUnsigned, "SPDK's hint to the bdev's users, in blocks"));
+  }
+  return rpc::MethodSpec("bdev_null_create", "bdev_null",
+                         "Creates a null bdev: every I/O completes at once with success, writes "
+                         "store nothing and reads leave the buffers as they were. Answers the "
+                         "bdev's name.",
+                         std::move(params));
+}
+POLLUX_RPC_METHOD(NullCreateSpec(), BdevNullCreate);
 
 void BdevNullDelete(const Json& params, RpcResponder responder) {
   HandleBdevDelete(params, std::move(responder), "bdev_null_delete", &DeleteNullBdev);
 }
-POLLUX_RPC_METHOD("bdev_null_delete", BdevNullDelete);
+POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_null_delete", "bdev_null", "null bdev"), BdevNullDelete);
 
 }  // namespace
 }  // namespace pollux

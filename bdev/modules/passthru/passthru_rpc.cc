@@ -13,8 +13,12 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::ReplyError;
+using rpc::Required;
 using rpc::RpcResponder;
 
 // {"base_bdev_name", "name", "uuid"?} -> the name. A missing base is not an error: the bdev
@@ -35,13 +39,22 @@ void BdevPassthruCreate(const Json& params, RpcResponder responder) {
   }
   responder.Result(options.name);
 }
-POLLUX_RPC_METHOD("bdev_passthru_create", BdevPassthruCreate);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_passthru_create", "bdev_passthru",
+               "Creates a passthru bdev over a base bdev, which it claims: every I/O goes to the "
+               "base unchanged (the template for module writers). A missing base is no error: "
+               "the bdev appears with it. Answers the name.",
+               {Required("base_bdev_name", ParamType::kString, "the base bdev"),
+                Required("name", ParamType::kString, "name of the new bdev"),
+                Optional("uuid", ParamType::kString, "UUID of the bdev (default: a random one)")}),
+    BdevPassthruCreate);
 
 // {"name"} -> true once the bdev is gone.
 void BdevPassthruDelete(const Json& params, RpcResponder responder) {
   HandleBdevDelete(params, std::move(responder), "bdev_passthru_delete", &DeletePassthruBdev);
 }
-POLLUX_RPC_METHOD("bdev_passthru_delete", BdevPassthruDelete);
+POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_passthru_delete", "bdev_passthru", "passthru bdev"),
+                  BdevPassthruDelete);
 
 }  // namespace
 }  // namespace pollux

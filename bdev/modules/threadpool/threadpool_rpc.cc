@@ -22,7 +22,10 @@ namespace pollux {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
 using rpc::ReplyError;
 using rpc::RpcResponder;
 
@@ -30,13 +33,16 @@ void BdevThreadpoolCreate(const Json& params, RpcResponder responder) {
   HandleFileBdevCreate(params, std::move(responder), "bdev_threadpool_create",
                        *FindFileEngine("threadpool"));
 }
-POLLUX_RPC_METHOD("bdev_threadpool_create", BdevThreadpoolCreate);
+POLLUX_RPC_METHOD(FileBdevCreateSpec("bdev_threadpool_create", "bdev_threadpool",
+                                     "a pool of worker threads (blocking preadv/pwritev)"),
+                  BdevThreadpoolCreate);
 
 void BdevThreadpoolDelete(const Json& params, RpcResponder responder) {
   HandleBdevDelete(params, std::move(responder), "bdev_threadpool_delete",
                    &DeleteThreadpoolBdev);
 }
-POLLUX_RPC_METHOD("bdev_threadpool_delete", BdevThreadpoolDelete);
+POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_threadpool_delete", "bdev_threadpool", "threadpool bdev"),
+                  BdevThreadpoolDelete);
 
 // Reads an optional 32-bit count; out-of-range values are kept as UINT32_MAX so that the pool's
 // own range check names them.
@@ -61,7 +67,18 @@ void BdevThreadpoolSetOptions(const Json& params, RpcResponder responder) {
   }
   responder.Result(true);
 }
-POLLUX_RPC_METHOD("bdev_threadpool_set_options", BdevThreadpoolSetOptions);
+POLLUX_RPC_METHOD(
+    MethodSpec("bdev_threadpool_set_options", "bdev_threadpool",
+               "Sets the shared worker pool's options (it serves every threadpool bdev and aio's "
+               "FLUSH, UNMAP and WRITE_ZEROES). An absent parameter keeps its current value; "
+               "the queue sizes change only while no bdev uses the pool. Answers true.",
+               {Optional("num_workers", ParamType::kUnsigned,
+                         "worker threads; applies at once, also to a running pool"),
+                Optional("queue_size", ParamType::kUnsigned,
+                         "requests the pool's shared ring holds"),
+                Optional("channel_queue_size", ParamType::kUnsigned,
+                         "requests one channel may have at the workers")}),
+    BdevThreadpoolSetOptions);
 
 void BdevThreadpoolGetOptions(const Json& params, RpcResponder responder) {
   constexpr const char* kMethod = "bdev_threadpool_get_options";
@@ -79,7 +96,11 @@ void BdevThreadpoolGetOptions(const Json& params, RpcResponder responder) {
   }
   responder.Result(std::move(result));
 }
-POLLUX_RPC_METHOD("bdev_threadpool_get_options", BdevThreadpoolGetOptions);
+POLLUX_RPC_METHOD(MethodSpec("bdev_threadpool_get_options", "bdev_threadpool",
+                             "The shared worker pool's options, its users and, while it runs, "
+                             "its requests, wakes and sleeps.",
+                             {}),
+                  BdevThreadpoolGetOptions);
 
 }  // namespace
 }  // namespace pollux

@@ -15,12 +15,14 @@ void BdevUringCreate(const rpc::Json& params, rpc::RpcResponder responder) {
   static const FileEngine engine{"uring", 10, &ProbeUring, &CreateUringBdev, nullptr};
   HandleFileBdevCreate(params, std::move(responder), "bdev_uring_create", engine);
 }
-POLLUX_RPC_METHOD("bdev_uring_create", BdevUringCreate);
+POLLUX_RPC_METHOD(FileBdevCreateSpec("bdev_uring_create", "bdev_uring", "io_uring"),
+                  BdevUringCreate);
 
 void BdevUringDelete(const rpc::Json& params, rpc::RpcResponder responder) {
   HandleBdevDelete(params, std::move(responder), "bdev_uring_delete", &DeleteUringBdev);
 }
-POLLUX_RPC_METHOD("bdev_uring_delete", BdevUringDelete);
+POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_uring_delete", "bdev_uring", "io_uring bdev"),
+                  BdevUringDelete);
 
 }  // namespace
 }  // namespace pollux

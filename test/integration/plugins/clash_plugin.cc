@@ -15,6 +15,9 @@ POLLUX_BDEV_MODULE(NullAgain);
 void CreateAgain(const pollux::rpc::Json&, pollux::rpc::RpcResponder responder) {
   responder.Result(true);
 }
-POLLUX_RPC_METHOD("bdev_null_create", CreateAgain);
+POLLUX_RPC_METHOD(pollux::rpc::MethodSpec("bdev_null_create", "test",
+                                          "A second bdev_null_create, which the loader refuses.",
+                                          {}),
+                  CreateAgain);
 
 }  // namespace clash

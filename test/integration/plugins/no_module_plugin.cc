@@ -9,6 +9,10 @@ POLLUX_ABI_STAMP(no_module);
 void Hello(const pollux::rpc::Json&, pollux::rpc::RpcResponder responder) {
   responder.Result("hello");
 }
-POLLUX_RPC_METHOD("plugin_hello", Hello);
+POLLUX_RPC_METHOD(pollux::rpc::MethodSpec("plugin_hello", "test",
+                                          "Answers \"hello\": proof that the plugin's method is "
+                                          "registered.",
+                                          {}),
+                  Hello);
 
 }  // namespace no_module

@@ -19,7 +19,11 @@ namespace pollux::testing {
 namespace {
 
 using rpc::Json;
+using rpc::MethodSpec;
+using rpc::Optional;
 using rpc::ParamReader;
+using rpc::ParamType;
+using rpc::Required;
 using rpc::RpcResponder;
 
 // Reads "active_percent" (0 when absent and `required` is false); false after answering the
@@ -68,7 +72,17 @@ void SchedulerThreadCreate(const Json& params, RpcResponder responder) {
         responder.Result(*id);
       });
 }
-POLLUX_RPC_METHOD("scheduler_thread_create", SchedulerThreadCreate);
+POLLUX_RPC_METHOD(
+    MethodSpec("scheduler_thread_create", "scheduler_test",
+               "Creates a test thread: a lightweight thread whose poller is busy for a share of "
+               "the time, for the scheduler to place. Answers its id.",
+               {Optional("name", ParamType::kString, "name of the thread (default: sched_test_N)"),
+                Optional("cpu_mask", ParamType::kString,
+                         "cores it may run on: a hexadecimal mask (\"0x3\") or a list "
+                         "(\"[0,1]\", \"0-1\"); absent: every reactor's core"),
+                Optional("active_percent", ParamType::kUnsigned,
+                         "share of the time it is busy, in percent (0 to 100)", "0")}),
+    SchedulerThreadCreate);
 
 void SchedulerThreadSetActive(const Json& params, RpcResponder responder) {
   static constexpr char kMethod[] = "scheduler_thread_set_active";
@@ -82,7 +96,15 @@ void SchedulerThreadSetActive(const Json& params, RpcResponder responder) {
       SchedulerTestThreads::Get().SetActive(id, percent, [shared] { shared->Result(true); });
   if (!s.ok()) rpc::ReplyError(*shared, kMethod, s);
 }
-POLLUX_RPC_METHOD("scheduler_thread_set_active", SchedulerThreadSetActive);
+POLLUX_RPC_METHOD(
+    MethodSpec("scheduler_thread_set_active", "scheduler_test",
+               "Sets the share of the time a test thread is busy. Answers true once the thread "
+               "has it.",
+               {Required("thread_id", ParamType::kUnsigned,
+                         "the id scheduler_thread_create answered"),
+                Required("active_percent", ParamType::kUnsigned,
+                         "share of the time it is busy, in percent (0 to 100)")}),
+    SchedulerThreadSetActive);
 
 void SchedulerThreadDelete(const Json& params, RpcResponder responder) {
   static constexpr char kMethod[] = "scheduler_thread_delete";
@@ -93,7 +115,11 @@ void SchedulerThreadDelete(const Json& params, RpcResponder responder) {
   absl::Status s = SchedulerTestThreads::Get().Delete(id, [shared] { shared->Result(true); });
   if (!s.ok()) rpc::ReplyError(*shared, kMethod, s);
 }
-POLLUX_RPC_METHOD("scheduler_thread_delete", SchedulerThreadDelete);
+POLLUX_RPC_METHOD(MethodSpec("scheduler_thread_delete", "scheduler_test",
+                             "Deletes a test thread. Answers true once its poller is unregistered.",
+                             {Required("thread_id", ParamType::kUnsigned,
+                                       "the id scheduler_thread_create answered")}),
+                  SchedulerThreadDelete);
 
 rpc::Subsystem MakeSchedulerTestSubsystem() {
   rpc::Subsystem subsystem;

@@ -170,7 +170,7 @@ TEST_F(MallocBdevTest, CreateRefusesBadInputWithAClearError) {
       {"optimal_io_boundary 2^33", with("optimal_io_boundary", uint64_t{1} << 33),
        "optimal_io_boundary 8589934592"},
       {"unknown parameter", with("numa_node", 0), "unknown parameter \"numa_node\""},
-      {"md_size", with("md_size", 16), "md_size 16"},
+      {"md_size", with("md_size", 16), "parameter \"md_size\" is 16, which pollux does not"},
       {"md_interleave", with("md_interleave", true), "metadata"},
       {"dif_type", with("dif_type", 2), "dif"},
       {"physical_block_size", with("physical_block_size", 4096), "physical_block_size 4096"},

@@ -118,7 +118,7 @@ TEST_F(NullBdevTest, CreateRefusesBadInputWithAClearError) {
       {"block_size 2^40", with("block_size", uint64_t{1} << 40), "block_size 1099511627776"},
       {"byte size overflow", with("num_blocks", uint64_t{1} << 60), "overflows"},
       {"unknown parameter", with("size", 5), "unknown parameter \"size\""},
-      {"md_size", with("md_size", 8), "md_size 8"},
+      {"md_size", with("md_size", 8), "parameter \"md_size\" is 8, which pollux does not"},
       {"dif_type", with("dif_type", 1), "dif"},
       {"physical_block_size", with("physical_block_size", 4096), "physical_block_size 4096"},
       {"uuid not a uuid", with("uuid", "not-a-uuid"), "not-a-uuid"},

@@ -91,6 +91,21 @@ TEST(ParseCpuListTest, DescendingRange) {
   EXPECT_THAT(ParseError("3-1"), HasSubstr("descending range \"3-1\" in core list \"3-1\""));
 }
 
+TEST(ParseCpuMaskParamTest, BareHexDigitsAreAMaskAsInSpdk) {
+  // SPDK's save_config writes vhost cpumasks without "0x": "1" is core 0 there.
+  EXPECT_EQ(*ParseCpuMaskParam("1"), std::vector<int>{0});
+  EXPECT_EQ(*ParseCpuMaskParam("3"), (std::vector<int>{0, 1}));
+  EXPECT_EQ(*ParseCpuMaskParam("a"), (std::vector<int>{1, 3}));
+  EXPECT_EQ(*ParseCpuMaskParam("0x2"), std::vector<int>{1});
+  // Lists stay lists; a single core needs brackets.
+  EXPECT_EQ(*ParseCpuMaskParam("[1]"), std::vector<int>{1});
+  EXPECT_EQ(*ParseCpuMaskParam("0-1"), (std::vector<int>{0, 1}));
+  EXPECT_EQ(*ParseCpuMaskParam("0,2"), (std::vector<int>{0, 2}));
+  EXPECT_FALSE(ParseCpuMaskParam("0").ok());  // a mask of no core
+  EXPECT_FALSE(ParseCpuMaskParam("").ok());
+  EXPECT_FALSE(ParseCpuMaskParam("x1").ok());
+}
+
 TEST(ParseCpuListTest, UnbalancedBrackets) {
   EXPECT_THAT(ParseError("[0,1"), HasSubstr("unbalanced bracket"));
   EXPECT_THAT(ParseError("0,1]"), HasSubstr("invalid core \"1]\""));

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "json_value_scanner.h"
 #include "pollux/rpc/json_rpc.h"
 
 namespace pollux::rpc {
@@ -55,6 +56,31 @@ TEST(FindJsonValueEnd, DelimitedValueMayStillBeInvalid) {
   ASSERT_EQ(end, 6u);
   EXPECT_TRUE(
       Json::parse(std::string_view(R"({"a":})").substr(0, *end), nullptr, false).is_discarded());
+}
+
+TEST(FindJsonValueEnd, MalformedJsonEndsAtTheFirstByteNoValueCanContinueWith) {
+  // Each of these would have waited forever for a closing brace that makes no difference.
+  EXPECT_EQ(FindJsonValueEnd(R"({"a" x)"), 6u);
+  EXPECT_EQ(FindJsonValueEnd(R"({"a":1 "b":2)"), 8u);
+  EXPECT_EQ(FindJsonValueEnd(R"({a)"), 2u);
+  EXPECT_EQ(FindJsonValueEnd(R"([1,,)"), 4u);
+  EXPECT_EQ(FindJsonValueEnd(R"({"a":[1}})"), 8u);  // `}` closes an array
+  EXPECT_EQ(FindJsonValueEnd(R"({"a":tru,)"), 9u);  // the literal is not complete
+  EXPECT_EQ(FindJsonValueEnd(R"({"a":nil)"), 7u);
+  EXPECT_EQ(FindJsonValueEnd(R"({"a":12ab)"), 8u);
+  EXPECT_EQ(FindJsonValueEnd("hello"), 1u);
+  EXPECT_EQ(FindJsonValueEnd("{\"a\":\"x\ny\"}"), 8u);  // a raw newline in a string
+}
+
+TEST(FindJsonValueEnd, ScannerSaysWhetherTheValueItDelimitedIsMalformed) {
+  JsonValueScanner scanner;
+  EXPECT_EQ(scanner.Scan(R"({"a":[true,false,null,-1.5e3,{"b":"}"}]})"), 40u);
+  EXPECT_FALSE(scanner.invalid());
+  scanner.Reset();
+  EXPECT_EQ(scanner.Scan(R"({"a")"), std::nullopt);
+  EXPECT_TRUE(scanner.started());
+  EXPECT_EQ(scanner.Scan(R"({"a"]})"), 5u);  // resumes where it stopped
+  EXPECT_TRUE(scanner.invalid());
 }
 
 TEST(RpcReply, FromStatusMapsToSpdkCodes) {

@@ -227,7 +227,7 @@ TEST(MethodRegistry, GlobalHasRpcGetMethods) {
   global.Call("rpc_get_methods", Json::parse(R"({"bogus":1})"), replies.Sink());
   ASSERT_EQ(replies.all.size(), 2u);
   EXPECT_EQ(replies.all[1].code, kInvalidParams);
-  EXPECT_EQ(replies.all[1].message, "unknown parameter \"bogus\"");
+  EXPECT_EQ(replies.all[1].message, "rpc_get_methods: unknown parameter \"bogus\"");
 }
 
 }  // namespace

@@ -300,14 +300,30 @@ TEST_F(ServerTest, SeveralClientsAtOnce) {
 
 TEST_F(ServerTest, InvalidJsonIsAParseErrorAndTheConnectionGoesOn) {
   Client client(path_);
-  Json reply = Call(client, R"({"jsonrpc":"2.0","id":1,"method":})");
+  Json reply = Call(client, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":}\n");
   ExpectError(reply, nullptr, kParseError);
   EXPECT_NE(reply["error"]["message"].get<std::string>().find("syntax error"), std::string::npos)
       << reply;
-  reply = Call(client, "tru ");
+  reply = Call(client, "tru \n");
   ExpectError(reply, nullptr, kParseError);
   reply = Call(client, Request(2, "count"));
   EXPECT_EQ(reply["result"], 1);
+}
+
+TEST_F(ServerTest, MalformedJsonIsAParseErrorAtOnceAndTheNextLineGoesOn) {
+  Client client(path_);
+  // No closing brace will ever make this valid: the reply comes without waiting for one.
+  Json reply = Call(client, R"({"jsonrpc":"2.0","id":1,"method" "count")");
+  ExpectError(reply, nullptr, kParseError);
+  // The rest of the malformed line is dropped; the next line is a request again.
+  reply = Call(client, R"(, "params": {}} still garbage)"
+                       "\n" +
+                           Request(2, "count"));
+  EXPECT_EQ(reply["id"], 2) << reply;
+  EXPECT_EQ(reply["result"], 1);
+  EXPECT_FALSE(client.HasUnreadReply());
+  reply = Call(client, "hello");
+  ExpectError(reply, nullptr, kParseError);
 }
 
 TEST_F(ServerTest, UnknownMethod) {

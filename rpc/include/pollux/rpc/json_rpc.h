@@ -50,9 +50,19 @@ Json EncodeReply(const Json& id, const RpcReply& reply);
 // JSON, which the parser then reports.
 std::optional<size_t> FindJsonValueEnd(std::string_view buffer);
 
+// The JSON type of a method parameter (see method_spec.h).
+enum class ParamType { kString, kUnsigned, kInteger, kBoolean, kObject, kArray, kAny };
+
+struct MethodSpec;
+
 // Reads the parameters of a method, collecting the first error as a message that names the
 // parameter: `parameter "block_size" must be an unsigned integer`. Call Finish() last: it also
 // reports parameters the method does not know.
+//
+// Inside a method's handler the reader also checks the handler against the method's spec: a
+// parameter read that the spec does not declare, or reads as another type, or reads as required
+// where the spec makes it optional without a default, is an internal error, so that any test
+// that calls a method proves its help right.
 class ParamReader {
  public:
   // `params` may be null (no parameters) or an object; anything else is an error.
@@ -75,10 +85,12 @@ class ParamReader {
   absl::Status Finish();
 
  private:
-  const Json* Find(std::string_view name, bool required);
+  const Json* Find(std::string_view name, bool required, ParamType type);
+  void CheckAgainstSpec(std::string_view name, bool required, ParamType type);
   void Fail(std::string message);
 
   const Json& params_;
+  const MethodSpec* spec_;  // of the handler running, or null
   std::vector<std::string> used_;
   absl::Status status_;
 };

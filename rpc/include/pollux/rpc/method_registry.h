@@ -12,6 +12,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "pollux/rpc/json_rpc.h"
+#include "pollux/rpc/method_spec.h"
 
 namespace pollux::rpc {
 
@@ -55,31 +56,42 @@ class MethodRegistry {
   // The process-wide registry that POLLUX_RPC_METHOD fills.
   static MethodRegistry& Global();
 
-  // Fails with AlreadyExists when the name is taken.
+  // Fails with AlreadyExists when the name is taken, InvalidArgument when the spec is
+  // inconsistent (a parameter twice, a default that is not JSON of its type, ...).
+  absl::Status Register(MethodSpec spec, RpcHandler handler);
+  // A method without a spec (tests): its params reach it unchecked.
   absl::Status Register(std::string name, RpcHandler handler);
   void Unregister(std::string_view name);
   bool Has(std::string_view name) const;
   std::vector<std::string> Names() const;  // sorted
+  // The specs of all methods, sorted by name.
+  std::vector<MethodSpec> Specs() const;
 
-  // Calls a method (server and config replay). Unknown method: kMethodNotFound. `done` runs
+  // Calls a method (server and config replay): params that do not match its spec are refused
+  // with kInvalidParams before the handler runs. Unknown method: kMethodNotFound. `done` runs
   // exactly once, possibly before Call returns. Call from the app thread.
   void Call(std::string_view method, const Json& params, RpcResponder::Sink done);
 
  private:
+  struct Method {
+    MethodSpec spec;
+    RpcHandler handler;
+  };
+
   mutable std::mutex mutex_;  // registration may happen at static-init time or from RPC
-  std::map<std::string, std::shared_ptr<RpcHandler>, std::less<>> methods_;
+  std::map<std::string, std::shared_ptr<Method>, std::less<>> methods_;
 };
 
 namespace internal {
 struct MethodRegistrar {
-  MethodRegistrar(const char* name, void (*handler)(const Json&, RpcResponder));
+  MethodRegistrar(MethodSpec spec, void (*handler)(const Json&, RpcResponder));
 };
 }  // namespace internal
 
 }  // namespace pollux::rpc
 
-// Registers `handler` (a function `void(const Json& params, RpcResponder responder)`) as
-// method `name` at start-up. Libraries that use it are linked whole (see cmake), so the
-// registration is never dropped by the linker.
-#define POLLUX_RPC_METHOD(name, handler) \
-  static ::pollux::rpc::internal::MethodRegistrar pollux_rpc_registrar_##handler(name, handler)
+// Registers `handler` (a function `void(const Json& params, RpcResponder responder)`) as the
+// method that `spec` (a MethodSpec) describes, at start-up. Libraries that use it are linked
+// whole (see cmake), so the registration is never dropped by the linker.
+#define POLLUX_RPC_METHOD(spec, handler) \
+  static ::pollux::rpc::internal::MethodRegistrar pollux_rpc_registrar_##handler(spec, handler)

@@ -53,9 +53,14 @@ std::vector<const FileEngine*> FileEngines();
 // (every probe's reason in the message).
 absl::StatusOr<const FileEngine*> ChooseFileEngine(std::string_view requested);
 
-// Reads the shared parameters {name, filename, block_size?, readonly?, direct?, uuid?} (SPDK's
-// names plus `direct`; aio's SPDK-only `fallocate` is accepted and ignored, since UNMAP /
-// WRITE_ZEROES support is probed). Errors are collected in `reader` (call reader.Finish()).
+// The spec of the shared parameters {name, filename, block_size?, readonly?, direct?, uuid?}
+// (SPDK's names plus `direct`; SPDK's `fallocate` is accepted and ignored, since UNMAP /
+// WRITE_ZEROES support is probed), and of a bdev_<engine>_create method with them plus `extra`.
+std::vector<rpc::ParamSpec> FileBdevParams();
+rpc::MethodSpec FileBdevCreateSpec(std::string method, std::string component,
+                                   std::string_view engine, std::vector<rpc::ParamSpec> extra = {});
+
+// Reads the shared parameters. Errors are collected in `reader` (call reader.Finish()).
 FileBdevOptions ReadFileBdevParams(rpc::ParamReader& reader);
 
 // The whole bdev_<engine>_create method for `engine`: reads the parameters, creates, answers
