@@ -49,12 +49,14 @@ class LatencyHistogram {
   std::array<uint64_t, kBuckets> buckets_{};
 };
 
-struct IoTypeStats {
-  uint64_t ops = 0;    // completed successfully
-  uint64_t bytes = 0;  // of those
-  uint64_t latency_ticks = 0;
+// 64 bytes, so that a type's entry is a shift away, and no two counters a completion adds to are
+// neighbours, so that GCC does not pair them into vector code (5 instructions for 2 adds).
+struct alignas(64) IoTypeStats {
+  uint64_t ops = 0;  // completed successfully
   uint64_t min_latency_ticks = std::numeric_limits<uint64_t>::max();
+  uint64_t bytes = 0;  // of those
   uint64_t max_latency_ticks = 0;
+  uint64_t latency_ticks = 0;
 
   void Add(uint64_t op_bytes, uint64_t ticks) noexcept {
     ++ops;
@@ -74,10 +76,18 @@ inline constexpr int kLatencyClassCount = 3;
 // "read", "write", "other".
 const char* LatencyClassName(LatencyClass latency_class);
 
+// Each type's class, as a table: a completion finds its histogram with one load, where a
+// comparison costs it a compare, a select and a register (measured: 10 instructions per I/O).
+inline constexpr std::array<LatencyClass, kIoTypeCount> kLatencyClassOfType = [] {
+  std::array<LatencyClass, kIoTypeCount> table{};
+  table.fill(LatencyClass::kOther);
+  table[static_cast<int>(IoType::kRead)] = LatencyClass::kRead;
+  table[static_cast<int>(IoType::kWrite)] = LatencyClass::kWrite;
+  return table;
+}();
+
 inline constexpr LatencyClass LatencyClassOf(IoType type) noexcept {
-  static_assert(static_cast<int>(IoType::kRead) == 0 && static_cast<int>(IoType::kWrite) == 1);
-  const int index = static_cast<int>(type);
-  return static_cast<LatencyClass>(index < kLatencyClassCount - 1 ? index : kLatencyClassCount - 1);
+  return kLatencyClassOfType[static_cast<int>(type)];
 }
 
 struct BdevIoStats {
