@@ -209,7 +209,8 @@ absl::Status RunApp(const AppOptions& options, absl::AnyInvocable<void()> on_sta
     return absl::InternalError(absl::StrFormat("signalfd/eventfd: %s", strerror(errno)));
   }
   if (!options.rpc_socket.empty()) {
-    auto server = rpc::RpcServer::Listen(options.rpc_socket, rpc::MethodRegistry::Global());
+    auto server = rpc::RpcServer::Listen(options.rpc_socket, rpc::MethodRegistry::Global(),
+                                         options.rpc_server);
     if (!server.ok()) return server.status();
     state.rpc_server = std::move(*server);
   }

@@ -6,13 +6,23 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/strings/str_format.h"
 #include "pollux/env/cpu_list.h"
 #include "pollux/env/log.h"
 
 namespace pollux {
 namespace {
 
-enum LongOnly { kMode = 256, kSpinWindow, kHugepages, kPlugin, kFirstExtra };
+enum LongOnly {
+  kMode = 256,
+  kSpinWindow,
+  kHugepages,
+  kPlugin,
+  kRpcMaxRequestSize,
+  kRpcMaxConnections,
+  kRpcRequestTimeout,
+  kFirstExtra
+};
 
 bool ParseUint(const char* text, uint64_t* value) {
   const char* end = text + std::strlen(text);
@@ -73,12 +83,42 @@ std::string ApplyCommon(int opt, const char* value, AppOptions& app) {
     case kPlugin:
       app.plugins.push_back(value);
       return "";
+    case kRpcMaxRequestSize:
+      return ParseRpcServerOption("rpc-max-request-size", value, app.rpc_server);
+    case kRpcMaxConnections:
+      return ParseRpcServerOption("rpc-max-connections", value, app.rpc_server);
+    case kRpcRequestTimeout:
+      return ParseRpcServerOption("rpc-request-timeout", value, app.rpc_server);
     default:
       return "unknown option";
   }
 }
 
 }  // namespace
+
+std::string ParseRpcServerOption(std::string_view name, const char* value,
+                                 rpc::RpcServerOptions& options) {
+  // Each: the option, what it counts, its bounds, where it goes.
+  uint64_t n;
+  const bool number = ParseUint(value, &n);
+  auto expected = [&](const char* what, uint64_t min, uint64_t max) {
+    return absl::StrFormat("--%s: expected %s from %u to %u, got \"%s\"", name, what, min, max,
+                           value);
+  };
+  if (name == "rpc-max-request-size") {
+    if (!number || n < 4096 || n > (uint64_t{1} << 30)) return expected("bytes", 4096, 1u << 30);
+    options.max_request_bytes = n;
+  } else if (name == "rpc-max-connections") {
+    if (!number || n < 1 || n > 65536) return expected("connections", 1, 65536);
+    options.max_connections = n;
+  } else if (name == "rpc-request-timeout") {
+    if (!number || n > 86400) return expected("seconds", 0, 86400);
+    options.request_timeout = std::chrono::seconds(n);
+  } else {
+    return absl::StrFormat("--%s: not an RPC server option", name);
+  }
+  return "";
+}
 
 AppCommandLine ParseAppCommandLine(int argc, char** argv, const std::string& program,
                                    const char* usage,
@@ -93,6 +133,9 @@ AppCommandLine ParseAppCommandLine(int argc, char** argv, const std::string& pro
       {"mem-size", required_argument, nullptr, 's'},
       {"hugepages", no_argument, nullptr, kHugepages},
       {"plugin", required_argument, nullptr, kPlugin},
+      {"rpc-max-request-size", required_argument, nullptr, kRpcMaxRequestSize},
+      {"rpc-max-connections", required_argument, nullptr, kRpcMaxConnections},
+      {"rpc-request-timeout", required_argument, nullptr, kRpcRequestTimeout},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'v'},
   };

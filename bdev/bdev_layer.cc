@@ -30,8 +30,7 @@ std::vector<BdevModule*> FirstModules(size_t count) {
   return std::vector<BdevModule*>(modules.begin(), modules.begin() + count);
 }
 
-// Removes bdevs one at a time, those nothing is built on first (a virtual bdev before its
-// base), then calls done.
+// UnregisterAllBdevs, with done shared by its steps.
 void UnregisterAll(std::shared_ptr<Done> done) {
   std::vector<Bdev*> bdevs = ListBdevs();
   Bdev* next = nullptr;
@@ -111,6 +110,10 @@ absl::StatusOr<std::unique_ptr<BdevIoPool>> CreatePool(const BdevLayerOptions& o
 }
 
 }  // namespace
+
+void UnregisterAllBdevs(absl::AnyInvocable<void()> done) {
+  UnregisterAll(std::make_shared<Done>(std::move(done)));
+}
 
 absl::Status SetBdevLayerOptions(const BdevLayerOptions& options) {
   if (options == layer_options) {

@@ -6,15 +6,18 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl_string_view.h"
 #include "json_value_scanner.h"
 #include "pollux/env/log.h"
@@ -22,8 +25,18 @@
 namespace pollux::rpc {
 namespace {
 
-// epoll data of the listening socket; connections use their id, which starts at 1.
+using Clock = std::chrono::steady_clock;
+
+// epoll data of the listening socket and of the timer; connections use their id, which starts
+// at 1.
 constexpr uint64_t kListenerTag = 0;
+constexpr uint64_t kTimerTag = ~uint64_t{0};
+// After accept() failed for want of fds or memory: the listener rests this long (level-triggered
+// epoll would otherwise report the waiting client again at once, forever).
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+// At most one line per this interval about refused connections (a thousand clients at once
+// would otherwise write a thousand lines).
+constexpr auto kRefusalLogInterval = std::chrono::seconds(1);
 constexpr int kMaxEvents = 64;
 constexpr size_t kReadChunk = 64 * 1024;
 // Reads per connection per Poll(): a client that never stops sending cannot starve the others.
@@ -64,6 +77,7 @@ struct Connection {
   bool read_closed = false;  // the peer shut down its sending side
   bool skip_line = false;    // after malformed JSON: drop input up to the next newline
   bool closing = false;      // closed when the server entry point on the stack returns
+  Clock::time_point partial_since{};  // when the request being received began; {} when none
 
   size_t pending_output() const { return out.size() - out_offset; }
 };
@@ -72,7 +86,8 @@ struct Connection {
 
 class RpcServer::Impl {
  public:
-  Impl(std::string path, MethodRegistry& methods) : path_(std::move(path)), methods_(methods) {}
+  Impl(std::string path, MethodRegistry& methods, RpcServerOptions options)
+      : path_(std::move(path)), methods_(methods), options_(options) {}
   ~Impl();
 
   absl::Status Listen();
@@ -85,6 +100,11 @@ class RpcServer::Impl {
  private:
   absl::Status RefuseLiveServer();
   void AcceptAll();
+  void Refuse(int fd);
+  void PauseListener();
+  void OnTimer();
+  void ArmTimer(Clock::time_point when);
+  void TrackPartialRequest(Connection& c);
   void HandleEvents(Connection& c, uint32_t events);
   void ReadAll(Connection& c);
   void ProcessInput(Connection& c);
@@ -102,8 +122,15 @@ class RpcServer::Impl {
 
   const std::string path_;
   MethodRegistry& methods_;
+  const RpcServerOptions options_;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
+  // One timer for every deadline: the oldest unfinished request's and the listener's rest.
+  int timer_fd_ = -1;
+  Clock::time_point timer_at_{};  // what the timer is set to; {} when disarmed
+  Clock::time_point listener_resumes_at_{};  // {} while the listener is watched
+  size_t refused_unlogged_ = 0;
+  Clock::time_point refusal_logged_at_{};
   // Identity of the socket file we created, so that the destructor never removes a file that
   // another process has put there since.
   dev_t socket_dev_ = 0;
@@ -127,6 +154,7 @@ RpcServer::Impl::~Impl() {
   for (auto& [id, c] : connections_) ::close(c->fd);
   connections_.clear();
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (timer_fd_ >= 0) ::close(timer_fd_);
   if (listen_fd_ >= 0) {
     ::close(listen_fd_);
     struct stat st;
@@ -208,6 +236,12 @@ absl::Status RpcServer::Impl::Listen() {
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0) {
     return PathError("cannot watch", path_, errno);
   }
+  timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) return PathError("cannot create a timer for", path_, errno);
+  ev.data.u64 = kTimerTag;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, &ev) != 0) {
+    return PathError("cannot watch the timer of", path_, errno);
+  }
   PX_LOG(kInfo, "rpc", "listening on %s", path_);
   return absl::OkStatus();
 }
@@ -220,6 +254,10 @@ bool RpcServer::Impl::Poll() {
   for (int i = 0; i < n; ++i) {
     if (events[i].data.u64 == kListenerTag) {
       AcceptAll();
+      continue;
+    }
+    if (events[i].data.u64 == kTimerTag) {
+      OnTimer();
       continue;
     }
     auto it = connections_.find(events[i].data.u64);
@@ -236,10 +274,16 @@ void RpcServer::Impl::AcceptAll() {
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno != EAGAIN) {
-        // EMFILE and the like: the pending client waits; level-triggered epoll retries.
-        PX_LOG(kWarning, "rpc", "accept on %s: %s", path_, Errno(errno));
+        // EMFILE and the like: the pending client waits until the listener's rest is over.
+        PX_LOG(kWarning, "rpc", "accept on %s: %s; new connections wait %d ms", path_,
+               Errno(errno), kAcceptBackoff.count());
+        PauseListener();
       }
       return;
+    }
+    if (connections_.size() >= options_.max_connections) {
+      Refuse(fd);
+      continue;
     }
     auto c = std::make_unique<Connection>();
     c->id = next_connection_id_++;
@@ -255,6 +299,90 @@ void RpcServer::Impl::AcceptAll() {
     }
     PX_LOG(kDebug, "rpc", "connection %d on %s", c->id, path_);
     connections_.emplace(c->id, std::move(c));
+  }
+}
+
+// A connection over the limit: one error reply, if the socket takes it now, then closed.
+void RpcServer::Impl::Refuse(int fd) {
+  const std::string reply =
+      Serialize(EncodeReply(nullptr, RpcReply::Error(kServerBusy,
+                                                     absl::StrCat("too many connections: the "
+                                                                  "limit is ",
+                                                                  options_.max_connections))));
+  (void)::send(fd, (reply + "\n").data(), reply.size() + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::close(fd);
+  ++refused_unlogged_;
+  const Clock::time_point now = Clock::now();
+  if (now - refusal_logged_at_ >= kRefusalLogInterval) {
+    PX_LOG(kWarning, "rpc", "%s: refused %d connections: %d are open, the limit", path_,
+           refused_unlogged_, options_.max_connections);
+    refused_unlogged_ = 0;
+    refusal_logged_at_ = now;
+  }
+}
+
+void RpcServer::Impl::PauseListener() {
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr) != 0) return;
+  listener_resumes_at_ = Clock::now() + kAcceptBackoff;
+  ArmTimer(listener_resumes_at_);
+}
+
+// Sets the timer to `when` unless it is set to go off earlier already.
+void RpcServer::Impl::ArmTimer(Clock::time_point when) {
+  if (timer_at_ != Clock::time_point{} && timer_at_ <= when) return;
+  timer_at_ = when;
+  const auto delay =
+      std::max(std::chrono::nanoseconds(1), std::chrono::nanoseconds(when - Clock::now()));
+  itimerspec spec{};
+  spec.it_value.tv_sec = static_cast<time_t>(delay.count() / 1'000'000'000);
+  spec.it_value.tv_nsec = static_cast<long>(delay.count() % 1'000'000'000);
+  ::timerfd_settime(timer_fd_, 0, &spec, nullptr);
+}
+
+// Deadlines: requests not completed in time end their connections; a rested listener is
+// watched again. Then the timer is set for the next deadline, if any.
+void RpcServer::Impl::OnTimer() {
+  uint64_t expirations;
+  (void)::read(timer_fd_, &expirations, sizeof(expirations));
+  timer_at_ = {};
+  const Clock::time_point now = Clock::now();
+  if (listener_resumes_at_ != Clock::time_point{}) {
+    if (now >= listener_resumes_at_) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = kListenerTag;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+      listener_resumes_at_ = {};
+    } else {
+      ArmTimer(listener_resumes_at_);
+    }
+  }
+  for (auto& [id, c] : connections_) {
+    if (c->closing || c->partial_since == Clock::time_point{}) continue;
+    const Clock::time_point deadline = c->partial_since + options_.request_timeout;
+    if (now < deadline) {
+      ArmTimer(deadline);
+      continue;
+    }
+    const auto seconds = std::chrono::duration<double>(options_.request_timeout).count();
+    PX_LOG(kWarning, "rpc", "connection %d on %s: a request not completed within %.3g s; closed",
+           c->id, path_, seconds);
+    Send(*c, nullptr,
+         RpcReply::Error(kInvalidRequest, absl::StrFormat("request not completed within %.3g s",
+                                                          seconds)));
+    Close(*c, "request timeout");
+  }
+}
+
+// Notes when the request being received began, for the request timeout.
+void RpcServer::Impl::TrackPartialRequest(Connection& c) {
+  const bool partial = c.scanner.started() || c.skip_line;
+  if (!partial) {
+    c.partial_since = {};
+  } else if (c.partial_since == Clock::time_point{} &&
+             options_.request_timeout != std::chrono::milliseconds(0)) {
+    c.partial_since = Clock::now();
+    ArmTimer(c.partial_since + options_.request_timeout);
   }
 }
 
@@ -309,7 +437,7 @@ void RpcServer::Impl::ProcessInput(Connection& c) {
     }
     std::optional<size_t> end = c.scanner.Scan(rest);
     if (!end) break;
-    if (*end > kMaxMessageBytes) break;  // refused below
+    if (*end > options_.max_request_bytes) break;  // refused below
     c.skip_line = c.scanner.invalid() && rest[*end - 1] != '\n';
     c.scanner.Reset();
     consumed += *end;
@@ -323,22 +451,25 @@ void RpcServer::Impl::ProcessInput(Connection& c) {
   } else {
     c.in.erase(0, consumed);
   }
-  if (c.in.size() > kMaxMessageBytes) {
+  if (c.in.size() > options_.max_request_bytes) {
     PX_LOG(kWarning, "rpc", "connection %d on %s: request over %d bytes refused", c.id, path_,
-           kMaxMessageBytes);
+           options_.max_request_bytes);
     Send(c, nullptr,
-         RpcReply::Error(kInvalidRequest, absl::StrCat("request too large: the limit is 1 MiB (",
-                                                       kMaxMessageBytes, " bytes)")));
+         RpcReply::Error(kInvalidRequest, absl::StrCat("request too large: the limit is ",
+                                                       options_.max_request_bytes, " bytes")));
     // Send() flushed what the socket takes now; the rest of the reply is given up with the
     // connection.
     Close(c, "request too large");
+    return;
   }
+  TrackPartialRequest(c);
 }
 
 // The peer shut down its side. A value at the very end of the stream (a bare number has no
 // terminator) is complete now. The connection stays open until its requests are answered.
 void RpcServer::Impl::OnEndOfInput(Connection& c) {
   c.read_closed = true;
+  c.partial_since = {};
   if (c.scanner.started()) Dispatch(c, c.in);
   c.in.clear();
   c.scanner.Reset();
@@ -499,8 +630,9 @@ void RpcServer::Impl::Leave() {
 }
 
 absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Listen(const std::string& path,
-                                                             MethodRegistry& methods) {
-  auto impl = std::make_unique<Impl>(path, methods);
+                                                             MethodRegistry& methods,
+                                                             RpcServerOptions options) {
+  auto impl = std::make_unique<Impl>(path, methods, options);
   if (absl::Status status = impl->Listen(); !status.ok()) return status;
   return std::unique_ptr<RpcServer>(new RpcServer(std::move(impl)));
 }

@@ -24,6 +24,8 @@ PACKAGES=(
   python3-matplotlib
   # scripts/package.sh: manual pages from --help, and the package test's lintian check
   help2man lintian
+  # scripts/fuzz.sh: the fuzz targets with libFuzzer (clang and its runtime libraries)
+  clang libclang-rt-14-dev
 )
 
 missing=()

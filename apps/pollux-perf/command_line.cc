@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "pollux/app/app_command_line.h"
 #include "pollux/env/cpu_list.h"
 #include "pollux/env/log.h"
 #include "pollux/env/shared_io_memory.h"
@@ -92,6 +93,8 @@ Options:
                            errors and miscompares count over the whole run)
       --mode MODE          poll (default) or interrupt; overrides the config file
   -r, --rpc-socket PATH    also serve JSON-RPC on PATH (default: no RPC server)
+      --rpc-max-request-size BYTES, --rpc-max-connections N, --rpc-request-timeout SEC
+                           the RPC server's limits, as pollux-tgt's
   -L, --log-level LEVEL    error, warning, notice, info or debug (default notice)
   -s, --mem-size MB        DPDK memory in MiB (default 512)
       --hugepages          back DPDK memory with hugepages (default --no-huge)
@@ -228,6 +231,9 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
     kIdleChannels,
     kRampTime,
     kPlugin,
+    kRpcMaxRequestSize,
+    kRpcMaxConnections,
+    kRpcRequestTimeout,
   };
   static const option kOptions[] = {
       {"config", required_argument, nullptr, 'c'},
@@ -249,6 +255,9 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       {"ramp-time", required_argument, nullptr, kRampTime},
       {"mode", required_argument, nullptr, kMode},
       {"rpc-socket", required_argument, nullptr, 'r'},
+      {"rpc-max-request-size", required_argument, nullptr, kRpcMaxRequestSize},
+      {"rpc-max-connections", required_argument, nullptr, kRpcMaxConnections},
+      {"rpc-request-timeout", required_argument, nullptr, kRpcRequestTimeout},
       {"log-level", required_argument, nullptr, 'L'},
       {"mem-size", required_argument, nullptr, 's'},
       {"hugepages", no_argument, nullptr, kHugepages},
@@ -393,6 +402,16 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       case 'r':
         o.app.rpc_socket = optarg;
         break;
+      case kRpcMaxRequestSize:
+      case kRpcMaxConnections:
+      case kRpcRequestTimeout: {
+        const char* name = opt == kRpcMaxRequestSize   ? "rpc-max-request-size"
+                           : opt == kRpcMaxConnections ? "rpc-max-connections"
+                                                       : "rpc-request-timeout";
+        std::string error = ParseRpcServerOption(name, optarg, o.app.rpc_server);
+        if (!error.empty()) return fail(error);
+        break;
+      }
       case 'L': {
         auto level = ParseLogLevel(optarg);
         if (!level.ok()) return fail(std::string(level.status().message()));

@@ -26,6 +26,14 @@ Options:
   -m, --cpus LIST          cores to run reactors on: a list ("0-1", "0,2-3") or a hex mask
                            ("0x3"); default: every core this process may run on
   -r, --rpc-socket PATH    JSON-RPC Unix socket (default /var/tmp/pollux.sock)
+      --rpc-max-request-size BYTES
+                           a larger request gets an error and its connection is closed
+                           (default 1048576)
+      --rpc-max-connections N
+                           clients beyond N at once get an error and are closed (default 64)
+      --rpc-request-timeout SECONDS
+                           a request not completed within this time gets an error and its
+                           connection is closed; 0: no limit (default 30)
   -S, --socket-dir DIR     folder for vhost-user controller sockets (default: the working
                            directory); it must exist
       --mode MODE          poll: reactors always spin; interrupt: idle reactors sleep

@@ -89,6 +89,7 @@ absl::StatusOr<GuestRun> GuestDisk::Boot(const std::string& workload,
   if (error) return absl::InternalError(absl::StrCat("mkdir ", work_dir, ": ", error.message()));
   vm.socket = spec_.socket;
   vm.num_queues = options_.num_queues;
+  if (!vm.on_timeout) vm.on_timeout = [this] { return target_ ? target_->DescribeState() : ""; };
   return GuestVm(image_, vm, work_dir).Run(workload, files);
 }
 
@@ -132,6 +133,9 @@ std::string GuestDisk::Explain(const GuestRun& run) const {
                   : target_->running() ? " (running)"
                                        : " (DIED)",
                   ", log ---\n", Tail(spec_.log_path, 2000));
+  if (!run.at_timeout.empty()) {
+    absl::StrAppend(&text, "\n--- target state when the guest timed out ---\n", run.at_timeout);
+  }
   return text;
 }
 

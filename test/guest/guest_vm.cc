@@ -179,6 +179,7 @@ absl::StatusOr<GuestRun> GuestVm::Run(const std::string& workload,
   run.qemu_exit = qemu.Wait(options_.timeout);
   if (!run.qemu_exit) {
     run.timed_out = true;
+    if (options_.on_timeout) run.at_timeout = options_.on_timeout();
     qemu.Kill();
   }
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,9 @@ struct GuestVmOptions {
   bool reconnect = false;    // the chardev reconnects (reconnect=1) after the server goes
   std::string extra_cmdline{};
   std::chrono::seconds timeout{80};  // boot, workload and power-off
+  // Called at the timeout before QEMU is killed (the guest still connected); what it returns
+  // is kept in GuestRun::at_timeout for the failure message.
+  std::function<std::string()> on_timeout{};
 };
 
 // What one boot did.
@@ -56,6 +60,7 @@ struct GuestRun {
   std::string output;    // what the workload printed, between the markers
   std::string console;   // the whole serial console
   std::string qemu_log;  // QEMU's own stdout and stderr
+  std::string at_timeout;  // what GuestVmOptions::on_timeout returned
   double seconds = 0;
 
   bool ok() const { return finished && workload_status == 0; }

@@ -132,6 +132,18 @@ absl::StatusOr<Json> PolluxTgtTarget::Rpc(const std::string& method, const Json&
   return result;
 }
 
+std::string PolluxTgtTarget::DescribeState() {
+  std::string text;
+  for (const char* method :
+       {"framework_get_reactors", "thread_get_stats", "thread_get_pollers",
+        "vhost_get_controllers", "bdev_get_iostat"}) {
+    absl::StatusOr<Json> result = Rpc(method);
+    absl::StrAppend(&text, method, ": ",
+                    result.ok() ? result->dump() : std::string(result.status().message()), "\n");
+  }
+  return text;
+}
+
 absl::StatusOr<std::unique_ptr<VhostBlkTarget>> PolluxTgtLauncher::Start(
     const VhostBlkExportSpec& spec) const {
   absl::StatusOr<std::unique_ptr<PolluxTgtTarget>> target = PolluxTgtTarget::Start(spec, options_);

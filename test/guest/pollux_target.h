@@ -26,6 +26,9 @@ class PolluxTgtTarget : public VhostBlkTarget {
   static absl::StatusOr<std::unique_ptr<PolluxTgtTarget>> Start(const VhostBlkExportSpec& spec,
                                                                 PolluxTgtOptions options = {});
   bool running() override { return process_.running(); }
+  // Its reactors, threads' pollers, vhost controllers (queues, in flight, kicks) and the
+  // bdev's counters, over RPC.
+  std::string DescribeState() override;
 
   // Calls pollux-rpc on this target: the parsed result, or why not.
   absl::StatusOr<nlohmann::json> Rpc(const std::string& method,

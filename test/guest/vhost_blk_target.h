@@ -32,6 +32,9 @@ class VhostBlkTarget {
   virtual ~VhostBlkTarget() = default;
   // Whether it still runs (a target that died mid-test shows here).
   virtual bool running() = 0;
+  // What the target says of its state (queues, pollers, reactors), taken while a guest that
+  // did not finish is still connected: failure messages quote it. Empty if it cannot say.
+  virtual std::string DescribeState() { return {}; }
 };
 
 // Starts servers of one kind. Stateless; one instance per kind, shared by the tests.

@@ -91,6 +91,7 @@ class Process {
     return true;
   }
   void Signal(int signo) { kill(pid_, signo); }
+  pid_t pid() const { return pid_; }
   std::string Out() const { return ReadFile(out_); }
   std::string Err() const { return ReadFile(err_); }
 

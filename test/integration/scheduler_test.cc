@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "process.h"
+#include "raw_client.h"
 
 namespace pollux::testing {
 namespace {
@@ -45,50 +46,22 @@ constexpr auto kSettleTimeout = 10s;
 // pollux-rpc process each.
 class RpcClient {
  public:
-  explicit RpcClient(const std::string& path) {
-    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    timeval tv{30, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  }
-  ~RpcClient() { close(fd_); }
-  RpcClient(const RpcClient&) = delete;
-  RpcClient& operator=(const RpcClient&) = delete;
+  explicit RpcClient(const std::string& path) : raw_(path) { raw_.SetTimeout(30); }
 
-  bool connected() const { return connected_; }
+  bool connected() const { return raw_.connected(); }
 
   // The whole reply ({"result": ..} or {"error": {"code", "message"}}); null when the
   // connection failed.
   json Call(const std::string& method, const json& params = nullptr) {
     json request = {{"jsonrpc", "2.0"}, {"id", ++id_}, {"method", method}};
     if (!params.is_null()) request["params"] = params;
-    std::string bytes = request.dump();
-    for (size_t done = 0; done < bytes.size();) {
-      ssize_t n = send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return nullptr;
-      done += static_cast<size_t>(n);
-    }
-    while (true) {
-      if (json reply = json::parse(buffer_, nullptr, /*allow_exceptions=*/false);
-          !reply.is_discarded()) {
-        buffer_.clear();  // one request in flight: the buffer holds exactly its reply
-        return reply;
-      }
-      char chunk[65536];
-      ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
-      if (n <= 0) return nullptr;
-      buffer_.append(chunk, static_cast<size_t>(n));
-    }
+    if (!raw_.Send(request.dump())) return nullptr;
+    return raw_.ReadReply();
   }
 
  private:
-  int fd_ = -1;
-  bool connected_ = false;
+  RawClient raw_;
   int id_ = 0;
-  std::string buffer_;
 };
 
 std::string ReadFile(const std::string& path) {

@@ -14,69 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "process.h"
+#include "raw_client.h"
 
 namespace pollux::testing {
 namespace {
 
 using nlohmann::json;
 using ::testing::HasSubstr;
-
-// A raw client, for bytes pollux-rpc would never send.
-class RawClient {
- public:
-  explicit RawClient(const std::string& path) {
-    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    timeval tv{20, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  }
-  ~RawClient() { close(fd_); }
-  bool connected() const { return connected_; }
-  bool Send(const std::string& bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      done += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  // Reads one JSON reply; null on EOF or timeout.
-  json ReadReply() {
-    while (true) {
-      // Replies may arrive back to back in one read: take the first JSON value only.
-      try {
-        std::istringstream in(buffer_);
-        json parsed;
-        in >> parsed;
-        std::streamoff used = in.tellg();
-        buffer_.erase(0, used < 0 ? buffer_.size() : static_cast<size_t>(used));
-        return parsed;
-      } catch (const json::exception&) {
-        // incomplete: read more
-      }
-      char chunk[4096];
-      ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
-      if (n <= 0) return nullptr;
-      buffer_.append(chunk, static_cast<size_t>(n));
-    }
-  }
-  // True when the server closed the connection: EOF, or a reset because it closed with our
-  // unread bytes in its buffer. A receive timeout (EAGAIN) is not a close.
-  bool Closed() {
-    char c;
-    ssize_t n = recv(fd_, &c, 1, 0);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-  }
-
- private:
-  int fd_;
-  bool connected_ = false;
-  std::string buffer_;
-};
 
 TEST(TargetBadInput, UnknownMethod) {
   Target target({"--cpus", "0"});
@@ -188,7 +132,9 @@ TEST(TargetBadInput, HelpDocumentsEveryOption) {
   RunResult r = RunProgram({TgtPath(), "--help"});
   EXPECT_EQ(r.exit_code, 0);
   for (const char* option : {"--config", "--cpus", "--rpc-socket", "--mode", "--log-level",
-                             "--mem-size", "--hugepages", "--spin-window-us"}) {
+                             "--mem-size", "--hugepages", "--spin-window-us",
+                             "--rpc-max-request-size", "--rpc-max-connections",
+                             "--rpc-request-timeout"}) {
     EXPECT_THAT(r.out, HasSubstr(option));
   }
 }

@@ -112,7 +112,7 @@ TEST_F(RpcClientTest, OversizedRequestGetsTheServersError) {
       client->Call("echo", Json({{"s", std::string(2 * kMaxMessageBytes, 'z')}}), Soon());
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(reply->code, kInvalidRequest);
-  EXPECT_NE(reply->message.find("1 MiB"), std::string::npos) << reply->message;
+  EXPECT_NE(reply->message.find("the limit is 1048576 bytes"), std::string::npos) << reply->message;
 }
 
 }  // namespace

@@ -142,7 +142,14 @@ class ServerTest : public ::testing::Test {
       r.Result(std::string(params.at("size").get<size_t>(), 'x'));
     });
     path_ = dir_.Path("rpc.sock");
-    absl::StatusOr<std::unique_ptr<RpcServer>> server = RpcServer::Listen(path_, methods_);
+    Listen({});
+  }
+
+  // (Re)starts the server with `options`.
+  void Listen(RpcServerOptions options) {
+    server_.reset();
+    absl::StatusOr<std::unique_ptr<RpcServer>> server =
+        RpcServer::Listen(path_, methods_, options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
   }
@@ -388,7 +395,7 @@ TEST_F(ServerTest, OversizedRequestIsRefusedAndItsConnectionClosed) {
   SendAll(big, request);
   Json reply = Receive(big);
   ExpectError(reply, nullptr, kInvalidRequest);
-  EXPECT_NE(reply["error"]["message"].get<std::string>().find("1 MiB"), std::string::npos) << reply;
+  EXPECT_NE(reply["error"]["message"].get<std::string>().find("the limit is 1048576 bytes"), std::string::npos) << reply;
   EXPECT_TRUE(PollUntil([&] { return big.AtEnd(); }));
   EXPECT_TRUE(PollUntil([&] { return server_->connection_count() == 0; }));
 
@@ -401,6 +408,41 @@ TEST_F(ServerTest, OversizedRequestIsRefusedAndItsConnectionClosed) {
 
   Client next(path_);
   EXPECT_EQ(Call(next, Request(3, "count"))["result"], 1);
+}
+
+TEST_F(ServerTest, ConnectionsBeyondTheLimitAreToldAndClosed) {
+  ASSERT_NO_FATAL_FAILURE(Listen({.max_connections = 2}));
+  Client first(path_), second(path_);
+  EXPECT_EQ(Call(first, Request(1, "count"))["result"], 1);
+  EXPECT_EQ(Call(second, Request(2, "count"))["result"], 2);
+  Client third(path_);
+  Json reply = Receive(third);
+  ExpectError(reply, nullptr, kServerBusy);
+  EXPECT_EQ(reply["error"]["message"], "too many connections: the limit is 2") << reply;
+  EXPECT_TRUE(PollUntil([&] { return third.AtEnd(); }));
+  EXPECT_EQ(Call(first, Request(3, "count"))["result"], 3);
+  // A place freed is a place taken.
+  second.Close();
+  EXPECT_TRUE(PollUntil([&] { return server_->connection_count() == 1; }));
+  Client fourth(path_);
+  EXPECT_EQ(Call(fourth, Request(4, "count"))["result"], 4);
+}
+
+TEST_F(ServerTest, RequestNotCompletedInTimeIsAnsweredAndClosed) {
+  ASSERT_NO_FATAL_FAILURE(Listen({.request_timeout = std::chrono::milliseconds(100)}));
+  Client half(path_);
+  ASSERT_TRUE(SendAll(half, R"({"jsonrpc":"2.0","id":1,"meth)"));
+  // A client that completes its requests is never cut off, however long it stays quiet.
+  Client quiet(path_);
+  EXPECT_EQ(Call(quiet, Request(1, "count"))["result"], 1);
+  Json reply = Receive(half);
+  ExpectError(reply, nullptr, kInvalidRequest);
+  EXPECT_EQ(reply["error"]["message"], "request not completed within 0.1 s") << reply;
+  EXPECT_TRUE(PollUntil([&] { return half.AtEnd(); }));
+  const auto later = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  EXPECT_TRUE(PollUntil([&] { return std::chrono::steady_clock::now() > later; }));
+  EXPECT_FALSE(quiet.AtEnd());
+  EXPECT_EQ(Call(quiet, Request(2, "count"))["result"], 2);
 }
 
 TEST_F(ServerTest, LargeReplyIsWrittenAcrossPartialWrites) {

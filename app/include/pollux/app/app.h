@@ -17,6 +17,7 @@
 #include "pollux/env/eal.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/reactor.h"
+#include "pollux/rpc/server.h"
 
 namespace pollux {
 
@@ -26,6 +27,7 @@ struct AppOptions {
   std::string name = "pollux";  // for log lines and errors
   std::string config_path;      // empty: no config file
   std::string rpc_socket = kDefaultRpcSocket;  // empty: no RPC server
+  rpc::RpcServerOptions rpc_server;            // its limits
   EalOptions eal;
   ReactorMode mode = ReactorMode::kInterrupt;
   // Set when the command line named a mode: it then wins over the config file's.

@@ -1,10 +1,12 @@
 // The command line every pollux application takes (pollux-tgt's shape): -c, -m/--cpus, -r,
-// --mode, --spin-window-us, -L, -s, --hugepages, --plugin, -h, -v, parsed into AppOptions. An application
-// adds options of its own (AppCommandLineOption); the usage text is its own.
+// --rpc-max-request-size, --rpc-max-connections, --rpc-request-timeout, --mode,
+// --spin-window-us, -L, -s, --hugepages, --plugin, -h, -v, parsed into AppOptions. An
+// application adds options of its own (AppCommandLineOption); the usage text is its own.
 #pragma once
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pollux/app/app.h"
@@ -31,6 +33,12 @@ struct AppCommandLine {
 AppCommandLine ParseAppCommandLine(int argc, char** argv, const std::string& program,
                                    const char* usage,
                                    const std::vector<AppCommandLineOption>& extra = {});
+
+// One of the RPC server's limits given on the command line: `name` is the long option without
+// "--" (rpc-max-request-size, rpc-max-connections, rpc-request-timeout). Returns an error
+// message, or "" once `options` holds the value. For programs with a parser of their own.
+std::string ParseRpcServerOption(std::string_view name, const char* value,
+                                 rpc::RpcServerOptions& options);
 
 // Runs the app on the parsed command line (RunApp) and returns the process's exit code.
 int RunAppMain(const AppCommandLine& command_line, const std::string& program);

@@ -171,6 +171,11 @@ absl::StatusOr<Bdev*> RegisterBdev(std::unique_ptr<Bdev> bdev);
 // deleted, and done(OK) runs on the calling Thread. Call on a Thread.
 void UnregisterBdev(Bdev& bdev, absl::AnyInvocable<void(absl::Status)> done);
 
+// Removes every bdev, one at a time, those nothing is built on first (a virtual bdev before its
+// base), then calls done on the calling Thread. What shutdown does before the modules end;
+// tests and fuzz targets use it to start again from nothing. Call on a Thread.
+void UnregisterAllBdevs(absl::AnyInvocable<void()> done);
+
 // The RPC-facing delete: fails without side effects when `name` is unknown, belongs to another
 // module (`module` non-null), or is claimed by a virtual bdev; otherwise UnregisterBdev.
 void DeleteBdev(std::string_view name, const BdevModule* module,

@@ -22,6 +22,8 @@ inline constexpr int kInvalidRequest = -32600;
 inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
+// In the range JSON-RPC leaves to servers: a connection refused because too many are open.
+inline constexpr int kServerBusy = -32000;
 
 // Requests (and replies) larger than this are refused and their connection closed.
 inline constexpr size_t kMaxMessageBytes = 1 << 20;
