@@ -19,6 +19,7 @@
 #include "dpdk_log.h"
 #include "pollux/env/cpu_list.h"
 #include "pollux/env/log.h"
+#include "stale_runtime_files.h"
 
 namespace pollux {
 namespace {
@@ -141,6 +142,9 @@ absl::StatusOr<std::unique_ptr<EalSession>> InitEal(const EalOptions& options) {
   if (g_eal_initialised.exchange(true)) {
     return absl::FailedPreconditionError("the DPDK environment is already initialised in this process");
   }
+
+  // A process killed with SIGKILL could not remove its runtime folder: the next one does.
+  RemoveStaleRuntimeDirs(DpdkRuntimeBase());
 
   std::vector<char*> argv;
   for (std::string& arg : *args) argv.push_back(arg.data());
