@@ -221,6 +221,13 @@ absl::StatusOr<Json> ParseConfig(std::string_view text, std::string_view source)
     auto [line, column] = LineAndColumn(text, e.byte == 0 ? 0 : e.byte - 1);
     return absl::InvalidArgumentError(
         absl::StrCat(AbslView(source), ":", line, ":", column, ": ", ParseErrorReason(e)));
+  } catch (const Json::exception& e) {
+    // out_of_range: a number beyond a double ("1e999999"); nlohmann gives no position.
+    std::string_view what = e.what();
+    if (auto bracket = what.find("] "); bracket != std::string_view::npos) {
+      what.remove_prefix(bracket + 2);
+    }
+    return absl::InvalidArgumentError(absl::StrCat(AbslView(source), ": ", AbslView(what)));
   }
 }
 

@@ -57,7 +57,7 @@ std::string Serialize(const Json& value) {
 }
 
 // The message of a parse error without nlohmann's "[json.exception.parse_error.101] " prefix.
-std::string ParseErrorMessage(const Json::parse_error& e) {
+std::string ParseErrorMessage(const Json::exception& e) {
   std::string_view what = e.what();
   if (auto bracket = what.find("] "); bracket != std::string_view::npos) {
     what.remove_prefix(bracket + 2);
@@ -252,15 +252,18 @@ bool RpcServer::Impl::Poll() {
   if (n <= 0) return false;  // nothing, or EINTR: the next Poll() sees it
   Enter();
   for (int i = 0; i < n; ++i) {
-    if (events[i].data.u64 == kListenerTag) {
+    // A copy: epoll_event is packed on x86-64, so its data is not 8-byte aligned and may not be
+    // bound to a reference (map::find takes one).
+    const uint64_t tag = events[i].data.u64;
+    if (tag == kListenerTag) {
       AcceptAll();
       continue;
     }
-    if (events[i].data.u64 == kTimerTag) {
+    if (tag == kTimerTag) {
       OnTimer();
       continue;
     }
-    auto it = connections_.find(events[i].data.u64);
+    auto it = connections_.find(tag);
     if (it == connections_.end() || it->second->closing) continue;
     HandleEvents(*it->second, events[i].events);
   }
@@ -482,7 +485,8 @@ void RpcServer::Impl::Dispatch(Connection& c, std::string_view text) {
   Json request;
   try {
     request = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
+    // parse_error, and out_of_range for a number beyond a double ("1e999999").
     Send(c, nullptr, RpcReply::Error(kParseError, ParseErrorMessage(e)));
     return;
   }

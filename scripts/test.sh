@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine, builds pollux and runs the whole test suite with CTest.
-# Usage: scripts/test.sh [--sanitize] [extra ctest arguments]
+# Usage: scripts/test.sh [--sanitize | --tsan] [extra ctest arguments]
 #   --sanitize  build with AddressSanitizer and UndefinedBehaviorSanitizer (build-sanitize/)
+#   --tsan      ThreadSanitizer on the lockless runtime: the reactor (mailboxes, threads,
+#               channels, pollers) and scheduler tests (build-tsan/)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=()
-if [ "${1:-}" = "--sanitize" ]; then
+if [ "${1:-}" = "--tsan" ]; then
+  mode=(--tsan)
+  shift
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
+elif [ "${1:-}" = "--sanitize" ]; then
   mode=(--sanitize)
   shift
   # Leaks are errors; DPDK's EAL keeps some allocations for the life of the process, which

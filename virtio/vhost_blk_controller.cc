@@ -560,15 +560,17 @@ int VhostBlkController::StartDevice() {
     starts.emplace_back(&QueueAt(i), std::move(setup));
   }
   Rendezvous rendezvous(static_cast<int>(starts.size()));
-  for (auto& [queue, setup] : starts) {
-    bool sent = RunOnThread(queue->thread()->id(),
-                            [queue, setup = std::move(setup), &rendezvous]() mutable {
-                              absl::Status s = queue->Start(std::move(setup));
-                              if (!s.ok()) {
-                                PX_LOG(kError, "vhost", "%s: %s", queue->name(), s.message());
-                              }
-                              rendezvous.Arrive();
-                            });
+  for (auto& queue_and_setup : starts) {
+    VhostBlkQueue* queue = queue_and_setup.first;  // a plain name: clang 14 captures no bindings
+    bool sent =
+        RunOnThread(queue->thread()->id(),
+                    [queue, setup = std::move(queue_and_setup.second), &rendezvous]() mutable {
+                      absl::Status s = queue->Start(std::move(setup));
+                      if (!s.ok()) {
+                        PX_LOG(kError, "vhost", "%s: %s", queue->name(), s.message());
+                      }
+                      rendezvous.Arrive();
+                    });
     if (!sent) rendezvous.Arrive();
   }
   rendezvous.Wait(options_.name + ": starting queues");

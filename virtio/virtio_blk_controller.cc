@@ -308,8 +308,9 @@ void VirtioBlkController::Lose(const std::string& why) {
   // Each queue fails its requests on its own thread (a sleeping reactor wakes for the
   // message: a dead back-end would never signal the call fd).
   std::shared_ptr<VirtioBlkController> self = shared_from_this();
-  for (auto [thread, queue] : held) {
-    (void)thread->SendMessage([self, queue] { queue->FailAll(ENOTCONN); });
+  for (const auto& owner_and_queue : held) {
+    auto* queue = owner_and_queue.second;  // a plain name: clang 14 captures no bindings
+    (void)owner_and_queue.first->SendMessage([self, queue] { queue->FailAll(ENOTCONN); });
   }
   if (bdev_ != nullptr) {
     std::string name = options_.name;

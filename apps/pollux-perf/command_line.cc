@@ -35,6 +35,8 @@ constexpr uint64_t kMaxMovePeriodUs = 60'000'000;
 constexpr uint64_t kMaxSchedulerPeriodUs = 60'000'000;
 // --ramp-time's bound, -t's.
 constexpr uint64_t kMaxRampTimeS = 1'000'000;
+// --buffer-offset's bound: an offset past a 4 KiB boundary is below 4 KiB.
+constexpr uint64_t kMaxBufferOffset = 4095;
 
 constexpr char kUsage[] =
     R"(Usage: pollux-perf -c CONFIG -q DEPTH -o IO_SIZE -w WORKLOAD -t SECONDS [OPTIONS]
@@ -47,7 +49,10 @@ per job and in total. SIGINT stops early and still reports.
 Required:
   -c, --config FILE        JSON config creating the bdevs (SPDK's format, as pollux-tgt's)
   -q, --queue-depth N      I/Os in flight per job (1 to 65536)
-  -o, --io-size SIZE       bytes per I/O, a multiple of the block size: 4096, 4k, 128K, 1M
+  -o, --io-size SIZE       bytes per I/O, a multiple of the block size: 4096, 4k, 128K, 1M;
+                           or a range MIN-MAX (512-128k, as fio's bsrange): each I/O picks its
+                           length at random from MIN to MAX in whole blocks (both multiples of
+                           the block size), with a seed of its own per job
   -w, --workload NAME      read, write, randread, randwrite, rw, randrw or verify
   -t, --time SECONDS       how long to run (1 to 1000000)
 
@@ -91,6 +96,11 @@ Options:
       --ramp-time SEC      run SEC seconds (0 to 1000000) before the measured -t window starts,
                            as fio's ramp_time: IOPS, latency and CPU cover the window only (I/O
                            errors and miscompares count over the whole run)
+      --buffer-offset BYTES
+                           start every data buffer BYTES (0 to 4095, default 0) past a 4 KiB
+                           boundary, in the same memory as without: 7 puts them at odd
+                           addresses, which the bdev layer bounces for a bdev that needs aligned
+                           buffers (O_DIRECT files) and hands as they are to one that does not
       --mode MODE          poll (default) or interrupt; overrides the config file
   -r, --rpc-socket PATH    also serve JSON-RPC on PATH (default: no RPC server)
       --rpc-max-request-size BYTES, --rpc-max-connections N, --rpc-request-timeout SEC
@@ -106,10 +116,11 @@ Options:
   -v, --version            print the version and exit
 
 Workloads: sequential ones walk each job's share of the device in IO_SIZE steps, wrapping at
-its end; random ones pick IO_SIZE-aligned offsets in that share. With several cores on one
-bdev, the device is cut into one contiguous share per core. verify writes a pattern derived
-from each block's number and a per-job seed, reads it back and compares; a mismatch or an
-I/O error stops the job, is printed, and makes the exit code 1.
+its end; random ones pick IO_SIZE-aligned offsets in that share (with -o MIN-MAX: in MAX steps,
+each I/O covering the first bytes of its step). With several cores on one bdev, the device is
+cut into one contiguous share per core. verify writes a pattern derived from each block's
+number and a per-job seed, reads back the blocks it wrote and compares; a mismatch or an I/O
+error stops the job, is printed, and makes the exit code 1.
 
 Exit codes: 0 success; 1 runtime failure (config, bdev, I/O error, miscompare); 2 usage.
 )";
@@ -216,6 +227,24 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
   return value << shift;
 }
 
+absl::StatusOr<IoSizeRange> ParseIoSize(std::string_view text) {
+  const size_t dash = text.find('-');
+  absl::StatusOr<uint64_t> min = ParseSize(text.substr(0, dash));
+  absl::StatusOr<uint64_t> max =
+      dash == std::string_view::npos ? min : ParseSize(text.substr(dash + 1));
+  if (!min.ok() || !max.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "-o: expected a size in bytes such as 4096, 4k, 128K or 1M, or a range MIN-MAX such "
+        "as 512-128k, got \"%s\"",
+        std::string(text)));
+  }
+  if (*min > *max) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "-o %s: MIN (%u bytes) is larger than MAX (%u bytes)", std::string(text), *min, *max));
+  }
+  return IoSizeRange{*min, *max, dash != std::string_view::npos};
+}
+
 ParsedCommandLine ParseCommandLine(int argc, char** argv) {
   enum {
     kJson = 256,
@@ -230,6 +259,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
     kThreadPerJob,
     kIdleChannels,
     kRampTime,
+    kBufferOffset,
     kPlugin,
     kRpcMaxRequestSize,
     kRpcMaxConnections,
@@ -253,6 +283,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
       {"thread-per-job", no_argument, nullptr, kThreadPerJob},
       {"idle-channels", no_argument, nullptr, kIdleChannels},
       {"ramp-time", required_argument, nullptr, kRampTime},
+      {"buffer-offset", required_argument, nullptr, kBufferOffset},
       {"mode", required_argument, nullptr, kMode},
       {"rpc-socket", required_argument, nullptr, 'r'},
       {"rpc-max-request-size", required_argument, nullptr, kRpcMaxRequestSize},
@@ -300,9 +331,10 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
         break;
       }
       case 'o': {
-        auto v = ParseSize(optarg);
+        auto v = ParseIoSize(optarg);
         if (!v.ok()) return fail(std::string(v.status().message()));
-        o.io_size = *v;
+        o.io_size = v->max;
+        o.io_size_min = v->range ? v->min : 0;
         o.io_size_text = optarg;
         break;
       }
@@ -391,6 +423,12 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
         auto v = ParseBounded("--ramp-time", "seconds", optarg, 0, kMaxRampTimeS);
         if (!v.ok()) return fail(std::string(v.status().message()));
         o.ramp_time_s = *v;
+        break;
+      }
+      case kBufferOffset: {
+        auto v = ParseBounded("--buffer-offset", "a byte offset", optarg, 0, kMaxBufferOffset);
+        if (!v.ok()) return fail(std::string(v.status().message()));
+        o.buffer_offset = static_cast<uint32_t>(*v);
         break;
       }
       case kMode: {

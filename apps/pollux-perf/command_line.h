@@ -31,8 +31,15 @@ bool Writes(Workload workload);
 struct PerfOptions {
   AppOptions app;
   uint32_t queue_depth = 0;  // I/Os in flight per job
-  uint64_t io_size = 0;      // bytes per I/O
-  std::string io_size_text;  // as typed ("4k"), for error messages
+  // Bytes per I/O; with a range (-o MIN-MAX) the largest, MAX: the size of a slot (each I/O's
+  // region of the device and of the buffers), of which an I/O covers the first bytes.
+  uint64_t io_size = 0;
+  // -o MIN-MAX: the smallest; each I/O picks its length from MIN to MAX in whole blocks. 0: -o
+  // gave a single size, and every I/O is io_size long.
+  uint64_t io_size_min = 0;
+  std::string io_size_text;  // as typed ("4k", "512-128k"), for error messages
+  // --buffer-offset: every data buffer starts this many bytes (0 to 4095) past a 4 KiB boundary.
+  uint32_t buffer_offset = 0;
   Workload workload = Workload::kRandRead;
   uint32_t read_percent = 50;  // rw and randrw only
   uint64_t time_s = 0;
@@ -61,6 +68,15 @@ struct PerfOptions {
 
 // "4096", "4k", "128K", "1M", "1G" (binary units). Fails on zero, garbage or overflow.
 absl::StatusOr<uint64_t> ParseSize(std::string_view text);
+
+// -o's value: a single size, or a range "MIN-MAX" of two sizes (fio's bsrange, "512-128k").
+struct IoSizeRange {
+  uint64_t min = 0;
+  uint64_t max = 0;
+  bool range = false;  // given as MIN-MAX (min may still equal max)
+};
+// Fails on a bad size (ParseSize) or MIN above MAX, with a message starting "-o".
+absl::StatusOr<IoSizeRange> ParseIoSize(std::string_view text);
 
 struct ParsedCommandLine {
   PerfOptions options;

@@ -74,6 +74,11 @@ void RunPeer(const MemcpyPeerSpec& spec, MemcpyPeerResult& result) {
 
   const bool random = IsRandom(spec.workload);
   const uint64_t slots = spec.region_bytes / spec.io_size;
+  // -o MIN-MAX: how many lengths a copy picks from (as Job::NextLength); 0: one size.
+  const uint64_t length_choices = spec.io_size_min != 0 && spec.io_size_min < spec.io_size
+                                      ? (spec.io_size - spec.io_size_min) / spec.io_size_step + 1
+                                      : 0;
+  uint64_t ranged_bytes = 0;
   const uint64_t read_threshold = (static_cast<uint64_t>(spec.read_percent) << 32) / 100;
   Xorshift64Star rng(static_cast<uint64_t>(spec.cpu) * 0x9E3779B97F4A7C15ULL + 1);
   uint64_t next_slot = 0;
@@ -107,13 +112,18 @@ void RunPeer(const MemcpyPeerSpec& spec, MemcpyPeerResult& result) {
         default:
           read = false;
       }
+      uint64_t length = spec.io_size;
+      if (length_choices != 0) {
+        length -= ScaleRandom(rng.Next(), length_choices) * spec.io_size_step;
+        ranged_bytes += length;
+      }
       uint8_t* disk = region.data() + slot * spec.io_size;
       uint8_t* buf = buffers.data() + static_cast<uint64_t>(buffer) * spec.io_size;
       if (++buffer == spec.buffers) buffer = 0;
       if (read) {
-        std::memcpy(buf, disk, spec.io_size);
+        std::memcpy(buf, disk, length);
       } else {
-        std::memcpy(disk, buf, spec.io_size);
+        std::memcpy(disk, buf, length);
       }
       Clobber();
     }
@@ -123,7 +133,7 @@ void RunPeer(const MemcpyPeerSpec& spec, MemcpyPeerResult& result) {
   }
   result.ran = true;
   result.ops = ops;
-  result.bytes = ops * spec.io_size;
+  result.bytes = length_choices != 0 ? ranged_bytes : ops * spec.io_size;
   result.seconds = std::chrono::duration<double>(now - start).count();
 }
 

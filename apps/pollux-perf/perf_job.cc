@@ -42,6 +42,9 @@ Job::Job(Worker& worker, const PerfOptions& options, JobSpec spec, JobRecord& re
   start_block_ = spec_.start_block;
   slots_ = spec_.slots;
   io_blocks_ = spec_.io_blocks;
+  if (spec_.min_io_blocks != 0 && spec_.min_io_blocks < spec_.io_blocks) {
+    length_choices_ = spec_.io_blocks - spec_.min_io_blocks + 1;
+  }
   rng_ = Xorshift64Star(spec_.seed);
   next_block_ = spec_.start_block;
   end_block_ = spec_.start_block + spec_.slots * spec_.io_blocks;
@@ -88,10 +91,16 @@ absl::Status Job::Open() {
   // allocated now, so the run allocates nothing. IoMemory, not DPDK's heap: without hugepages
   // that heap is shmem, and every O_DIRECT read into it costs the kernel a locked page dirtying
   // per 4 KiB (see pollux/env/io_memory.h); fio's buffers are plain process memory.
+  // Each buffer holds a slot (MAX with -o MIN-MAX) and starts --buffer-offset bytes past an
+  // aligned start (a multiple of `align`, hence of 4 KiB): its stride has room for the offset.
+  // An offset buffer stays in the same IoMemory, so it is still the kind of memory the bdev
+  // wants (in the shared arena below); only its alignment differs, which the layer bounces
+  // for a bdev that requires one.
   const bool verify = options_.workload == Workload::kVerify;
   const uint64_t io_bytes = static_cast<uint64_t>(spec_.io_blocks) * spec_.block_size;
   const uint64_t align = spec_.buffer_alignment;
-  const uint64_t stride = (io_bytes + align - 1) / align * align;
+  const uint64_t buffer_offset = options_.buffer_offset;
+  const uint64_t stride = (buffer_offset + io_bytes + align - 1) / align * align;
   const uint64_t total = stride * options_.queue_depth * (verify ? 2 : 1);
   // IoMemory is page-aligned; an alignment above that is had by starting further in. A bdev
   // whose back-end maps its buffers (vhost-user) gets them from the shared I/O arena, which
@@ -110,10 +119,11 @@ absl::Status Job::Open() {
   for (uint32_t i = 0; i < options_.queue_depth; ++i) {
     Task& t = tasks_[i];
     t.job = this;
-    t.buf = base + stride * i;
-    t.read_buf = verify ? base + stride * (options_.queue_depth + i) : nullptr;
+    t.buf = base + stride * i + buffer_offset;
+    t.read_buf = verify ? base + stride * (options_.queue_depth + i) + buffer_offset : nullptr;
     t.offset_blocks = 0;
     t.next_parked = nullptr;
+    t.num_blocks = spec_.io_blocks;
     t.write = false;
   }
   state_ = State::kOpen;
@@ -153,12 +163,19 @@ void Job::SubmitNext(Task& task) noexcept {
   } else {
     read = (NextRandom() >> 32) < read_threshold_;
   }
+  // A single -o (the benchmark's case) keeps the length Open set; a range (a soak test's)
+  // draws one and covers the first blocks of the slot.
+  uint32_t blocks = io_blocks_;
+  if (length_choices_ != 0) [[unlikely]] {
+    blocks = NextLength();
+    task.num_blocks = blocks;
+  }
   task.offset_blocks = offset;
   task.write = !read;
   if (read) {
-    desc_->Read(*channel_, task.buf, offset, io_blocks_, &OnIoDone<kRandom, kMix, kPaced>, &task);
+    desc_->Read(*channel_, task.buf, offset, blocks, &OnIoDone<kRandom, kMix, kPaced>, &task);
   } else {
-    desc_->Write(*channel_, task.buf, offset, io_blocks_, &OnIoDone<kRandom, kMix, kPaced>, &task);
+    desc_->Write(*channel_, task.buf, offset, blocks, &OnIoDone<kRandom, kMix, kPaced>, &task);
   }
 }
 
@@ -170,23 +187,28 @@ void Job::StartTasks() noexcept {
 
 // ---- verify: write, read back, compare, next block ----
 
+// The task remembers what it wrote (offset_blocks, num_blocks); the read-back covers exactly
+// those blocks. Blocks of the slot past a short write are neither written nor read: the
+// pattern of a block does not depend on the length of the write that carried it.
 template <bool kPaced>
 void Job::SubmitVerifyWrite(Task& task) noexcept {
   const uint64_t offset = NextSequential();
-  FillPattern(task.buf, offset, spec_.io_blocks, spec_.block_size, spec_.seed);
+  if (length_choices_ != 0) [[unlikely]]
+    task.num_blocks = NextLength();
+  FillPattern(task.buf, offset, task.num_blocks, spec_.block_size, spec_.seed);
   task.offset_blocks = offset;
   task.write = true;
-  desc_->Write(*channel_, task.buf, offset, spec_.io_blocks, &OnVerifyWriteDone<kPaced>, &task);
+  desc_->Write(*channel_, task.buf, offset, task.num_blocks, &OnVerifyWriteDone<kPaced>, &task);
 }
 
 template <bool kPaced>
 void Job::SubmitVerifyRead(Task& task) noexcept {
   char* read_buf = static_cast<char*>(task.read_buf);
-  for (uint32_t b = 0; b < spec_.io_blocks; ++b) {
+  for (uint32_t b = 0; b < task.num_blocks; ++b) {
     std::memcpy(read_buf + static_cast<size_t>(b) * spec_.block_size, &kPoison, sizeof(kPoison));
   }
   task.write = false;
-  desc_->Read(*channel_, task.read_buf, task.offset_blocks, spec_.io_blocks,
+  desc_->Read(*channel_, task.read_buf, task.offset_blocks, task.num_blocks,
               &OnVerifyReadDone<kPaced>, &task);
 }
 
@@ -346,7 +368,7 @@ void Job::OnIoError(const Task& task, BdevIoStatus status, int error_number) {
   ++io_errors_;
   if (io_errors_ <= kMaxErrorsPrinted) {
     PX_LOG(kError, "perf", "I/O error on bdev %s (core %d): %s of %u blocks at block %u: %s%s%s%s",
-           spec_.bdev, worker_.cpu(), task.write ? "write" : "read", spec_.io_blocks,
+           spec_.bdev, worker_.cpu(), task.write ? "write" : "read", task.num_blocks,
            task.offset_blocks, BdevIoStatusName(status), error_number != 0 ? " (" : "",
            error_number != 0 ? strerror(error_number) : "", error_number != 0 ? ")" : "",
            io_errors_ == kMaxErrorsPrinted ? " (further errors on this job only counted)" : "");
@@ -355,7 +377,7 @@ void Job::OnIoError(const Task& task, BdevIoStatus status, int error_number) {
 }
 
 void Job::CheckReadBack(const Task& task) {
-  auto mismatch = CheckPattern(task.read_buf, task.offset_blocks, spec_.io_blocks, spec_.block_size,
+  auto mismatch = CheckPattern(task.read_buf, task.offset_blocks, task.num_blocks, spec_.block_size,
                                spec_.seed);
   if (!mismatch) return;
   ++miscompares_;
@@ -368,8 +390,8 @@ void Job::CheckReadBack(const Task& task) {
            spec_.bdev, worker_.cpu(), mismatch->block, mismatch->byte_in_block, bdev_byte,
            mismatch->expected_byte, mismatch->got_byte, mismatch->word_in_block, mismatch->expected,
            mismatch->got, mismatch->bad_words,
-           static_cast<uint64_t>(spec_.io_blocks) * spec_.block_size / sizeof(uint64_t),
-           spec_.io_blocks);
+           static_cast<uint64_t>(task.num_blocks) * spec_.block_size / sizeof(uint64_t),
+           task.num_blocks);
   }
   Stop(false);
 }

@@ -15,6 +15,8 @@
 // ones by increment), no allocation (one buffer per in-flight I/O, allocated at Open), and
 // no branch on the workload (a callback instantiated per workload and per pacing). A paced
 // job adds a token take per I/O; its clock read is the pacer's, once per refill period.
+// With -o MIN-MAX each I/O draws its length (a random number and a multiply-high); a single
+// -o costs one predicted branch on a field beside io_blocks_, and no draw.
 #pragma once
 
 #include <atomic>
@@ -39,10 +41,11 @@ class Worker;
 // What the coordinator decided for one job.
 struct JobSpec {
   std::string bdev;
-  uint32_t block_size = 0;   // as seen when planning; checked again at Open
-  uint64_t start_block = 0;  // the job's share of the device: [start_block,
-  uint64_t slots = 0;        //   start_block + slots * io_blocks)
-  uint32_t io_blocks = 0;
+  uint32_t block_size = 0;     // as seen when planning; checked again at Open
+  uint64_t start_block = 0;    // the job's share of the device: [start_block,
+  uint64_t slots = 0;          //   start_block + slots * io_blocks)
+  uint32_t io_blocks = 0;      // a slot; with -o MIN-MAX, MAX in blocks
+  uint32_t min_io_blocks = 0;  // -o MIN-MAX: MIN in blocks; otherwise io_blocks
   uint32_t buffer_alignment = 4096;
   uint64_t seed = 1;  // random offsets and the verify pattern
 };
@@ -84,14 +87,18 @@ class alignas(64) Job {
   enum class State : uint8_t { kNew, kOpen, kRunning, kStopping, kDone };
   enum class Mix : uint8_t { kRead, kWrite, kMixed };
 
-  // One in-flight I/O and its buffers.
+  // One in-flight I/O and its buffers (each sized for io_blocks_, --buffer-offset bytes past
+  // an aligned start).
   struct Task {
     Job* job;
     void* buf;       // data written or read
     void* read_buf;  // verify: where the read-back lands
     uint64_t offset_blocks;
     Task* next_parked;  // paced job: the next parked slot
-    bool write;         // the last I/O submitted (verify: a parked slot reads back next)
+    // The length of the last I/O submitted: io_blocks_ for a single -o (set at Open, never
+    // written again), drawn per I/O with -o MIN-MAX; verify reads back exactly these blocks.
+    uint32_t num_blocks;
+    bool write;  // the last I/O submitted (verify: a parked slot reads back next)
   };
   // What a released slot submits: the workload's next I/O.
   using ReleaseFn = void (Job::*)(Task&) noexcept;
@@ -124,6 +131,11 @@ class alignas(64) Job {
   }
 
   uint64_t NextRandom() noexcept { return rng_.Next(); }
+  // -o MIN-MAX only: a length from MIN to MAX blocks, each as likely, from the job's seeded
+  // numbers (MAX less a multiply-high of the number of choices: no division).
+  uint32_t NextLength() noexcept {
+    return io_blocks_ - static_cast<uint32_t>(ScaleRandom(NextRandom(), length_choices_));
+  }
   uint64_t NextSequential() noexcept {
     uint64_t offset = next_block_;
     next_block_ += io_blocks_;
@@ -144,7 +156,10 @@ class alignas(64) Job {
   IoChannel* channel_ = nullptr;
   uint64_t start_block_;
   uint64_t slots_;
-  uint32_t io_blocks_;
+  uint32_t io_blocks_;  // a slot: every I/O's length, or with -o MIN-MAX the longest
+  // -o MIN-MAX: how many lengths an I/O picks from (MAX - MIN + 1 blocks); 0: a single size
+  // (also MIN = MAX). In io_blocks_'s padding: the hot line does not grow.
+  uint32_t length_choices_ = 0;
   Xorshift64Star rng_{1};
   uint64_t next_block_;
   uint64_t end_block_;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <numeric>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -99,17 +100,29 @@ absl::Status PerfRun::Plan() {
 
   // ---- Checks against each target, and one job per target per core ----
   std::vector<std::vector<JobSpec>> specs_by_core(cpus.size());
+  const bool size_range = options_.io_size_min != 0;
   for (Bdev* b : targets) {
     const uint64_t bs = b->block_size();
+    // With a range, both bounds must be whole blocks (every length between them in whole
+    // blocks is then too); the slots, and the device check, are MAX's.
+    if (size_range && options_.io_size_min % bs != 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "-o %s: MIN (%u bytes) not a multiple of the block size of bdev %s (%u bytes)",
+          options_.io_size_text, options_.io_size_min, b->name(), bs));
+    }
     if (options_.io_size % bs != 0) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("-o %s: not a multiple of the block size of bdev %s (%u bytes)",
-                          options_.io_size_text, b->name(), bs));
+          size_range
+              ? absl::StrFormat(
+                    "-o %s: MAX (%u bytes) not a multiple of the block size of bdev %s (%u bytes)",
+                    options_.io_size_text, options_.io_size, b->name(), bs)
+              : absl::StrFormat("-o %s: not a multiple of the block size of bdev %s (%u bytes)",
+                                options_.io_size_text, b->name(), bs));
     }
     if (options_.io_size > b->size_bytes()) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("-o %s: %u bytes, larger than bdev %s (%u bytes)", options_.io_size_text,
-                          options_.io_size, b->name(), b->size_bytes()));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "-o %s: %s%u bytes, larger than bdev %s (%u bytes)", options_.io_size_text,
+          size_range ? "MAX " : "", options_.io_size, b->name(), b->size_bytes()));
     }
     const uint64_t io_blocks = options_.io_size / bs;
     if (io_blocks > std::numeric_limits<uint32_t>::max()) {
@@ -148,6 +161,8 @@ absl::Status PerfRun::Plan() {
       spec.bdev = b->name();
       spec.block_size = b->block_size();
       spec.io_blocks = static_cast<uint32_t>(io_blocks);
+      spec.min_io_blocks =
+          size_range ? static_cast<uint32_t>(options_.io_size_min / bs) : spec.io_blocks;
       spec.start_block = i * per_core * io_blocks;
       spec.slots = i + 1 == cpus.size() ? slots - i * per_core : per_core;
       spec.buffer_alignment = std::max(kMinBufferAlignment, b->required_alignment());
@@ -162,8 +177,14 @@ absl::Status PerfRun::Plan() {
   for (size_t i = 0; options_.memcpy_peer && i < cpus.size(); ++i) {
     MemcpyPeerSpec peer;
     peer.cpu = cpus[i];
-    for (const JobSpec& spec : specs_by_core[i]) peer.region_bytes += spec.slots * options_.io_size;
+    for (const JobSpec& spec : specs_by_core[i]) {
+      peer.region_bytes += spec.slots * options_.io_size;
+      // -o MIN-MAX: lengths in steps every one of the core's bdevs could take (both bounds are
+      // multiples of each block size, hence of their least common multiple).
+      peer.io_size_step = std::lcm(peer.io_size_step, uint64_t{spec.block_size});
+    }
     peer.io_size = options_.io_size;
+    peer.io_size_min = options_.io_size_min;
     peer.buffers = options_.queue_depth;
     peer.workload = options_.workload;
     peer.read_percent = options_.read_percent;
@@ -216,11 +237,14 @@ absl::Status PerfRun::Plan() {
     absl::StrAppendFormat(&extras, ", idle channels on %u bdev(s) per job thread (%u in all)",
                           idle_bdevs.size(), idle_bdevs.size() * workers_.size());
   }
-  PX_LOG(kNotice, "perf",
-         "%s, queue depth %u, %u-byte I/O, %u s%s, on %s: %u jobs on core(s) %s (%u %s)",
-         WorkloadName(options_.workload), options_.queue_depth, options_.io_size, options_.time_s,
-         extras, BdevNames(targets), records_.size(), FormatCpuList(cpus), workers_.size(),
-         workers_.size() == 1 ? "thread" : "threads");
+  if (options_.buffer_offset != 0) {
+    absl::StrAppendFormat(&extras, ", buffers %u bytes past a 4 KiB boundary",
+                          options_.buffer_offset);
+  }
+  PX_LOG(kNotice, "perf", "%s, queue depth %u, %s, %u s%s, on %s: %u jobs on core(s) %s (%u %s)",
+         WorkloadName(options_.workload), options_.queue_depth, IoSizeDescription(options_),
+         options_.time_s, extras, BdevNames(targets), records_.size(), FormatCpuList(cpus),
+         workers_.size(), workers_.size() == 1 ? "thread" : "threads");
   return absl::OkStatus();
 }
 

@@ -214,6 +214,11 @@ std::string MovePlan(const ThreadMoveFigures& moves) {
 
 }  // namespace
 
+std::string IoSizeDescription(const PerfOptions& options) {
+  if (options.io_size_min == 0) return absl::StrFormat("%u-byte I/O", options.io_size);
+  return absl::StrFormat("I/O of %u to %u bytes", options.io_size_min, options.io_size);
+}
+
 bool AnyJobFailed(const RunSummary& summary) {
   for (const JobResult& job : summary.jobs) {
     if (job.io_errors != 0 || job.miscompares != 0) return true;
@@ -223,8 +228,9 @@ bool AnyJobFailed(const RunSummary& summary) {
 
 std::string FormatTable(const RunSummary& summary) {
   const PerfOptions& o = *summary.options;
-  std::string out = absl::StrFormat("pollux-perf: %s, queue depth %u, %u-byte I/O, %u s",
-                                    WorkloadName(o.workload), o.queue_depth, o.io_size, o.time_s);
+  std::string out =
+      absl::StrFormat("pollux-perf: %s, queue depth %u, %s, %u s", WorkloadName(o.workload),
+                      o.queue_depth, IoSizeDescription(o), o.time_s);
   if (o.workload == Workload::kRw || o.workload == Workload::kRandRw) {
     absl::StrAppendFormat(&out, ", %u%% reads", o.read_percent);
   }
@@ -245,6 +251,9 @@ std::string FormatTable(const RunSummary& summary) {
                           summary.scheduler_period_us);
   }
   if (o.thread_per_job) out += ", a thread per job";
+  if (o.buffer_offset != 0) {
+    absl::StrAppendFormat(&out, ", buffers %u bytes past a 4 KiB boundary", o.buffer_offset);
+  }
   out += "\n\n";
   const std::string rule(150, '=');
   absl::StrAppendFormat(&out, "%-24s %4s %10s %14s %11s %9s %s\n", "", "", "", "", "", "",
@@ -320,6 +329,10 @@ rpc::Json ResultsJson(const RunSummary& summary) {
       {"thread_per_job", o.thread_per_job},
   };
   if (summary.cpu_percent >= 0) result["total"]["cpu_percent"] = summary.cpu_percent;
+  // -o MIN-MAX: io_size is MAX (a slot), io_size_min MIN; bytes and MiB/s count each I/O's
+  // own length (the bdev layer's statistics).
+  if (o.io_size_min != 0) result["io_size_min"] = o.io_size_min;
+  if (o.buffer_offset != 0) result["buffer_offset"] = o.buffer_offset;
   if (o.ramp_time_s != 0) result["ramp_time_s"] = o.ramp_time_s;
   if (!o.scheduler.empty()) {
     result["scheduler"] = o.scheduler;

@@ -50,6 +50,10 @@ struct RunSummary {
   uint64_t scheduler_period_us = 0;  // --scheduler: the period it ran with
 };
 
+// The I/O size as the report and the plan line give it: "4096-byte I/O", or with -o MIN-MAX
+// "I/O of 512 to 131072 bytes".
+std::string IoSizeDescription(const PerfOptions& options);
+
 // Whether any job failed an I/O or a comparison.
 bool AnyJobFailed(const RunSummary& summary);
 

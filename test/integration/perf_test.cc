@@ -1,10 +1,13 @@
 // pollux-perf as a real process: JSON and table output, every workload, verify passing and
-// failing on corrupted data, I/O errors, SIGINT, --rate, and every bad input with its exit code.
+// failing on corrupted data, I/O errors, SIGINT, --rate, request sizes from a range (-o MIN-MAX)
+// into buffers at odd addresses (--buffer-offset), and every bad input with its exit code.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -77,6 +80,8 @@ TEST_F(PerfTest, NullRandReadJson) {
   EXPECT_EQ(result["io_size"], 4096);
   EXPECT_EQ(result["time_s"], 1);
   EXPECT_EQ(result["status"], "ok");
+  EXPECT_FALSE(result.contains("io_size_min"));  // a single -o
+  EXPECT_FALSE(result.contains("buffer_offset"));
   EXPECT_GT(result["tsc_hz"].get<uint64_t>(), 0u);
   ASSERT_TRUE(result["jobs"].is_array());
   ASSERT_GE(result["jobs"].size(), 1u);
@@ -308,6 +313,126 @@ TEST_F(PerfTest, RateShowsInHelpAndTable) {
   EXPECT_THAT(r.err, Not(HasSubstr("verify failed")));
 }
 
+// ---- -o MIN-MAX and --buffer-offset ----
+
+bool UringDisabled() {
+  std::ifstream in("/proc/sys/kernel/io_uring_disabled");
+  int disabled = 0;
+  return (in >> disabled) && disabled == 2;
+}
+
+// A uring bdev over `file` (a regular file: 512-byte blocks, O_DIRECT where the filesystem
+// takes it, so the bdev requires aligned buffers and the layer bounces odd ones).
+std::string UringConfig(const std::string& file) {
+  return R"({"subsystems": [{"subsystem": "bdev", "config": [
+    {"method": "bdev_uring_create", "params": {"name": "Uring0", "filename": ")" +
+         file + R"("}}]}]})";
+}
+
+// The figures of a job (or the total) run with -o 512-128k: every I/O moved its own length,
+// whole 512-byte blocks from 512 B to 128 KiB (none all of one bound), and MiB/s counts those
+// bytes, not ops x 128 KiB.
+void ExpectBytesOfARange(const json& figures, bool check_rate) {
+  constexpr uint64_t kMin = 512, kMax = 128 << 10;
+  const uint64_t ops = figures["ops"].get<uint64_t>();
+  const uint64_t bytes = figures["bytes"].get<uint64_t>();
+  ASSERT_GT(ops, 0u) << figures.dump();
+  EXPECT_EQ(bytes % kMin, 0u) << figures.dump();
+  EXPECT_GT(bytes, ops * kMin) << figures.dump();
+  EXPECT_LT(bytes, ops * kMax) << figures.dump();
+  // Lengths drawn evenly: the mean is near the middle (65792 B). From a hundred I/O (fifty
+  // lengths under verify, each written and read back) its standard deviation is 5.3 KiB: a
+  // quarter and three quarters of MAX lie over 6 of them away.
+  if (ops >= 100) {
+    EXPECT_GT(bytes, ops * kMax / 4) << figures.dump();
+    EXPECT_LT(bytes, ops * kMax * 3 / 4) << figures.dump();
+  }
+  if (check_rate) {
+    const double runtime = figures["runtime_s"].get<double>();
+    EXPECT_NEAR(figures["mib_per_s"].get<double>() * runtime * (1 << 20),
+                static_cast<double>(bytes), 0.001 * static_cast<double>(bytes) + 1)
+        << figures.dump();
+  }
+}
+
+// verify from 512 B to 128 KiB into buffers at odd addresses: every read-back compares (it
+// covers exactly the blocks its write did, and the pattern is written and checked at any
+// address), and the report gives the range.
+void ExpectRangedVerifyPassed(const RunResult& r, const json& result, uint32_t depth) {
+  EXPECT_THAT(r.err, Not(HasSubstr("verify failed")));
+  EXPECT_THAT(r.err, Not(HasSubstr("I/O error")));
+  EXPECT_EQ(result["status"], "ok") << r.out;
+  EXPECT_EQ(result["io_size"], 131072);
+  EXPECT_EQ(result["io_size_min"], 512);
+  EXPECT_EQ(result["buffer_offset"], 7);
+  const json& total = result["total"];
+  EXPECT_EQ(total["miscompares"], 0);
+  EXPECT_EQ(total["io_errors"], 0);
+  EXPECT_GT(total["read_ops"].get<uint64_t>(), 0u);
+  ExpectBytesOfARange(total, /*check_rate=*/false);
+  for (const json& job : result["jobs"]) {
+    EXPECT_TRUE(job["ran"].get<bool>()) << job.dump();
+    ExpectBytesOfARange(job, /*check_rate=*/true);
+    // Each write is read back before its slot writes again: at most DEPTH reads behind.
+    const uint64_t writes = job["write_ops"].get<uint64_t>();
+    const uint64_t reads = job["read_ops"].get<uint64_t>();
+    EXPECT_GE(writes, reads) << job.dump();
+    EXPECT_LE(writes - reads, depth) << job.dump();
+  }
+}
+
+TEST_F(PerfTest, VerifyWithSizeRangeAndOddBuffersOnMalloc) {
+  RunResult r = Perf(kMallocConfig, {"-q", "16", "-o", "512-128k", "-w", "verify", "-t", "1",
+                                     "--buffer-offset", "7", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectRangedVerifyPassed(r, ParseJson(r), 16);
+}
+
+TEST_F(PerfTest, VerifyWithSizeRangeAndOddBuffersOnUringFile) {
+  if (UringDisabled()) GTEST_SKIP() << "io_uring is disabled (kernel.io_uring_disabled = 2)";
+  const std::string file = dir_.File("disk.img");
+  std::ofstream(file).close();
+  std::filesystem::resize_file(file, 64ull << 20);
+  RunResult r = Perf(UringConfig(file), {"-q", "16", "-o", "512-128k", "-w", "verify", "-t", "1",
+                                         "--buffer-offset", "7", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json result = ParseJson(r);
+  for (const json& job : result["jobs"]) EXPECT_EQ(job["bdev"], "Uring0");
+  ExpectRangedVerifyPassed(r, result, 16);
+}
+
+// Every workload takes a range, into buffers at the largest offset (4095: each buffer then
+// crosses a 4 KiB boundary it would not otherwise).
+TEST_F(PerfTest, SizeRangeAndBufferOffsetOnEveryWorkload) {
+  for (const char* workload : {"read", "write", "randread", "randwrite", "rw", "randrw"}) {
+    RunResult r = Perf(kMallocConfig, {"-q", "8", "-o", "512-128k", "-w", workload, "-t", "1",
+                                       "--cpus", "0", "--buffer-offset", "4095", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << workload << ": " << r.err;
+    json result = ParseJson(r);
+    EXPECT_EQ(result["io_size"], 131072) << workload;
+    EXPECT_EQ(result["io_size_min"], 512) << workload;
+    EXPECT_EQ(result["buffer_offset"], 4095) << workload;
+    ASSERT_EQ(result["jobs"].size(), 1u) << r.out;
+    SCOPED_TRACE(workload);
+    ExpectBytesOfARange(result["jobs"][0], /*check_rate=*/true);
+  }
+}
+
+TEST_F(PerfTest, SizeRangeAndBufferOffsetShowInHelpAndTable) {
+  RunResult help = RunProgram({PerfPath(), "--help"}, std::chrono::seconds(60));
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_THAT(help.out, HasSubstr("a range MIN-MAX"));
+  EXPECT_THAT(help.out, HasSubstr("bsrange"));
+  EXPECT_THAT(help.out, HasSubstr("--buffer-offset BYTES"));
+
+  RunResult r = Perf(kNullConfig, {"-q", "8", "-o", "4k-16k", "-w", "randread", "-t", "1", "--cpus",
+                                   "0", "--buffer-offset", "7"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out,
+              HasSubstr("I/O of 4096 to 16384 bytes, 1 s, buffers 7 bytes past a 4 KiB boundary"));
+  EXPECT_THAT(r.err, HasSubstr("I/O of 4096 to 16384 bytes"));  // the plan line
+}
+
 TEST_F(PerfTest, SigintStopsEarlyAndStillReports) {
   Process perf({PerfPath(), "-c", dir_.Write("config.json", kNullConfig), "-q", "8", "-o", "4k",
                 "-w", "randread", "-t", "600", "--json"});
@@ -451,6 +576,23 @@ INSTANTIATE_TEST_SUITE_P(
                  "-o 1000: not a multiple of the block size of bdev Null0 (512 bytes)"},
         BadInput{"SizeLargerThanDevice", kTinyConfig, Args({"-o", "1M"}), 1,
                  "larger than bdev Tiny (65536 bytes)"},
+        BadInput{"SizeRangeMinAboveMax", kNullConfig, Args({"-o", "128k-512"}), 2,
+                 "-o 128k-512: MIN (131072 bytes) is larger than MAX (512 bytes)"},
+        BadInput{"SizeRangeWithoutMax", kNullConfig, Args({"-o", "512-"}), 2,
+                 "-o: expected a size in bytes such as 4096, 4k, 128K or 1M, or a range MIN-MAX "
+                 "such as 512-128k, got \"512-\""},
+        BadInput{"SizeRangeMinNotMultipleOfBlock", kNullConfig, Args({"-o", "1000-128k"}), 1,
+                 "-o 1000-128k: MIN (1000 bytes) not a multiple of the block size of bdev Null0 "
+                 "(512 bytes)"},
+        BadInput{"SizeRangeMaxNotMultipleOfBlock", kNullConfig, Args({"-o", "512-1000"}), 1,
+                 "-o 512-1000: MAX (1000 bytes) not a multiple of the block size of bdev Null0 "
+                 "(512 bytes)"},
+        BadInput{"SizeRangeLargerThanDevice", kTinyConfig, Args({"-o", "4k-1M"}), 1,
+                 "-o 4k-1M: MAX 1048576 bytes, larger than bdev Tiny (65536 bytes)"},
+        BadInput{"BufferOffset4096", kNullConfig, Args({"--buffer-offset", "4096"}), 2,
+                 "--buffer-offset: expected a byte offset from 0 to 4095, got \"4096\""},
+        BadInput{"BufferOffsetGarbage", kNullConfig, Args({"--buffer-offset", "odd"}), 2,
+                 "--buffer-offset: expected a byte offset from 0 to 4095, got \"odd\""},
         BadInput{"DeviceSmallerThanCores", kTinyConfig, Args({"-o", "64k", "--cpus", "0-1"}), 1,
                  "fewer than the 2 cores"},
         BadInput{"WriteUnderAVirtualBdev", kPassthruConfig,

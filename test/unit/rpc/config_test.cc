@@ -99,6 +99,13 @@ TEST_F(ConfigTest, SyntaxErrorAtEndOfInputAndOnFirstLine) {
   EXPECT_EQ(literal.status().message().substr(0, 12), "c.json:1:6: ");
 }
 
+// Found by fuzz_config: nlohmann throws out_of_range, not parse_error, for such a number.
+TEST_F(ConfigTest, NumberBeyondADoubleIsAnError) {
+  absl::StatusOr<Json> config = ParseConfig("{\"subsystems\": [1e999999]}", "d.json");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(), "d.json: number overflow parsing '1e999999'");
+}
+
 using test_util::TempDir;
 
 TEST_F(ConfigTest, LoadConfigFileErrorsNameTheFile) {

@@ -313,6 +313,10 @@ TEST_F(ServerTest, InvalidJsonIsAParseErrorAndTheConnectionGoesOn) {
       << reply;
   reply = Call(client, "tru \n");
   ExpectError(reply, nullptr, kParseError);
+  // A number beyond a double: nlohmann's out_of_range, which once ended the process.
+  reply = Call(client, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"count\",\"params\":1e999999}\n");
+  ExpectError(reply, nullptr, kParseError);
+  EXPECT_EQ(reply["error"]["message"], "number overflow parsing '1e999999'") << reply;
   reply = Call(client, Request(2, "count"));
   EXPECT_EQ(reply["result"], 1);
 }
