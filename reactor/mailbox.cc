@@ -59,6 +59,7 @@ Mailbox::~Mailbox() {
 }
 
 bool Mailbox::SendFromOtherThread(const Message& message) noexcept {
+  TsanPublish(other_ring_);
   if (rte_ring_mp_rts_enqueue_bulk_elem(other_ring_, &message, sizeof(Message), 1, nullptr) == 0) {
     return false;
   }
@@ -67,6 +68,7 @@ bool Mailbox::SendFromOtherThread(const Message& message) noexcept {
 }
 
 unsigned Mailbox::SendBurstFromOtherThread(const Message* messages, unsigned count) noexcept {
+  TsanPublish(other_ring_);
   unsigned sent =
       rte_ring_mp_rts_enqueue_burst_elem(other_ring_, messages, sizeof(Message), count, nullptr);
   if (sent != 0) WakeIfArmed();

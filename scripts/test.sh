@@ -10,7 +10,7 @@ mode=()
 if [ "${1:-}" = "--tsan" ]; then
   mode=(--tsan)
   shift
-  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/test/tsan.supp:${TSAN_OPTIONS:-}"
 elif [ "${1:-}" = "--sanitize" ]; then
   mode=(--sanitize)
   shift
