@@ -8,20 +8,17 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/thread.h"
 #include "queue_counter.h"
 #include "vhost_blk_limits.h"
+#include "vhost_blk_request.h"
 
 namespace pollux {
 namespace {
 
-constexpr uint32_t kHeaderBytes = sizeof(virtio_blk_outhdr);  // 16
-constexpr uint32_t kSectorBytes = 512;
-constexpr uint32_t kSegmentBytes = sizeof(virtio_blk_discard_write_zeroes);  // 16
 // Chains popped per poll before completions get a turn (a full ring is popped in a few passes).
 constexpr int kPopBudget = 64;
 // A queue that found nothing for this long leaves the polled set: kicks on, its poller paused,
@@ -35,59 +32,6 @@ uint8_t StatusOf(BdevIoStatus status) {
   if (status == BdevIoStatus::kSuccess) return VIRTIO_BLK_S_OK;
   if (status == BdevIoStatus::kNotSupported) return VIRTIO_BLK_S_UNSUPP;
   return VIRTIO_BLK_S_IOERR;
-}
-
-// CopyRange's general case: any cut of the bytes.
-int CopyRangeSlow(const iovec* src, int count, uint64_t skip_front, uint64_t drop_back,
-                  iovec* dst) noexcept {
-  uint64_t total = 0;
-  for (int i = 0; i < count; ++i) total += src[i].iov_len;
-  uint64_t end = total - drop_back;  // callers guarantee skip_front + drop_back <= total
-  uint64_t pos = 0;
-  int n = 0;
-  for (int i = 0; i < count && pos < end; ++i) {
-    uint64_t start = pos;
-    uint64_t stop = std::min<uint64_t>(pos + src[i].iov_len, end);
-    pos += src[i].iov_len;
-    if (stop <= skip_front) continue;
-    uint64_t from = std::max<uint64_t>(start, skip_front);
-    dst[n].iov_base = static_cast<uint8_t*>(src[i].iov_base) + (from - start);
-    dst[n].iov_len = stop - from;
-    ++n;
-  }
-  return n;
-}
-
-// Copies the bytes [skip_front, total - drop_back) of src[0, count) as iovecs into dst; returns
-// how many it wrote.
-inline int CopyRange(const iovec* src, int count, uint64_t skip_front, uint64_t drop_back,
-                     iovec* dst) noexcept {
-  // What Linux sends: the header and the status byte in buffers of their own (a few iovecs,
-  // copied one by one: cheaper than a call to memcpy).
-  if (skip_front == 0 && drop_back == 1 && count > 0 && src[count - 1].iov_len == 1) {
-    if (count == 2) {  // one data buffer: most reads
-      dst[0] = src[0];
-      return 1;
-    }
-    for (int i = 0; i < count - 1; ++i) dst[i] = src[i];
-    return count - 1;
-  }
-  if (skip_front != 0 && drop_back == 0 && count > 0 && src[0].iov_len == skip_front) {
-    for (int i = 1; i < count; ++i) dst[i - 1] = src[i];
-    return count - 1;
-  }
-  return CopyRangeSlow(src, count, skip_front, drop_back, dst);
-}
-
-// Gathers `len` bytes from the front of src into out (the guest may split anything).
-void GatherFront(const iovec* src, int count, void* out, size_t len) noexcept {
-  auto* dst = static_cast<uint8_t*>(out);
-  for (int i = 0; i < count && len > 0; ++i) {
-    size_t n = std::min(len, src[i].iov_len);
-    std::memcpy(dst, src[i].iov_base, n);
-    dst += n;
-    len -= n;
-  }
 }
 
 template <typename Ring>
@@ -320,127 +264,48 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     }
   }
 
-  // Takes a popped chain: its task, the inflight record, then the request itself.
+  // Takes a popped chain: its task, the decoded request, the inflight record, then the plan.
   bool Accept(const DescriptorChain& chain, bool resubmitted = false) noexcept {
     if (chain.id >= tasks_.size()) return Break("descriptor id out of range");
     Task& t = tasks_[chain.id];
     if (t.in_flight) return Break("descriptor chain made available again while in flight");
-    if (chain.writable_bytes == 0) return Break("request without a writable status byte");
+    // Not const: GCC keeps a const plan in memory instead of registers (no SRA of a const decl).
+    BlkRequestPlan plan = DecodeBlkRequest(chain, scratch_, device_, t.iov);
+    if (plan.action == BlkRequestAction::kBrokenChain) {
+      return Break("request without a writable status byte");
+    }
     t.in_flight = true;
     t.id = chain.id;
     t.ring_slots = chain.ring_slots;
-    const iovec& last = scratch_[chain.iov_count - 1];
-    t.status = static_cast<uint8_t*>(last.iov_base) + last.iov_len - 1;
+    t.status = plan.status_byte;
     t.used_len = 0;
     ++in_flight_;
     AddToCounter(counters_.requests);
     if (setup_.track_inflight && !resubmitted) {
       rte_vhost_set_inflight_desc_split(setup_.vid, setup_.vring_index, chain.id);
     }
-    Process(t, chain);
+    CarryOut(t, plan);
     return true;
   }
 
-  // Turns one request into a bdev call, or completes it at once (errors, GET_ID).
-  void Process(Task& t, const DescriptorChain& chain) noexcept {
-    const int readable = chain.readable_count;
-    const int writable = chain.iov_count - readable;
-    const iovec* in = scratch_ + readable;  // device-writable part, status byte last
-    if (chain.readable_bytes < kHeaderBytes) return Finish(t, VIRTIO_BLK_S_IOERR);
-    virtio_blk_outhdr header;
-    if (scratch_[0].iov_len >= kHeaderBytes) {
-      std::memcpy(&header, scratch_[0].iov_base, kHeaderBytes);
-    } else {
-      GatherFront(scratch_, readable, &header, kHeaderBytes);
+  // Turns a decoded request into a bdev call, or completes it at once (errors, GET_ID).
+  void CarryOut(Task& t, const BlkRequestPlan& plan) noexcept {
+    if (plan.action == BlkRequestAction::kSubmit) {
+      t.iovcnt = plan.iovcnt;
+      t.used_len = plan.used_len;
+      return Submit(t, plan.io_type, plan.sector, plan.bytes);
     }
-    const uint64_t out_data = chain.readable_bytes - kHeaderBytes;  // after the header
-    const uint64_t in_data = chain.writable_bytes - 1;              // before the status byte
-    switch (header.type) {
-      case VIRTIO_BLK_T_IN: {
-        if (out_data != 0 || !CheckRange(header.sector, in_data)) {
-          return Finish(t, VIRTIO_BLK_S_IOERR);
-        }
-        t.iovcnt = CopyRange(in, writable, 0, 1, t.iov);
-        t.used_len = static_cast<uint32_t>(in_data);
-        return Submit(t, IoType::kRead, header.sector, in_data);
-      }
-      case VIRTIO_BLK_T_OUT: {
-        if (in_data != 0 || device_.read_only || !CheckRange(header.sector, out_data)) {
-          return Finish(t, VIRTIO_BLK_S_IOERR);
-        }
-        t.iovcnt = CopyRange(scratch_, readable, kHeaderBytes, 0, t.iov);
-        return Submit(t, IoType::kWrite, header.sector, out_data);
-      }
-      case VIRTIO_BLK_T_FLUSH:
-        return Submit(t, IoType::kFlush, 0, 0);
-      case VIRTIO_BLK_T_GET_ID: {
-        if (in_data == 0) return Finish(t, VIRTIO_BLK_S_IOERR);
-        iovec data[kVhostBlkTaskIovecs];
-        int n = CopyRange(in, writable, 0, 1, data);
-        size_t left = std::min<uint64_t>(in_data, sizeof(device_.id));
-        const char* src = device_.id;
-        for (int i = 0; i < n && left > 0; ++i) {
-          size_t k = std::min(left, data[i].iov_len);
-          std::memcpy(data[i].iov_base, src, k);
-          src += k;
-          left -= k;
-        }
-        t.used_len = static_cast<uint32_t>(src - device_.id);
-        return Finish(t, VIRTIO_BLK_S_OK);
-      }
-      case VIRTIO_BLK_T_DISCARD:
-      case VIRTIO_BLK_T_WRITE_ZEROES:
-        return ProcessRangeRequest(t, header.type, readable, out_data);
-      default:
-        return Finish(t, VIRTIO_BLK_S_UNSUPP);
+    if (plan.action == BlkRequestAction::kGetId) {
+      WriteBlkId(t.iov, plan.iovcnt, device_.id, plan.used_len);
+      t.used_len = plan.used_len;
     }
-  }
-
-  // DISCARD and WRITE_ZEROES: a list of {sector, num_sectors, flags} segments after the header.
-  void ProcessRangeRequest(Task& t, uint32_t type, int readable, uint64_t payload) noexcept {
-    const bool discard = type == VIRTIO_BLK_T_DISCARD;
-    if (!(discard ? device_.discard : device_.write_zeroes)) {
-      return Finish(t, VIRTIO_BLK_S_UNSUPP);
-    }
-    const uint32_t max_segments =
-        discard ? device_.max_discard_segments : device_.max_write_zeroes_segments;
-    const uint32_t max_sectors =
-        discard ? device_.max_discard_sectors : device_.max_write_zeroes_sectors;
-    if (device_.read_only || payload == 0 || payload % kSegmentBytes != 0 ||
-        payload / kSegmentBytes > max_segments) {
-      return Finish(t, VIRTIO_BLK_S_IOERR);
-    }
-    // One segment (what is advertised): read it from behind the header.
-    iovec segment_iov[kVhostBlkTaskIovecs];
-    int n = CopyRange(scratch_, readable, kHeaderBytes, 0, segment_iov);
-    virtio_blk_discard_write_zeroes segment;
-    GatherFront(segment_iov, n, &segment, sizeof(segment));
-    constexpr uint32_t kUnmap = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
-    if ((segment.flags & ~kUnmap) != 0) return Finish(t, VIRTIO_BLK_S_IOERR);
-    // virtio 1.2, 5.2.6.2: the unmap flag is for write-zeroes only.
-    if (discard && (segment.flags & kUnmap) != 0) return Finish(t, VIRTIO_BLK_S_UNSUPP);
-    const uint64_t bytes = uint64_t{segment.num_sectors} * kSectorBytes;
-    if (segment.num_sectors == 0 || segment.num_sectors > max_sectors ||
-        !CheckRange(segment.sector, bytes)) {
-      return Finish(t, VIRTIO_BLK_S_IOERR);
-    }
-    t.iovcnt = 0;
-    Submit(t, discard ? IoType::kUnmap : IoType::kWriteZeroes, segment.sector, bytes);
-  }
-
-  // A non-empty, block-aligned range inside the device.
-  bool CheckRange(uint64_t sector, uint64_t bytes) const noexcept {
-    const uint64_t block_mask = device_.block_size - 1;
-    if (bytes == 0 || (bytes & block_mask) != 0) return false;
-    if (((sector * kSectorBytes) & block_mask) != 0) return false;
-    return sector <= device_.capacity_sectors &&
-           bytes / kSectorBytes <= device_.capacity_sectors - sector;
+    Finish(t, plan.status);
   }
 
   void Submit(Task& t, IoType type, uint64_t sector, uint64_t bytes) noexcept {
     BdevDesc* desc = device_.desc;
     if (desc == nullptr) return Finish(t, VIRTIO_BLK_S_IOERR);
-    const uint64_t offset_blocks = (sector * kSectorBytes) >> block_shift_;
+    const uint64_t offset_blocks = (sector * kBlkSectorBytes) >> block_shift_;
     const uint64_t num_blocks = bytes >> block_shift_;
     t.on_bdev = true;
     ++on_bdev_;

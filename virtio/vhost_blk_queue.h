@@ -44,6 +44,7 @@ struct VhostBlkDevice {
   bool write_zeroes = false;
   uint32_t max_discard_sectors = 0;
   uint32_t max_write_zeroes_sectors = 0;
+  // At most 1: the decoder submits one segment per request (vhost_blk_request.h).
   uint32_t max_discard_segments = 1;
   uint32_t max_write_zeroes_segments = 1;
   char id[20] = {};  // GET_ID's answer (VIRTIO_BLK_ID_BYTES)

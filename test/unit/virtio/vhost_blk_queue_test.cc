@@ -344,8 +344,9 @@ TYPED_TEST(VhostBlkQueueTest, DiscardAndWriteZeroesSegmentsAreChecked) {
   // payload that is not whole segments, a range past the end, an empty range.
   EXPECT_EQ(this->Request(VIRTIO_BLK_T_DISCARD, 0, {segments({{0, 1, 0}, {8, 1, 0}})}),
             VIRTIO_BLK_S_IOERR);
+  // virtio 1.2, 5.2.6.2: an unknown flag is UNSUPP.
   EXPECT_EQ(this->Request(VIRTIO_BLK_T_WRITE_ZEROES, 0, {segments({{0, 1, 0x4}})}),
-            VIRTIO_BLK_S_IOERR);
+            VIRTIO_BLK_S_UNSUPP);
   EXPECT_EQ(this->Request(VIRTIO_BLK_T_DISCARD, 0,
                           {segments({{0, 1, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP}})}),
             VIRTIO_BLK_S_UNSUPP);
