@@ -59,19 +59,23 @@ Mailbox::~Mailbox() {
 }
 
 bool Mailbox::SendFromOtherThread(const Message& message) noexcept {
+  other_senders_.fetch_add(1, std::memory_order_acq_rel);
   TsanPublish(other_ring_);
-  if (rte_ring_mp_rts_enqueue_bulk_elem(other_ring_, &message, sizeof(Message), 1, nullptr) == 0) {
-    return false;
-  }
-  WakeIfArmed();
-  return true;
+  const bool sent =
+      rte_ring_mp_rts_enqueue_bulk_elem(other_ring_, &message, sizeof(Message), 1, nullptr) != 0;
+  if (sent) WakeIfArmed();
+  // Last: from here the receiver may be gone (its mailbox retired, then freed).
+  other_senders_.fetch_sub(1, std::memory_order_release);
+  return sent;
 }
 
 unsigned Mailbox::SendBurstFromOtherThread(const Message* messages, unsigned count) noexcept {
+  other_senders_.fetch_add(1, std::memory_order_acq_rel);
   TsanPublish(other_ring_);
   unsigned sent =
       rte_ring_mp_rts_enqueue_burst_elem(other_ring_, messages, sizeof(Message), count, nullptr);
   if (sent != 0) WakeIfArmed();
+  other_senders_.fetch_sub(1, std::memory_order_release);
   return sent;
 }
 

@@ -33,17 +33,17 @@
 
 namespace pollux {
 
-// ThreadSanitizer does not see the order a ring gives (DPDK's headers order with volatile
-// accesses and compiler barriers on x86): the mailbox states it, so that what a message carries
-// is ordered for TSan as it is for the hardware. Nothing in other builds.
+// ThreadSanitizer does not see the order DPDK gives (its ring orders with volatile accesses and
+// compiler barriers on x86; its lcore wait is not instrumented): pollux states it where it relies
+// on it (a message's contents, a loop's end before its teardown). Nothing in other builds.
 #if defined(__SANITIZE_THREAD__)
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
-inline void TsanPublish(rte_ring* ring) { __tsan_release(ring); }
-inline void TsanReceive(rte_ring* ring) { __tsan_acquire(ring); }
+inline void TsanPublish(void* object) { __tsan_release(object); }
+inline void TsanReceive(void* object) { __tsan_acquire(object); }
 #else
-inline void TsanPublish(rte_ring*) {}
-inline void TsanReceive(rte_ring*) {}
+inline void TsanPublish(void*) {}
+inline void TsanReceive(void*) {}
 #endif
 
 class Mailbox {
@@ -117,6 +117,10 @@ class Mailbox {
   }
   // Wakes the consumer unconditionally (shutdown, mode change).
   void Kick() noexcept;
+  // No thread other than a reactor is inside a send to this mailbox (Reactor::RetiredMailbox).
+  bool NoSenderFromOtherThreads() const noexcept {
+    return other_senders_.load(std::memory_order_acquire) == 0;
+  }
 
   int event_fd() const { return event_fd_; }
 
@@ -169,6 +173,9 @@ class Mailbox {
   struct alignas(64) ConsumerState {
     bool other_first = false;
   } consumer_;
+  // Senders that are not reactors inside SendFromOtherThread / SendBurstFromOtherThread (a
+  // locked add and sub each: control paths), so that a retired mailbox outlives them.
+  alignas(64) std::atomic<uint32_t> other_senders_{0};
 };
 
 }  // namespace pollux

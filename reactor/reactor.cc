@@ -80,6 +80,8 @@ void Reactor::Run() {
   next_fd_check_tsc_ = now + fd_check_period;
 
   while (!stop_.load(std::memory_order_relaxed)) {
+    // Every send of the previous pass is over (release: before a reaper that sees this).
+    passes_.store(passes_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     const uint64_t pass_start = now;
     bool busy = PollOnce(now);  // moves `now` to the end of the pass
     if (busy) {
@@ -123,6 +125,7 @@ void Reactor::Run() {
            info.device_wait_sleeps ? "sleeps" : "spins");
   }
   current_ = nullptr;
+  TsanPublish(this);  // DPDK's lcore wait orders the end of the loop before its teardown
 }
 
 void Reactor::OpenIdleEpisode(bool interrupt_mode) {
@@ -201,16 +204,21 @@ bool Reactor::PollOnce(uint64_t& now) {
   AddTo(busy ? busy_tsc_ : idle_tsc_, t0 - start);
   now = t0;
   if (any_exiting) ReapExitedThreads();
+  if (!retired_mailboxes_.empty()) [[unlikely]]
+    FreeRetiredMailboxes();
   return busy != 0;
 }
 
 bool Reactor::DispatchFdEvents(const struct timespec* timeout, bool block) {
   epoll_event events[kMaxEventsPerWait];
   struct timespec zero = {0, 0};
+  // Blocked, this reactor is in no send: a retired mailbox need not wait for it to wake.
+  if (block) blocked_.store(true, std::memory_order_release);
   int n = use_epoll_pwait2_
               ? epoll_pwait2(epoll_fd_, events, kMaxEventsPerWait, block ? timeout : &zero, nullptr)
               : epoll_pwait(epoll_fd_, events, kMaxEventsPerWait, block ? TimeoutMs(timeout) : 0,
                             nullptr);
+  if (block) blocked_.store(false, std::memory_order_relaxed);
   if (n < 0 && errno == ENOSYS && use_epoll_pwait2_) {
     // Kernels before 5.11 and valgrind lack epoll_pwait2: millisecond waits then.
     use_epoll_pwait2_ = false;
@@ -541,11 +549,31 @@ void Reactor::ReapExitedThreads() {
                                                   [thread] { return thread->mailbox_->Empty(); });
     if (removed) {
       Detach(thread);
+      RetiredMailbox retired{std::move(thread->mailbox_), {}};
+      for (const auto& reactor : ReactorRuntime::Get()->reactors()) {
+        retired.passes.push_back(reactor->passes_.load(std::memory_order_acquire));
+      }
+      retired_mailboxes_.push_back(std::move(retired));
       delete thread;
     } else {
       ++i;
     }
   }
+}
+
+void Reactor::FreeRetiredMailboxes() {
+  const auto& reactors = ReactorRuntime::Get()->reactors();
+  std::erase_if(retired_mailboxes_, [&](const RetiredMailbox& retired) {
+    if (!retired.mailbox->NoSenderFromOtherThreads()) return false;
+    for (size_t i = 0; i < reactors.size() && i < retired.passes.size(); ++i) {
+      const Reactor& r = *reactors[i];
+      if (r.passes_.load(std::memory_order_acquire) == retired.passes[i] &&
+          !r.blocked_.load(std::memory_order_acquire)) {
+        return false;  // maybe still inside the send it was in at the retirement
+      }
+    }
+    return true;
+  });
 }
 
 void Reactor::DestroyAllThreads() {

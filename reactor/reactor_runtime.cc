@@ -64,7 +64,10 @@ ReactorRuntime::~ReactorRuntime() {
     reactor->mailbox_->Kick();
   }
   for (auto& reactor : reactors_) {
-    if (reactor->launched_) rte_eal_wait_lcore(reactor->lcore());
+    if (reactor->launched_) {
+      rte_eal_wait_lcore(reactor->lcore());
+      TsanReceive(reactor.get());  // what the loop did happens before the teardown
+    }
   }
   instance_.store(nullptr, std::memory_order_release);
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -112,6 +113,29 @@ TEST_P(ThreadTest, ExitWaitsForPollersThenDestroys) {
   EXPECT_EQ(Thread::Find(id), t);
   RunOn(t, [poller] { poller->Unregister(); });
   EXPECT_TRUE(WaitUntil([id] { return Thread::Find(id) == nullptr; }));
+}
+
+// A reaped thread's mailbox outlives any send still inside it, then goes (its eventfd with it)
+// even while the other reactor sleeps the whole time.
+TEST_P(ThreadTest, ExitedThreadsMailboxesAreFreedWhileAnotherReactorSleeps) {
+  auto open_fds = [] {
+    size_t n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+      (void)entry;
+      ++n;
+    }
+    return n;
+  };
+  Thread* keeper = CreateThread("keeper", 0);
+  const size_t before = open_fds();
+  for (int i = 0; i < 50; ++i) ExitThread(CreateThread("short-lived", 0));
+  // Reactor 0 frees them on later passes; nudge it with messages until it has.
+  EXPECT_TRUE(WaitUntil([&] {
+    RunOn(keeper, [] {});
+    return open_fds() <= before;
+  })) << open_fds()
+      << " fds open, " << before << " before";
+  ExitThread(keeper);
 }
 
 TEST_P(ThreadTest, ExitWaitsForFdHandlersAndChannels) {

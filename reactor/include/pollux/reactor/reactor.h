@@ -145,6 +145,8 @@ class Reactor {
   void CountThreadState(const Thread& thread, int sign);
   void DestroyThread(Thread* thread);
   void ReapExitedThreads();
+  // Frees the retired mailboxes no sender can be inside any more (RetiredMailbox).
+  void FreeRetiredMailboxes();
   void DestroyAllThreads();
   ReactorInfo Info();
 
@@ -170,6 +172,18 @@ class Reactor {
   std::atomic<ReactorMode> mode_{ReactorMode::kInterrupt};
   bool launched_ = false;  // control thread only
   std::atomic<bool> sleeping_{false};
+  // A sender may still be inside Mailbox::Send of a thread this reactor reaps (the message that
+  // ended the thread is in, the wake-up check after it is not): the mailbox of a reaped thread
+  // is retired, and freed once every reactor has been seen outside any send it might have been
+  // in then: it started a new pass (`passes_`, one store per pass) or it is blocked in epoll
+  // (`blocked_`). Senders that are not reactors are counted by the mailbox itself.
+  std::atomic<uint64_t> passes_{0};
+  std::atomic<bool> blocked_{false};
+  struct RetiredMailbox {
+    std::unique_ptr<Mailbox> mailbox;
+    std::vector<uint64_t> passes;  // every reactor's passes_ when it was retired
+  };
+  std::vector<RetiredMailbox> retired_mailboxes_;
   uint64_t last_busy_tsc_ = 0;
   // The idle episode (see IdleSpinPolicy): open from the first idle pass after work to the
   // next busy pass; `episode_spin_tsc_`: how long it polls before sleeping (interrupt mode).
