@@ -35,11 +35,6 @@ absl::Status ReplayAndSave(pollux::fuzz::FuzzApp& app, const Json& config, Json&
   return result;
 }
 
-[[noreturn]] void Die(const std::string& why) {
-  std::fprintf(stderr, "fuzz_config: %s\n", why.c_str());
-  std::abort();
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -52,12 +47,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   app.Reset();
   Json saved_again;
   if (absl::Status status = ReplayAndSave(app, saved, saved_again); !status.ok()) {
-    Die("save_config's output does not load again: " + std::string(status.message()) +
-        "\nsaved: " + saved.dump());
+    pollux::fuzz::Die("save_config's output does not load again: " + std::string(status.message()) +
+                      "\nsaved: " + saved.dump());
   }
   if (saved_again != saved) {
-    Die("a config saved, loaded and saved again differs:\nfirst:  " + saved.dump() +
-        "\nsecond: " + saved_again.dump());
+    pollux::fuzz::Die("a config saved, loaded and saved again differs:\nfirst:  " + saved.dump() +
+                      "\nsecond: " + saved_again.dump());
   }
   app.Reset();
   return 0;

@@ -30,11 +30,6 @@
 namespace pollux::fuzz {
 namespace {
 
-[[noreturn]] void Die(const std::string& why) {
-  std::fprintf(stderr, "fuzz: %s\n", why.c_str());
-  std::abort();
-}
-
 // Signalled once by whoever finishes; waited for with a deadline.
 class Latch {
  public:
@@ -65,6 +60,11 @@ void StopApp() {
 }
 
 }  // namespace
+
+void Die(const std::string& why) {
+  std::fprintf(stderr, "fuzz: %s\n", why.c_str());
+  std::abort();
+}
 
 FuzzApp& FuzzApp::Get() {
   static FuzzApp* app = [] {

@@ -40,6 +40,9 @@ class FuzzApp {
   std::string rpc_socket_;
 };
 
+// Prints `why` and aborts: a finding (libFuzzer keeps the input).
+[[noreturn]] void Die(const std::string& why);
+
 // Checks that `replies` (what Exchange returned) is a sequence of JSON-RPC 2.0 responses, each
 // a result or an error with a code and a non-empty message; aborts with the offending text
 // otherwise. Returns how many there were.
