@@ -346,7 +346,11 @@ void RpcServer::Impl::ArmTimer(Clock::time_point when) {
 // watched again. Then the timer is set for the next deadline, if any.
 void RpcServer::Impl::OnTimer() {
   uint64_t expirations;
-  (void)::read(timer_fd_, &expirations, sizeof(expirations));
+  // Non-blocking: EAGAIN when the timer was re-armed after it fired; the deadlines below
+  // are checked against the clock either way.
+  if (::read(timer_fd_, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN) {
+    PX_LOG(kWarning, "rpc", "reading the deadline timer on %s: %s", path_, Errno(errno));
+  }
   timer_at_ = {};
   const Clock::time_point now = Clock::now();
   if (listener_resumes_at_ != Clock::time_point{}) {

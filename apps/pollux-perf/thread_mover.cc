@@ -38,7 +38,8 @@ void ThreadMover::Stop() {
   if (!poller_) return;
   poller_.reset();
   // Approximate from here (each counter is its thread's), exact once in-flight moves landed:
-  // at most one per thread may still be under way.
+  // at most two per thread are not counted yet, one under way and one that freed the thread
+  // for the next move but has not counted itself (Thread::MoveIn).
   figures_.completed = 0;
   for (const Thread* thread : threads_) figures_.completed += thread->Stats().moves;
   threads_.clear();
