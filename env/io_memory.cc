@@ -23,7 +23,7 @@ namespace memory_pages {
 
 std::string FormatSize(uint64_t bytes) {
   constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  if (bytes < 1024) return absl::StrFormat("%u bytes", bytes);
+  if (bytes < 1024) return absl::StrFormat("%u byte%s", bytes, bytes == 1 ? "" : "s");
   double value = static_cast<double>(bytes) / 1024;
   int unit = 0;
   while (value >= 1024 && unit < 5) {
@@ -96,6 +96,7 @@ constexpr size_t kBufferAlignment = 4096;
 constexpr uint64_t kHugePageSize = 2ull << 20;
 
 std::atomic<uint64_t> kernel_bytes_held{0};
+std::atomic<uint64_t> kernel_bytes_limit{0};  // 0: only the machine's RAM bounds it
 
 // The largest block DPDK's heaps could hand out now, over every NUMA node.
 uint64_t LargestFreeDpdkBlock() {
@@ -138,15 +139,24 @@ absl::StatusOr<IoMemory> IoMemory::Allocate(uint64_t size, const std::string& ow
                         FormatSize(size), owner, FormatSize(available)));
   }
   const uint64_t mapped = (size + kHugePageSize - 1) & ~(kHugePageSize - 1);
+  // Counted before the mapping, so that concurrent allocations cannot pass the limit together.
+  const uint64_t held = kernel_bytes_held.fetch_add(mapped, std::memory_order_relaxed);
+  const uint64_t limit = kernel_bytes_limit.load(std::memory_order_relaxed);
+  if (limit != 0 && (mapped > limit || held > limit - mapped)) {
+    kernel_bytes_held.fetch_sub(mapped, std::memory_order_relaxed);
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "cannot allocate %s for %s: the process may hold %s of I/O memory, and holds %s",
+        FormatSize(size), owner, FormatSize(limit), FormatSize(held)));
+  }
   void* p = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
+    kernel_bytes_held.fetch_sub(mapped, std::memory_order_relaxed);
     return absl::ResourceExhaustedError(absl::StrFormat("cannot allocate %s for %s: mmap: %s",
                                                         FormatSize(size), owner, strerror(errno)));
   }
   // Advice: where the kernel has no huge page to give, 4 KiB pages still work.
   madvise(p, mapped, MADV_HUGEPAGE);
   IoMemory memory(static_cast<uint8_t*>(p), mapped, false);
-  kernel_bytes_held.fetch_add(mapped, std::memory_order_relaxed);
   if (absl::Status s = Populate(memory.data_, mapped); !s.ok()) {
     return absl::ResourceExhaustedError(absl::StrFormat("%s: %s", owner, s.message()));
   }
@@ -201,6 +211,10 @@ void IoMemory::Release() {
 
 uint64_t IoMemory::KernelBytesHeld() {
   return kernel_bytes_held.load(std::memory_order_relaxed);
+}
+
+void IoMemory::SetKernelBytesLimit(uint64_t bytes) {
+  kernel_bytes_limit.store(bytes, std::memory_order_relaxed);
 }
 
 }  // namespace pollux

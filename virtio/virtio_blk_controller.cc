@@ -1,11 +1,11 @@
 #include "virtio_blk_controller.h"
 
 #include <linux/virtio_config.h>
-#include "pollux/virtio/vring.h"
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 
@@ -14,6 +14,7 @@
 #include "pollux/env/log.h"
 #include "pollux/env/shared_io_memory.h"
 #include "pollux/reactor/thread.h"
+#include "pollux/virtio/vring.h"
 
 namespace pollux {
 
@@ -32,8 +33,6 @@ constexpr uint32_t kMaxSegments = 256;
 // Largest request when the back-end states no segment size limit (the descriptor length is
 // 32 bits).
 constexpr uint64_t kMaxTransferBytes = 1ull << 30;
-// How long GET_ID may take at attach.
-constexpr uint64_t kGetIdTimeoutUs = 3'000'000;
 
 constexpr uint64_t Bit(int bit) { return uint64_t{1} << bit; }
 
@@ -69,9 +68,13 @@ absl::StatusOr<std::shared_ptr<VirtioBlkController>> VirtioBlkController::Attach
         "vq_size %u must be %s from 2 to 32768", options.vq_size,
         options.packed_ring ? "a number" : "a power of two"));
   }
+  if (options.reply_timeout_ms == 0) {
+    return absl::InvalidArgumentError("reply_timeout_ms must be at least 1");
+  }
   std::shared_ptr<VirtioBlkController> controller(new VirtioBlkController(options));
   controller->control_thread_ = Thread::Current();
-  absl::StatusOr<VhostUserFrontend> frontend = VhostUserFrontend::Connect(options.socket_path);
+  absl::StatusOr<VhostUserFrontend> frontend = VhostUserFrontend::Connect(
+      options.socket_path, std::chrono::milliseconds(options.reply_timeout_ms));
   if (!frontend.ok()) return frontend.status();
   controller->frontend_ = std::move(*frontend);
   for (auto step : {&VirtioBlkController::Negotiate, &VirtioBlkController::ReadConfig,
@@ -82,7 +85,8 @@ absl::StatusOr<std::shared_ptr<VirtioBlkController>> VirtioBlkController::Attach
     }
   }
   // The serial, where the back-end has one (figures and bdev_get_bdevs only).
-  absl::StatusOr<std::string> serial = controller->queues_[0]->GetId(kGetIdTimeoutUs);
+  absl::StatusOr<std::string> serial =
+      controller->queues_[0]->GetId(uint64_t{options.reply_timeout_ms} * 1000);
   if (serial.ok()) {
     controller->serial_ = *serial;
   } else if (serial.status().code() == absl::StatusCode::kDataLoss ||
@@ -146,21 +150,30 @@ absl::Status VirtioBlkController::ReadConfig() {
     return absl::DataLossError(absl::StrFormat(
         "its block size %u is not a power of two from 512 to 65536", block_size_));
   }
+  // The kernel's struct is packed: its fields are copied out before anything binds a
+  // reference to them (StrFormat, std::clamp), which is undefined for a misaligned field (the
+  // 64-bit capacity can lie 4 bytes off its alignment inside this object).
+  const uint64_t capacity = config_.capacity;
+  const uint32_t seg_max = config_.seg_max;
+  const uint32_t size_max = config_.size_max;
   // capacity counts 512-byte sectors whatever the block size.
-  if (config_.capacity == 0 || config_.capacity > (UINT64_MAX >> 9)) {
+  if (capacity == 0 || capacity > (UINT64_MAX >> 9)) {
     return absl::DataLossError(
-        absl::StrFormat("its capacity of %u sectors is not usable", config_.capacity));
+        absl::StrFormat("its capacity of %u sectors is not usable", capacity));
   }
-  block_count_ = (config_.capacity << 9) / block_size_;
+  block_count_ = (capacity << 9) / block_size_;
   if (block_count_ == 0) {
-    return absl::DataLossError(absl::StrFormat("its capacity of %u sectors is below one %u-byte "
-                                               "block", config_.capacity, block_size_));
+    return absl::DataLossError(
+        absl::StrFormat("its capacity of %u sectors is below one %u-byte "
+                        "block",
+                        capacity, block_size_));
   }
   if (has_feature(VIRTIO_BLK_F_MQ)) {
     if (config_.num_queues == 0) return absl::DataLossError("its config space says 0 queues");
-    backend_queues_ = std::min<uint32_t>(backend_queues_ == 1 ? config_.num_queues
-                                                              : backend_queues_,
-                                         config_.num_queues);
+    // GET_QUEUE_NUM, when asked, bounds it too (1 included: the back-end has one queue).
+    backend_queues_ = backend_queues_ == 0
+                          ? config_.num_queues
+                          : std::min<uint32_t>(backend_queues_, config_.num_queues);
   } else {
     backend_queues_ = 1;
   }
@@ -177,7 +190,7 @@ absl::Status VirtioBlkController::ReadConfig() {
   uint32_t segments = kDefaultSegments;
   if (has_feature(VIRTIO_BLK_F_SEG_MAX)) {
     // 0 says nothing useful; a request always carries one segment (Linux reads it so too).
-    segments = std::clamp(config_.seg_max, 1u, kMaxSegments);
+    segments = std::clamp(seg_max, 1u, kMaxSegments);
   }
   // Without indirect tables a request's header, data and status all take ring entries.
   if (!limits_.indirect) segments = std::min(segments, options_.vq_size - 2);
@@ -187,12 +200,12 @@ absl::Status VirtioBlkController::ReadConfig() {
   }
   limits_.max_data_segments = segments;
   // A size_max of 0 (qemu-storage-daemon offers the feature with 0) states no limit.
-  if (has_feature(VIRTIO_BLK_F_SIZE_MAX) && config_.size_max != 0) {
-    if (config_.size_max < block_size_) {
+  if (has_feature(VIRTIO_BLK_F_SIZE_MAX) && size_max != 0) {
+    if (size_max < block_size_) {
       return absl::DataLossError(absl::StrFormat(
-          "its size_max %u is smaller than its block size %u", config_.size_max, block_size_));
+          "its size_max %u is smaller than its block size %u", size_max, block_size_));
     }
-    max_transfer_bytes_ = std::min<uint64_t>(config_.size_max, kMaxTransferBytes);
+    max_transfer_bytes_ = std::min<uint64_t>(size_max, kMaxTransferBytes);
   }
   if (has_feature(VIRTIO_BLK_F_DISCARD)) limits_.max_discard_sectors = config_.max_discard_sectors;
   if (has_feature(VIRTIO_BLK_F_WRITE_ZEROES)) {

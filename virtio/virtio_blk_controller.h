@@ -83,7 +83,7 @@ class VirtioBlkController : public std::enable_shared_from_this<VirtioBlkControl
   uint64_t offered_features_ = 0;
   uint64_t features_ = 0;
   uint64_t protocol_features_ = 0;
-  uint32_t backend_queues_ = 1;
+  uint32_t backend_queues_ = 0;  // GET_QUEUE_NUM's answer (0: not asked), then the usable count
   virtio_blk_config config_{};
   uint32_t block_size_ = 512;
   uint64_t block_count_ = 0;

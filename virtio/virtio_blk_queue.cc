@@ -162,11 +162,23 @@ class VirtioBlkQueueOn final : public VirtioBlkQueue {
     std::memcpy(s.header, &header, sizeof(header));
     s.status = kStatusUnset;
     std::memset(s.id, 0, sizeof(s.id));
-    ring_->AddChain(3, [&](auto push) {
+    auto fill = [&](auto push) {
       push(reinterpret_cast<uint64_t>(s.header), sizeof(header), false);
       push(reinterpret_cast<uint64_t>(s.id), VIRTIO_BLK_ID_BYTES, true);
       push(reinterpret_cast<uint64_t>(&s.status), 1, true);
-    });
+    };
+    // A ring of two entries takes no chain of three: it goes indirect (the controller allows
+    // such a ring only with indirect descriptors).
+    if (ring_->free_descriptors() >= 3) {
+      ring_->AddChain(3, fill);
+    } else if (limits_.indirect) {
+      void* table = indirect_table(id);
+      Ring::FillIndirect(table, 3, fill);
+      ring_->AddIndirect(reinterpret_cast<uint64_t>(table), 3);
+    } else {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("%s: no room in the ring for GET_ID", name_));
+    }
     (void)ring_->NeedsKick();
     Kick();  // the back-end's notification wishes are not known before its first look
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(timeout_us);

@@ -367,9 +367,10 @@ void Job::OnIoError(const Task& task, BdevIoStatus status, int error_number) {
   if (status == BdevIoStatus::kAborted && record_.result.stopped_early) return;
   ++io_errors_;
   if (io_errors_ <= kMaxErrorsPrinted) {
-    PX_LOG(kError, "perf", "I/O error on bdev %s (core %d): %s of %u blocks at block %u: %s%s%s%s",
-           spec_.bdev, worker_.cpu(), task.write ? "write" : "read", task.num_blocks,
-           task.offset_blocks, BdevIoStatusName(status), error_number != 0 ? " (" : "",
+    PX_LOG(kError, "perf",
+           "I/O error on bdev %s (core %d): %s of %u blocks at block %u: %s%s%s%s%s", spec_.bdev,
+           worker_.cpu(), task.write ? "write" : "read", task.num_blocks, task.offset_blocks,
+           BdevIoStatusName(status), error_number != 0 ? " (" : "",
            error_number != 0 ? strerror(error_number) : "", error_number != 0 ? ")" : "",
            io_errors_ == kMaxErrorsPrinted ? " (further errors on this job only counted)" : "");
   }

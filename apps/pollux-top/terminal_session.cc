@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -80,11 +81,10 @@ absl::StatusOr<std::unique_ptr<TerminalSession>> TerminalSession::Enter(int in_f
   g_session.active.store(true);
   g_previous_terminate = std::set_terminate(RestoreThenTerminate);
   WriteAll(out_fd, kEnterScreen);
-  return std::unique_ptr<TerminalSession>(new TerminalSession(in_fd, out_fd, saved));
+  return std::unique_ptr<TerminalSession>(new TerminalSession(in_fd, out_fd));
 }
 
-TerminalSession::TerminalSession(int in_fd, int out_fd, const termios& saved)
-    : in_fd_(in_fd), out_fd_(out_fd), saved_(saved) {}
+TerminalSession::TerminalSession(int in_fd, int out_fd) : in_fd_(in_fd), out_fd_(out_fd) {}
 
 TerminalSession::~TerminalSession() {
   RestoreTerminal();

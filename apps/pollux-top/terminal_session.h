@@ -5,8 +5,6 @@
 // exception.
 #pragma once
 
-#include <termios.h>
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,11 +38,12 @@ class TerminalSession {
   int in_fd() const { return in_fd_; }
 
  private:
-  TerminalSession(int in_fd, int out_fd, const termios& saved);
+  // The terminal's saved state is the process's (restored from signal and terminate handlers
+  // too), not the session's.
+  TerminalSession(int in_fd, int out_fd);
 
   int in_fd_;
   int out_fd_;
-  termios saved_;
 };
 
 // SIGINT, SIGTERM, SIGHUP and SIGWINCH turned into bytes on a pipe that the main loop polls, so

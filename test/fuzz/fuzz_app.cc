@@ -19,6 +19,7 @@
 
 #include "pollux/app/app.h"
 #include "pollux/bdev/bdev.h"
+#include "pollux/env/io_memory.h"
 #include "pollux/env/log.h"
 #include "pollux/reactor/thread.h"
 #include "pollux/rpc/config.h"
@@ -91,6 +92,10 @@ void FuzzApp::Start() {
   options.rpc_socket = rpc_socket_;
   options.eal.cpus = {0};
   options.eal.memory_mb = 256;
+  // A malloc bdev of gigabytes would be populated page by page: seconds per input, and the
+  // process's RSS towards libFuzzer's limit. Beyond this, creating one fails as it would on a
+  // small machine.
+  IoMemory::SetKernelBytesLimit(512ull << 20);
   options.mode = ReactorMode::kInterrupt;
   static Latch started;
   app_thread = new std::thread([options] {

@@ -107,5 +107,26 @@ TEST_F(IoMemoryTest, TooMuchFailsNamingTheOwnerAndHoldsNothing) {
   EXPECT_EQ(IoMemory::KernelBytesHeld(), held_before);
 }
 
+TEST_F(IoMemoryTest, BeyondTheProcessLimitFailsNamingItAndHoldsNothing) {
+  if (rte_eal_has_hugepages()) GTEST_SKIP() << "the limit is on memory from the kernel";
+  const uint64_t held_before = IoMemory::KernelBytesHeld();
+  IoMemory::SetKernelBytesLimit(held_before + 4 * kMiB);
+  absl::StatusOr<IoMemory> first = IoMemory::Allocate(3 * kMiB, "first");
+  ASSERT_TRUE(first.ok()) << first.status();
+  // 4 MiB held (whole 2 MiB pages): one more byte does not fit.
+  absl::StatusOr<IoMemory> second = IoMemory::Allocate(1, "\"Malloc9\"");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr("cannot allocate 1 byte for \"Malloc9\": the process may hold "));
+  EXPECT_EQ(IoMemory::KernelBytesHeld(), held_before + 4 * kMiB);
+  // Room again once the first is gone; no limit again with 0.
+  *first = IoMemory();
+  EXPECT_TRUE(IoMemory::Allocate(kMiB, "third").ok());
+  IoMemory::SetKernelBytesLimit(0);
+  EXPECT_TRUE(IoMemory::Allocate(8 * kMiB, "fourth").ok());
+  EXPECT_EQ(IoMemory::KernelBytesHeld(), held_before);
+}
+
 }  // namespace
 }  // namespace pollux

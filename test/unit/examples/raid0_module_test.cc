@@ -434,8 +434,7 @@ TEST_F(Raid0ModuleTest, TheBasesOfAConfiguringRaidAreClaimedToo) {
 // held at both error bdevs when EE_Malloc0 goes away.
 class Raid0ModuleHotRemoveTest : public Raid0ModuleTest {
  protected:
-  static constexpr uint64_t kStripBlocks = 8;
-  static constexpr uint32_t kStripShift = 3;
+  static constexpr uint32_t kStripShift = 3;  // strips of 8 blocks
   static constexpr uint64_t kRaidBlocks = 128;
 
   void SetUp() override {

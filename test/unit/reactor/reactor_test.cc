@@ -361,12 +361,15 @@ TEST_F(InterruptTest, WakeFdNumberReusedRightAfterUnregisterStillWakes) {
   uint64_t sleeps = Sleeps(0);  // read before each action that wakes the reactor
   Poller* old_poller = CallOn(t, [&] { return make_poller(first); });
   // Unregister, close and reuse the number within one message: no poll iteration in between.
-  auto [second, poller] = CallOn(t, [&] {
+  // Not a structured binding: clang 14 cannot capture those (the lambda below).
+  const std::pair<int, Poller*> reused = CallOn(t, [&] {
     old_poller->Unregister();
     close(first);
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return std::pair<int, Poller*>(fd, fd >= 0 ? make_poller(fd) : nullptr);
   });
+  const int second = reused.first;
+  Poller* const poller = reused.second;
   ASSERT_GE(second, 0);
   // The kernel hands out the lowest free number, so this is the reuse case unless another
   // thread opened an fd in between (then the test still checks that wake-ups work).

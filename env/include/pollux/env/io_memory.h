@@ -57,6 +57,10 @@ class IoMemory {
   // Bytes all live IoMemory hold from the kernel (the no-huge case, not the shared arena:
   // SharedIoBytesAllocated counts that), for leak checks.
   static uint64_t KernelBytesHeld();
+  // A cap on KernelBytesHeld (0, the default: none; the machine's RAM still bounds it). For a
+  // process that creates bdevs from requests it cannot trust, such as a fuzz target, so that
+  // a request for gigabytes fails at once instead of populating them.
+  static void SetKernelBytesLimit(uint64_t bytes);
 
  private:
   IoMemory(uint8_t* data, uint64_t mapped_size, bool shared)

@@ -28,6 +28,9 @@ struct VirtioBlkControllerOptions {
   uint32_t vq_count = 1;    // queues to start (at most what the back-end has)
   uint32_t vq_size = 512;   // entries per queue (a power of two for split rings)
   bool packed_ring = false; // use packed rings (the back-end must offer VIRTIO_F_RING_PACKED)
+  // How long each answer of the back-end at attach and detach may take (a reply on the
+  // socket, GET_ID through the ring) before it counts as hung and the call fails.
+  uint32_t reply_timeout_ms = 3000;
 };
 
 class VirtioBlkModule : public BdevModule {
@@ -41,7 +44,7 @@ class VirtioBlkModule : public BdevModule {
 
 // Connects, negotiates and registers the bdev. Every failure says what the back-end did.
 // Blocks the calling thread for the handshake (bounded: a back-end that does not answer
-// fails the attach after a few seconds).
+// fails the attach after reply_timeout_ms).
 absl::StatusOr<Bdev*> AttachVirtioBlkController(const VirtioBlkControllerOptions& options);
 
 // Hot-removes the controller's bdev (open descriptors get their remove event), stops its
