@@ -3,7 +3,7 @@
 #   (none)      release build (RelWithDebInfo, g++): build/
 #   --sanitize  clang with ASan, UBSan and libFuzzer's coverage (POLLUX_FUZZ): the sanitizer
 #               suite and the fuzz targets of test/fuzz from one build: build-sanitize/
-#   --tsan      ThreadSanitizer (g++) on the lockless runtime and its tests only: env, rpc,
+#   --tsan      ThreadSanitizer (clang) on the lockless runtime and its tests only: env, rpc,
 #               reactor, scheduler: build-tsan/
 # Without targets it builds everything the mode's suite needs. Prints the build directory on
 # its last line.
@@ -25,6 +25,7 @@ if [ "$mode" = "--sanitize" ]; then
          -DPOLLUX_INSTALL=OFF)
 elif [ "$mode" = "--tsan" ]; then
   build="$root/build-tsan"
+  export CC=clang CXX=clang++
   extra=(-DPOLLUX_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOLLUX_BUILD_BENCH=OFF
          -DPOLLUX_INSTALL=OFF "-DPOLLUX_TEST_DIRS=unit/reactor;unit/scheduler")
 fi

@@ -166,7 +166,7 @@ class MailboxTest : public ModeTest {
   // and checks that every message arrived, each sender's in order.
   void RunSenders(int os_senders, uint64_t os_per_sender, int reactor_senders,
                   uint64_t reactor_per_sender, uint32_t receiver_ring, bool burst) {
-#if defined(__SANITIZE_THREAD__)
+#if defined(POLLUX_TSAN_BUILD)
     // ThreadSanitizer runs this 10-20 times slower: the same interleavings, fewer of them.
     os_per_sender = std::max<uint64_t>(1, os_per_sender / 20);
     reactor_per_sender = std::max<uint64_t>(1, reactor_per_sender / 20);
