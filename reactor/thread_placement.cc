@@ -45,7 +45,8 @@ bool Thread::AllowedOn(int cpu) const {
   return std::binary_search(cpumask_.begin(), cpumask_.end(), cpu);
 }
 
-absl::Status Thread::Move(uint64_t id, int cpu) {
+absl::Status Thread::Move(uint64_t id, int cpu, bool* started) {
+  if (started != nullptr) *started = false;
   ReactorRuntime* runtime = ReactorRuntime::Get();
   if (runtime == nullptr) return absl::FailedPreconditionError("no reactor is running");
   Reactor* target = runtime->ReactorOnCpu(cpu);
@@ -78,7 +79,10 @@ absl::Status Thread::Move(uint64_t id, int cpu) {
   });
   // Sent outside the registry lock: the reactor may need it to reap a thread before it can
   // drain its ring. The thread is found again by id there: only that reactor destroys it.
-  if (status.ok() && from != nullptr) SendToReactor(from, &MoveOut, new MoveRequest{id, target});
+  if (status.ok() && from != nullptr) {
+    SendToReactor(from, &MoveOut, new MoveRequest{id, target});
+    if (started != nullptr) *started = true;
+  }
   return status;
 }
 

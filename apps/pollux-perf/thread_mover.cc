@@ -58,10 +58,13 @@ PollResult ThreadMover::MoveAll() noexcept {
   bool moved = false;
   for (const Thread* thread : threads_) {
     const int cpu = NextCpu(*thread);
-    absl::Status status = Thread::Move(thread->id(), cpu);
+    // The core was read outside the move's lock: a move that landed since may have put the
+    // thread there already, which starts nothing and is not counted.
+    bool started = false;
+    absl::Status status = Thread::Move(thread->id(), cpu, &started);
     if (status.ok()) {
-      ++figures_.started;
-      moved = true;
+      figures_.started += started;
+      moved |= started;
     } else if (status.code() == absl::StatusCode::kFailedPrecondition) {
       // Its last move has not reached the target reactor yet (that reactor is busy, or the
       // period is shorter than a move): it goes on next time.

@@ -161,6 +161,10 @@ TEST_P(PlacementTest, CpumaskBoundsMovesAndSetCpumaskMovesHome) {
   ASSERT_TRUE(Thread::SetCpumask(pinned->id(), runtime().cpus()).ok());
   EXPECT_EQ(pinned->home_cpu(), reactor(1).cpu());
   MoveAndWait(pinned, 0);
+  // A move to the core it is on succeeds and starts nothing.
+  bool started = true;
+  EXPECT_TRUE(Thread::Move(pinned->id(), reactor(0).cpu(), &started).ok());
+  EXPECT_FALSE(started);
 
   // Bad requests fail clearly and change nothing.
   EXPECT_EQ(Thread::SetCpumask(pinned->id(), {}).code(), absl::StatusCode::kInvalidArgument);

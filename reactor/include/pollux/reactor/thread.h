@@ -91,7 +91,8 @@ class Thread {
   // or sent meanwhile), pollers, fd handlers and I/O channels go with it, nothing is lost or
   // reordered. Returns once the move is under way. Fails when the thread is unknown, `cpu`
   // runs no reactor or is outside its cpumask, or a move of it is already under way.
-  static absl::Status Move(uint64_t id, int cpu);
+  // `started`, when given, says whether a move began (false: it was on `cpu` already).
+  static absl::Status Move(uint64_t id, int cpu, bool* started = nullptr);
   // Sets the cores thread `id` may run on (thread_set_cpumask); moves it home if its core is
   // not among them.
   static absl::Status SetCpumask(uint64_t id, std::vector<int> cpus);
