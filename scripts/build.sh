@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Configures and builds pollux. Usage: scripts/build.sh [--sanitize | --tsan] [ninja targets...]
-#   (none)      release build (RelWithDebInfo, g++): build/
+#   (none)      release build (RelWithDebInfo, g++, Debian's hardening flags, ccache): build/
 #   --sanitize  clang with ASan, UBSan and libFuzzer's coverage (POLLUX_FUZZ): the sanitizer
 #               suite and the fuzz targets of test/fuzz from one build: build-sanitize/
 #   --tsan      ThreadSanitizer (clang) on the lockless runtime and its tests only: env, rpc,
@@ -16,7 +16,11 @@ case "$mode" in
 esac
 build="$root/build"
 extra=()
-if [ "$mode" = "--sanitize" ]; then
+if [ -z "$mode" ]; then
+  # The package build's flags (scripts/package.sh), so that it finds its objects in ccache.
+  source "$root/scripts/debian-flags.sh"
+  extra=("${debian_cmake_args[@]}")
+elif [ "$mode" = "--sanitize" ]; then
   build="$root/build-sanitize"
   # No install rules (so no package or SDK tests: they build pollux again, which the release
   # suite does) and no benchmarks; clang builds a sanitized tree in about half g++'s time.

@@ -26,19 +26,13 @@ done
 out="${out:-$build}"
 
 "$root/scripts/setup.sh"
-# Debian's hardening and build flags (what a package built by dpkg-buildpackage gets), on top
-# of the RelWithDebInfo build the figures in docs/performance.md come from.
-export DEB_BUILD_MAINT_OPTIONS="hardening=+all"
-cflags=$(dpkg-buildflags --get CFLAGS)
-cxxflags=$(dpkg-buildflags --get CXXFLAGS)
-cppflags=$(dpkg-buildflags --get CPPFLAGS)
-ldflags=$(dpkg-buildflags --get LDFLAGS)
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# Debian's hardening and build flags (what a package built by dpkg-buildpackage gets) on the
+# RelWithDebInfo build the figures in docs/performance.md come from: the release build's own
+# flags, so its objects come from ccache when it has run (scripts/debian-flags.sh).
+source "$root/scripts/debian-flags.sh"
+cmake -S "$root" -B "$build" -G Ninja "${debian_cmake_args[@]}" \
   -DCMAKE_INSTALL_PREFIX=/usr -DPOLLUX_PACKAGE=ON \
-  -DPOLLUX_BUILD_TESTS=OFF -DPOLLUX_BUILD_BENCH=OFF \
-  -DCMAKE_C_FLAGS="$cppflags $cflags" -DCMAKE_CXX_FLAGS="$cppflags $cxxflags" \
-  -DCMAKE_EXE_LINKER_FLAGS="$ldflags" -DCMAKE_SHARED_LINKER_FLAGS="$ldflags" \
-  -DCMAKE_MODULE_LINKER_FLAGS="$ldflags" >/dev/null
+  -DPOLLUX_BUILD_TESTS=OFF -DPOLLUX_BUILD_BENCH=OFF >/dev/null
 ninja -C "$build" >&2
 mkdir -p "$out"
 (cd "$build" && cpack -G DEB -B "$out" >&2)

@@ -8,6 +8,8 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config git
   # the SDK test builds examples/raid0 with its Makefile (the pkg-config route) too
   make
+  # the release and package builds share objects (scripts/debian-flags.sh)
+  ccache
   # libraries
   libdpdk-dev liburing-dev libaio-dev libabsl-dev nlohmann-json3-dev
   # tests and benchmarks
