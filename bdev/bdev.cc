@@ -37,7 +37,9 @@ const char* BdevIoStatusName(BdevIoStatus status) {
 }
 
 Bdev::Bdev(BdevModule& module, BdevProperties properties)
-    : properties_(std::move(properties)), module_(&module) {}
+    : properties_(std::move(properties)),
+      block_count_(properties_.block_count),
+      module_(&module) {}
 
 Bdev::~Bdev() = default;
 

@@ -121,6 +121,11 @@ class BdevChannel : public ChannelContext {
     thread_.RequestBuffer(io, alignment_mask_ + 1, requires_shared_memory_, cb);
   }
 
+  // Takes the bdev's block count again after a resize (NotifyBdevBlockCountChange): the
+  // count now, not the one of the resize that sent the walk, so that of two walks overtaking
+  // each other the later value stays. On the channel's thread.
+  void RefreshBlockCount() noexcept { block_count_ = bdev_.block_count(); }
+
   // Resubmits the I/O the module refused with kNoMemory (from the thread's poller).
   void RetryNoMemory() noexcept;
   // Cuts and submits the next children of a split parent.
@@ -288,7 +293,7 @@ class BdevChannel : public ChannelContext {
   // (the bdev's properties are one more dependent load away).
   const uint32_t supported_mask_;
   const uint32_t module_supported_mask_;
-  const uint64_t block_count_;
+  uint64_t block_count_;  // changes only at a resize (RefreshBlockCount)
   // The types Forward sends straight to the module, by the descriptor's writability: READ
   // (and WRITE when writable) if supported natively and nothing bounces or splits here.
   const uint32_t forward_fast_mask_[2];

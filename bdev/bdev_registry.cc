@@ -319,6 +319,80 @@ void BdevRegistry::ReleaseClaim(BdevDesc& desc) {
   }
 }
 
+bool BdevRegistry::Listed(const Bdev* bdev) const {
+  return std::any_of(bdevs_.begin(), bdevs_.end(), [bdev](const auto& b) { return b.get() == bdev; });
+}
+
+absl::Status BdevRegistry::ChangeBlockCount(Bdev& bdev, uint64_t block_count) {
+  Thread* thread = Thread::Current();
+  if (thread == nullptr || thread->id() != BdevAppThreadId()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "bdev %s: a block count changes on the app thread only", bdev.name()));
+  }
+  if (block_count == 0 || block_count > (UINT64_MAX >> 16)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bdev %s: block count %lu is out of range", bdev.name(), block_count));
+  }
+  BdevState& state = *bdev.state_;
+  {
+    std::lock_guard lock(state.mutex);
+    if (state.removing) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("bdev %s is being removed", bdev.name()));
+    }
+    if (block_count < bdev.properties_.block_count && !state.descs.empty()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "bdev %s cannot shrink from %lu to %lu blocks while %zu descriptors are open",
+          bdev.name(), bdev.properties_.block_count, block_count, state.descs.size()));
+    }
+    if (block_count == bdev.properties_.block_count) return absl::OkStatus();
+    PX_LOG(kInfo, "bdev", "%s: %lu blocks now (was %lu)", bdev.name(), block_count,
+           bdev.properties_.block_count);
+    bdev.properties_.block_count = block_count;
+    bdev.block_count_.store(block_count, std::memory_order_relaxed);
+  }
+  // Channels first, so that a descriptor that hears of the new size can use it at once. A
+  // removal may finish during the walk: the walk only compares the device's address, each step
+  // touches a live channel (whose bdev is alive), and AnnounceResize looks the bdev up again.
+  Bdev* raw = &bdev;
+  ForEachChannel(
+      state.channels, [](IoChannel& channel) { channel.context<BdevChannel>().RefreshBlockCount(); },
+      [this, raw](absl::Status) { AnnounceResize(raw); });
+  return absl::OkStatus();
+}
+
+void BdevRegistry::AnnounceResize(Bdev* bdev) {
+  // Back on the app thread: the bdev may have been removed meanwhile.
+  {
+    std::lock_guard lock(mutex_);
+    if (!Listed(bdev)) return;
+  }
+  std::vector<BdevDesc*> descs;
+  {
+    std::lock_guard lock(bdev->state_->mutex);
+    descs = bdev->state_->descs;
+  }
+  for (BdevDesc* desc : descs) {
+    RunOnThread(desc->thread_id(), [this, bdev, desc] { DeliverResize(bdev, desc); });
+  }
+}
+
+void BdevRegistry::DeliverResize(Bdev* bdev, BdevDesc* desc) {
+  {
+    // As DeliverRemove: a descriptor still listed stays open until its callback returns (it
+    // closes on this thread only), and so the bdev stays. Whether the bdev itself is still
+    // here is asked of the table first: it may be gone with the descriptor.
+    std::lock_guard lock(mutex_);
+    if (!Listed(bdev)) return;
+    std::lock_guard state_lock(bdev->state_->mutex);
+    auto& descs = bdev->state_->descs;
+    if (std::find(descs.begin(), descs.end(), desc) == descs.end() || desc->remove_notified_) {
+      return;
+    }
+  }
+  if (desc->event_cb_) desc->event_cb_(BdevEvent::kResize, *bdev);
+}
+
 // ---- public functions ----
 
 absl::StatusOr<Bdev*> RegisterBdev(std::unique_ptr<Bdev> bdev) {
@@ -345,6 +419,10 @@ void DeleteBdev(std::string_view name, const BdevModule* module,
         claimer->name())));
   }
   UnregisterBdev(*bdev, std::move(done));
+}
+
+absl::Status NotifyBdevBlockCountChange(Bdev& bdev, uint64_t block_count) {
+  return BdevRegistry::Get().ChangeBlockCount(bdev, block_count);
 }
 
 Bdev* FindBdev(std::string_view name) { return BdevRegistry::Get().Find(name); }

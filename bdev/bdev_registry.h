@@ -31,6 +31,8 @@ class BdevRegistry {
   void Close(BdevDesc& desc);
   absl::Status Claim(BdevDesc& desc, const BdevModule& module);
   void ReleaseClaim(BdevDesc& desc);
+  // NotifyBdevBlockCountChange.
+  absl::Status ChangeBlockCount(Bdev& bdev, uint64_t block_count);
 
  private:
   static absl::Status Validate(BdevProperties& properties);
@@ -38,6 +40,11 @@ class BdevRegistry {
   // descriptors' remove events.
   void Announce(Bdev* bdev);
   static void DeliverRemove(Bdev* bdev, BdevDesc* desc);
+  // After a resize's walk over the channels: kResize to each descriptor open then.
+  void AnnounceResize(Bdev* bdev);
+  void DeliverResize(Bdev* bdev, BdevDesc* desc);
+  // Whether `bdev` is in the table (compared by address, never dereferenced). Under mutex_.
+  bool Listed(const Bdev* bdev) const;
   void ContinueUnregister(Bdev* bdev);
   void FinishUnregister(Bdev* bdev);
 

@@ -78,7 +78,9 @@ IoClient::IoClient(Thread* thread, const std::string& bdev_name, bool writable)
     : thread_(thread) {
   absl::Status status;
   RunOn(thread_, [&] {
-    auto desc = BdevDesc::Open(bdev_name, writable, [this](BdevEvent, Bdev&) { ++remove_events_; });
+    auto desc = BdevDesc::Open(bdev_name, writable, [this](BdevEvent event, Bdev&) {
+      if (event == BdevEvent::kRemove) ++remove_events_;
+    });
     if (!desc.ok()) {
       status = desc.status();
       return;

@@ -5,6 +5,7 @@
 // data path. I/O goes through a BdevDesc and a per-thread channel (bdev_desc.h).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -64,8 +65,10 @@ class Bdev {
   const std::string& uuid() const { return properties_.uuid; }
   const std::string& product_name() const { return properties_.product_name; }
   uint32_t block_size() const { return properties_.block_size; }
-  uint64_t block_count() const { return properties_.block_count; }
-  uint64_t size_bytes() const { return properties_.block_count * properties_.block_size; }
+  // Changes only through NotifyBdevBlockCountChange, on the app thread, while other threads
+  // read it: an atomic (a plain load on x86).
+  uint64_t block_count() const { return block_count_.load(std::memory_order_relaxed); }
+  uint64_t size_bytes() const { return block_count() * properties_.block_size; }
   uint32_t required_alignment() const { return properties_.required_alignment; }
   bool write_cache() const { return properties_.write_cache; }
   uint32_t optimal_io_boundary() const { return properties_.optimal_io_boundary; }
@@ -133,7 +136,8 @@ class Bdev {
           fn,
       absl::AnyInvocable<void(absl::Status)> done);
 
-  BdevProperties properties_;
+  BdevProperties properties_;  // block_count: the app thread's copy of block_count_
+  std::atomic<uint64_t> block_count_;
   BdevModule* module_;
   uint32_t supported_mask_ = 0;         // what callers may submit
   uint32_t module_supported_mask_ = 0;  // what reaches the module (the rest is emulated)
@@ -153,6 +157,14 @@ void ForEachBdevChannel(
                             absl::AnyInvocable<void(absl::Status)> next)>
         fn,
     absl::AnyInvocable<void(absl::Status)> done);
+
+// The device changed size (SPDK's spdk_bdev_notify_blockcnt_change): the bdev's block count
+// becomes `block_count`, every channel's range checks take it, and then every open descriptor
+// gets a kResize event on its thread. A module calls it when its device grew or shrank (an RBD
+// image resized). Shrinking while any descriptor is open fails (FailedPrecondition, SPDK's
+// -EBUSY: a user may be reading the end); so does a bdev being removed. The same count again
+// changes nothing and sends no event. Call on the app thread.
+absl::Status NotifyBdevBlockCountChange(Bdev& bdev, uint64_t block_count);
 
 // Whether `text` is a UUID in RFC 4122 text form (8-4-4-4-12 hexadecimal digits).
 bool IsValidUuid(std::string_view text);

@@ -27,6 +27,9 @@ namespace pollux {
 
 enum class BdevEvent : uint8_t {
   kRemove,  // the bdev is going away: stop submitting, wait for your I/O, close the descriptor
+  // The bdev's size changed (bdev.block_count(); NotifyBdevBlockCountChange): the channels
+  // check ranges against the new size already. Ignore it if the size does not matter to you.
+  kResize,
 };
 
 // Runs on the descriptor's thread.
