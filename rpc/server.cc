@@ -21,6 +21,7 @@
 #include "absl_string_view.h"
 #include "json_value_scanner.h"
 #include "pollux/env/log.h"
+#include "pollux/env/unix_listener.h"
 
 namespace pollux::rpc {
 namespace {
@@ -98,7 +99,6 @@ class RpcServer::Impl {
   size_t connection_count() const { return connections_.size(); }
 
  private:
-  absl::Status RefuseLiveServer();
   void AcceptAll();
   void Refuse(int fd);
   void PauseListener();
@@ -123,7 +123,8 @@ class RpcServer::Impl {
   const std::string path_;
   MethodRegistry& methods_;
   const RpcServerOptions options_;
-  int listen_fd_ = -1;
+  UnixListener listener_;  // removes the socket file it created when the server goes
+  int listen_fd_ = -1;      // listener_'s
   int epoll_fd_ = -1;
   // One timer for every deadline: the oldest unfinished request's and the listener's rest.
   int timer_fd_ = -1;
@@ -131,10 +132,6 @@ class RpcServer::Impl {
   Clock::time_point listener_resumes_at_{};  // {} while the listener is watched
   size_t refused_unlogged_ = 0;
   Clock::time_point refusal_logged_at_{};
-  // Identity of the socket file we created, so that the destructor never removes a file that
-  // another process has put there since.
-  dev_t socket_dev_ = 0;
-  ino_t socket_ino_ = 0;
 
   uint64_t next_connection_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Connection>> connections_;
@@ -155,78 +152,13 @@ RpcServer::Impl::~Impl() {
   connections_.clear();
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
   if (timer_fd_ >= 0) ::close(timer_fd_);
-  if (listen_fd_ >= 0) {
-    ::close(listen_fd_);
-    struct stat st;
-    if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ && st.st_ino == socket_ino_) {
-      ::unlink(path_.c_str());
-    }
-  }
-}
-
-// A socket file at the path: a live server answers connect(), a stale file (its server died)
-// refuses it and may be replaced.
-absl::Status RpcServer::Impl::RefuseLiveServer() {
-  struct stat st;
-  if (::lstat(path_.c_str(), &st) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return PathError("cannot check", path_, errno);
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("RPC socket path ", path_, " exists and is not a socket"));
-  }
-  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (probe < 0) return PathError("cannot check", path_, errno);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
-  int rc = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
-  int error = rc == 0 ? 0 : errno;
-  ::close(probe);
-  // EAGAIN: the listener's backlog is full, so it is alive too.
-  if (rc == 0 || error == EAGAIN || error == EINPROGRESS) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("RPC socket ", path_, " is in use by another process"));
-  }
-  if (error != ECONNREFUSED && error != ENOENT) return PathError("cannot check", path_, error);
-  if (error == ECONNREFUSED) {
-    PX_LOG(kNotice, "rpc", "removing stale RPC socket %s", path_);
-    if (::unlink(path_.c_str()) != 0 && errno != ENOENT) {
-      return PathError("cannot remove stale", path_, errno);
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::Status RpcServer::Impl::Listen() {
-  sockaddr_un addr{};
-  if (path_.empty() || path_.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("RPC socket path \"", path_,
-                                                   "\" is empty or longer than ",
-                                                   sizeof(addr.sun_path) - 1, " bytes"));
-  }
-  if (absl::Status status = RefuseLiveServer(); !status.ok()) return status;
-
-  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return PathError("cannot create", path_, errno);
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
-  if (::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    int error = errno;
-    ::close(listen_fd_);
-    listen_fd_ = -1;  // the file, if any, is not ours: leave it
-    return PathError("cannot bind", path_, error);
-  }
-  struct stat st;
-  if (::lstat(path_.c_str(), &st) == 0) {
-    socket_dev_ = st.st_dev;
-    socket_ino_ = st.st_ino;
-  }
-  // chmod before listen(): until then every connect() is refused, so no other user can slip in
-  // while the file still has the umask's mode.
-  if (::chmod(path_.c_str(), 0600) != 0) return PathError("cannot chmod", path_, errno);
-  if (::listen(listen_fd_, 128) != 0) return PathError("cannot listen on", path_, errno);
+  absl::StatusOr<UnixListener> listener = UnixListener::Listen(path_, "RPC socket", "rpc", 0600);
+  if (!listener.ok()) return listener.status();
+  listener_ = std::move(*listener);
+  listen_fd_ = listener_.fd();
 
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return PathError("cannot create epoll for", path_, errno);
