@@ -51,11 +51,13 @@ Mailbox::Mailbox(uint32_t capacity) {
     PX_LOG(kError, "reactor", "eventfd: %s", std::strerror(errno));
     std::abort();
   }
+  live_count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 Mailbox::~Mailbox() {
   if (event_fd_ >= 0) close(event_fd_);
   std::free(memory_);
+  live_count_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 bool Mailbox::SendFromOtherThread(const Message& message) noexcept {

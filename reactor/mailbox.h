@@ -52,6 +52,8 @@ class Mailbox {
   // Aborts only if memory is exhausted.
   explicit Mailbox(uint32_t capacity);
   ~Mailbox();
+  // Mailboxes not yet freed, process-wide (a retired one counts until its reactor frees it).
+  static size_t LiveCount() { return live_count_.load(std::memory_order_relaxed); }
   Mailbox(const Mailbox&) = delete;
   Mailbox& operator=(const Mailbox&) = delete;
 
@@ -125,6 +127,8 @@ class Mailbox {
   int event_fd() const { return event_fd_; }
 
  private:
+  static inline std::atomic<size_t> live_count_{0};
+
   // Send and SendBurst through the RTS ring.
   bool SendFromOtherThread(const Message& message) noexcept;
   unsigned SendBurstFromOtherThread(const Message* messages, unsigned count) noexcept;
