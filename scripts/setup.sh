@@ -20,6 +20,9 @@ PACKAGES=(
   qemu-system-common
   # test/guest: a QEMU guest and what scripts/guest-image.sh puts in its initramfs
   qemu-system-x86 qemu-utils e2fsprogs util-linux busybox-static cpio kmod xz-utils
+  # NBD clients the NBD server is tested against (qemu-img and qemu-io are in qemu-utils, fio's
+  # nbd engine in fio)
+  libnbd-bin
   # bench/virtio_bench.py and bench/vhost_target_bench.py --callgrind
   valgrind
   # bench/plot.py: the pictures in docs/performance.md (and its test)
@@ -28,6 +31,9 @@ PACKAGES=(
   help2man lintian
   # scripts/fuzz.sh: the fuzz targets with libFuzzer (clang and its runtime libraries)
   clang libclang-rt-14-dev
+  # the rbd bdev module (librbd, librados) and the one-node Ceph cluster its tests start
+  # (test/support/ceph: a mon and a memstore OSD; ceph-common has the ceph and rbd tools)
+  librbd-dev ceph-mon ceph-osd ceph-common
 )
 
 missing=()

@@ -77,8 +77,8 @@ TEST(SpdkConfig, WrittenBySpdkStartsTheTargetUnchanged) {
 
   // One warning line for each thing skipped or ignored; nothing silently.
   std::string log = target.Stderr();
-  for (const char* subsystem : {"keyring", "iobuf", "sock", "vmd", "accel", "nbd", "scsi",
-                                "vhost_scsi", "ublk", "nvmf", "iscsi"}) {
+  for (const char* subsystem : {"keyring", "iobuf", "sock", "vmd", "accel", "scsi", "vhost_scsi",
+                                "ublk", "nvmf", "iscsi"}) {
     EXPECT_THAT(log, HasSubstr(std::string("skipping subsystem \"") + subsystem + "\""));
   }
   EXPECT_THAT(log, HasSubstr("skipping method \"bdev_nvme_set_options\""));
