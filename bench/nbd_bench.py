@@ -9,8 +9,9 @@ on the other core, 4 KiB random reads and writes at depth 1 and 32, run alternat
 
 Both servers run pinned to --server-cpu, the client to --client-cpu, over a Unix socket. Per
 case it prints IOPS, average and p99 latency (fio's completion latency), and the server's CPU
-microseconds per I/O (its utime+stime over the run / I/O done), with pollux / qemu-nbd ratios.
-pollux-tgt runs in its default interrupt mode.
+microseconds per I/O (its utime+stime over the run / I/O done), with pollux / qemu-nbd ratios;
+beside them the disk itself (fio's io_uring engine with O_DIRECT on the file, on the server's
+core): the bound both servers work under. pollux-tgt runs in interrupt mode unless --mode poll.
 """
 import argparse
 import json
@@ -21,19 +22,8 @@ import sys
 import tempfile
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-CASES = {
-    "randread-qd1": ("randread", 1),
-    "randread-qd32": ("randread", 32),
-    "randwrite-qd1": ("randwrite", 1),
-    "randwrite-qd32": ("randwrite", 32),
-}
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proc_cpu import RANDOM_4K_CASES as CASES, cpu_seconds  # noqa: E402
 
 
 def wait_for_socket(path, proc, what):
@@ -58,7 +48,8 @@ def start_pollux(args, work, socket):
     with open(path, "w") as f:
         json.dump(config, f)
     proc = subprocess.Popen(
-        [args.tgt, "-c", path, "--cpus", str(args.server_cpu), "-r", os.path.join(work, "rpc.sock")],
+        [args.tgt, "-c", path, "--cpus", str(args.server_cpu), "-r", os.path.join(work, "rpc.sock"),
+         "--mode", args.mode],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for_socket(socket, proc, "pollux-tgt")
     return proc
@@ -74,11 +65,11 @@ def start_qemu_nbd(args, socket):
     return proc
 
 
-def run_fio(args, socket, rw, depth):
-    cmd = ["taskset", "-c", str(args.client_cpu), "fio", "--name=nbd", "--ioengine=nbd",
-           f"--uri=nbd+unix:///exp?socket={socket}", f"--rw={rw}", "--bs=4k",
-           f"--iodepth={depth}", f"--size={args.size}", "--time_based",
-           f"--runtime={args.time}", "--ramp_time=1", "--output-format=json"]
+def run_fio(args, target, rw, depth, cpu=None):
+    """fio against `target`: ["--ioengine=...", ...]."""
+    cmd = ["taskset", "-c", str(args.client_cpu if cpu is None else cpu), "fio", "--name=nbd",
+           *target, f"--rw={rw}", "--bs=4k", f"--iodepth={depth}", f"--size={args.size}",
+           "--time_based", f"--runtime={args.time}", "--ramp_time=1", "--output-format=json"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     job = json.loads(out[out.index("{"):])["jobs"][0]
     side = job["read" if rw == "randread" else "write"]
@@ -89,12 +80,19 @@ def run_fio(args, socket, rw, depth):
 
 
 def measure(args, server, rw, depth):
+    if server == "disk":
+        # The disk itself: fio's io_uring engine with O_DIRECT on the file, on the server's core.
+        result = run_fio(args, ["--ioengine=io_uring", f"--filename={args.file}", "--direct=1"],
+                         rw, depth, cpu=args.server_cpu)
+        result["cpu_us_per_io"] = 0
+        return result
     with tempfile.TemporaryDirectory(prefix="pollux-nbd-bench-") as work:
         socket = os.path.join(work, "nbd.sock")
         proc = start_pollux(args, work, socket) if server == "pollux" else start_qemu_nbd(args, socket)
         try:
             before = cpu_seconds(proc.pid)
-            result = run_fio(args, socket, rw, depth)
+            result = run_fio(args, ["--ioengine=nbd", f"--uri=nbd+unix:///exp?socket={socket}"],
+                             rw, depth)
             used = cpu_seconds(proc.pid) - before
         finally:
             proc.terminate()
@@ -115,6 +113,8 @@ def main():
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--mode", default="interrupt", choices=["interrupt", "poll"],
+                        help="pollux-tgt's reactor mode")
     parser.add_argument("--json")
     args = parser.parse_args()
     # An allocated file: reads of holes would measure the filesystem, not the servers.
@@ -123,17 +123,18 @@ def main():
     results = {}
     for case in args.cases.split(","):
         rw, depth = CASES[case]
-        runs = {"pollux": [], "qemu-nbd": []}
+        runs = {"pollux": [], "qemu-nbd": [], "disk": []}
         for r in range(args.rounds):
-            order = ["pollux", "qemu-nbd"] if r % 2 == 0 else ["qemu-nbd", "pollux"]
+            order = ["pollux", "qemu-nbd", "disk"] if r % 2 == 0 else ["disk", "qemu-nbd", "pollux"]
             for server in order:
                 runs[server].append(measure(args, server, rw, depth))
         med = {s: {k: statistics.median(x[k] for x in v) for k in v[0]} for s, v in runs.items()}
         results[case] = {"median": med, "runs": runs}
-        p, q = med["pollux"], med["qemu-nbd"]
+        p, q, d = med["pollux"], med["qemu-nbd"], med["disk"]
         print(f"{case:15s} IOPS pollux {p['iops']:9.0f} qemu-nbd {q['iops']:9.0f} "
-              f"ratio {p['iops'] / q['iops']:.2f} | avg us {p['avg_us']:7.1f} {q['avg_us']:7.1f} "
-              f"ratio {p['avg_us'] / q['avg_us']:.2f} | p99 us {p['p99_us']:7.1f} {q['p99_us']:7.1f} "
+              f"ratio {p['iops'] / q['iops']:.2f} disk {d['iops']:9.0f} | avg us {p['avg_us']:7.1f} "
+              f"{q['avg_us']:7.1f} ratio {p['avg_us'] / q['avg_us']:.2f} disk {d['avg_us']:7.1f} "
+              f"| p99 us {p['p99_us']:7.1f} {q['p99_us']:7.1f} "
               f"| server CPU us/IO {p['cpu_us_per_io']:5.1f} {q['cpu_us_per_io']:5.1f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -48,9 +48,7 @@ void NbdServerStart(const Json& params, RpcResponder responder) {
   if (address) options.address = *address;
   if (port) options.port = static_cast<uint16_t>(*port);
   if (max_connections) options.max_connections = static_cast<uint32_t>(*max_connections);
-  absl::StatusOr<Json> endpoint = StartNbdServer(options);
-  if (!endpoint.ok()) return ReplyError(responder, kMethod, endpoint.status());
-  responder.Result(std::move(*endpoint));
+  rpc::ReplyResultOrError(responder, kMethod, StartNbdServer(options));
 }
 POLLUX_RPC_METHOD(
     MethodSpec("nbd_server_start", "nbd",
@@ -125,9 +123,7 @@ void NbdGetExports(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
   std::string name = reader.OptionalString("name").value_or("");
   if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  absl::StatusOr<Json> exports = GetNbdExports(name);
-  if (!exports.ok()) return ReplyError(responder, kMethod, exports.status());
-  responder.Result(std::move(*exports));
+  rpc::ReplyResultOrError(responder, kMethod, GetNbdExports(name));
 }
 POLLUX_RPC_METHOD(
     MethodSpec("nbd_get_exports", "nbd",

@@ -61,6 +61,11 @@ absl::Status Thread::Move(uint64_t id, int cpu, bool* started) {
                        ": its cpumask is ", FormatCpuList(t->cpumask())));
     }
     if (t->reactor() == target) return absl::OkStatus();
+    if (t->reactor() == nullptr) {
+      // Nothing would send the move on, and the claim below would never be released.
+      return absl::FailedPreconditionError(
+          absl::StrCat("thread \"", t->name(), "\" (id ", id, ") runs on no reactor"));
+    }
     if (t->reactor_bound()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "thread \"", t->name(), "\" (id ", id,
@@ -79,7 +84,7 @@ absl::Status Thread::Move(uint64_t id, int cpu, bool* started) {
   });
   // Sent outside the registry lock: the reactor may need it to reap a thread before it can
   // drain its ring. The thread is found again by id there: only that reactor destroys it.
-  if (status.ok() && from != nullptr) {
+  if (status.ok() && from != nullptr) {  // null: it was on `target` already
     SendToReactor(from, &MoveOut, new MoveRequest{id, target});
     if (started != nullptr) *started = true;
   }

@@ -248,4 +248,10 @@ void ReplyTrueOrError(RpcResponder& responder, std::string_view method,
   responder.Result(true);
 }
 
+void ReplyResultOrError(RpcResponder& responder, std::string_view method,
+                        absl::StatusOr<Json> result) {
+  if (!result.ok()) return ReplyError(responder, method, result.status());
+  responder.Result(*std::move(result));
+}
+
 }  // namespace pollux::rpc

@@ -101,8 +101,10 @@ absl::StatusOr<std::unique_ptr<VhostBlkController>> VhostBlkController::Create(
   c->cpus_ = cpus;
   VhostBlkController* self = c.get();
   absl::StatusOr<std::unique_ptr<BdevDesc>> desc =
-      BdevDesc::Open(options.bdev_name, !options.readonly, [self](BdevEvent event, Bdev&) {
+      BdevDesc::Open(options.bdev_name, !options.readonly, [self](BdevEvent event, Bdev& bdev) {
         if (event == BdevEvent::kRemove) self->OnBdevRemoved();
+        // Only growth reaches us: the layer refuses a shrink while we hold the bdev open.
+        if (event == BdevEvent::kResize) self->OnBdevResized(bdev.size_bytes() / 512);
       });
   if (!desc.ok()) return desc.status();
   c->desc_ = *std::move(desc);
@@ -175,7 +177,8 @@ absl::Status VhostBlkController::Listen() {
   if (device_.discard && !options_.readonly) features |= Bit(VIRTIO_BLK_F_DISCARD);
   if (device_.write_zeroes && !options_.readonly) features |= Bit(VIRTIO_BLK_F_WRITE_ZEROES);
   uint64_t protocol = Bit(vhost_user::kProtocolMq) | Bit(vhost_user::kProtocolReplyAck) |
-                      Bit(vhost_user::kProtocolConfig) | Bit(vhost_user::kProtocolInflightShmfd);
+                      Bit(vhost_user::kProtocolBackendReq) | Bit(vhost_user::kProtocolConfig) |
+                      Bit(vhost_user::kProtocolInflightShmfd);
   absl::Status failed;
   if (rte_vhost_driver_set_features(path, features) != 0 ||
       rte_vhost_driver_set_protocol_features(path, protocol) != 0) {
@@ -350,6 +353,50 @@ void VhostBlkController::OnBdevRemoved() {
     });
   }
   release();
+}
+
+void VhostBlkController::OnBdevResized(uint64_t capacity_sectors) {
+  std::vector<VhostBlkQueue*> queues;
+  {
+    std::lock_guard lock(mutex_);
+    device_.capacity_sectors = capacity_sectors;  // for GET_CONFIG and queues started later
+    for (auto& q : queues_) {
+      if (q != nullptr) queues.push_back(q.get());
+    }
+  }
+  PX_LOG(kNotice, "vhost", "%s: bdev %s resized: %lu sectors", options_.name, options_.bdev_name,
+         capacity_sectors);
+  // The guest hears of the new size only once every queue accepts it. Safe to come back to
+  // `this`: each queue thread answers before it runs a later DestroyQueues message.
+  auto remaining = std::make_shared<size_t>(queues.size() + 1);
+  auto notify = [this, remaining] {
+    if (--*remaining == 0) NotifyConfigChange();
+  };
+  const uint64_t home = home_->id();
+  for (VhostBlkQueue* q : queues) {
+    RunOnThread(q->thread()->id(), [q, capacity_sectors, home, notify]() mutable {
+      q->SetCapacity(capacity_sectors);
+      RunOnThread(home, std::move(notify));
+    });
+  }
+  notify();
+}
+
+void VhostBlkController::NotifyConfigChange() {
+  int vid;
+  {
+    std::lock_guard lock(mutex_);
+    vid = vid_;
+  }
+  if (vid < 0) return;  // a front-end connecting later reads the new size
+  // Needs the back-end channel (VHOST_USER_PROTOCOL_F_BACKEND_REQ): QEMU gives one; a
+  // front-end without it sees the new size at its next GET_CONFIG.
+  if (rte_vhost_slave_config_change(vid, false) != 0) {
+    PX_LOG(kWarning, "vhost",
+           "%s: the front-end has no back-end channel: it sees the new size only when it reads "
+           "the config space again",
+           options_.name);
+  }
 }
 
 VhostBlkQueue& VhostBlkController::QueueAt(uint16_t vring) {

@@ -95,6 +95,10 @@ class VhostBlkController {
   QueueCoalescing queue_coalescing() const;
 
   void OnBdevRemoved();
+  // Home thread: the bdev grew. The queues take the new size, then the front-end is told the
+  // config space changed (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), and QEMU tells the guest.
+  void OnBdevResized(uint64_t capacity_sectors);
+  void NotifyConfigChange();
   // Home thread: frees the queues on their threads, releases the threads, closes the bdev.
   void DestroyQueues(absl::AnyInvocable<void()> done);
   // With mutex_ held, on rte_vhost's thread.

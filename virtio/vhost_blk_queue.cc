@@ -108,6 +108,8 @@ class VhostBlkQueueOn final : public VhostBlkQueueEngine {
     MaybeFinishDetach();
   }
 
+  void SetCapacity(uint64_t sectors) override { device_.capacity_sectors = sectors; }
+
   void SetCoalescing(uint64_t delay_tsc, uint32_t threshold) override {
     coalescing_delay_tsc_ = delay_tsc;
     coalescing_threshold_ = threshold;
@@ -493,6 +495,11 @@ void VhostBlkQueue::Stop(absl::AnyInvocable<void(RingPosition)> done) {
 void VhostBlkQueue::DetachBdev(absl::AnyInvocable<void()> done) {
   if (engine_ == nullptr) return done();
   engine_->DetachBdev(std::move(done));
+}
+
+void VhostBlkQueue::SetCapacity(uint64_t sectors) {
+  // A stopped queue takes the controller's device, with the new size, when it starts again.
+  if (engine_ != nullptr) engine_->SetCapacity(sectors);
 }
 
 void VhostBlkQueue::SetCoalescing(uint64_t delay_tsc, uint32_t threshold_per_interval) {

@@ -94,6 +94,8 @@ class VhostBlkQueueEngine {
   // The bdev is going away: fail new requests, and call done() once nothing is in flight on
   // the bdev any more (the channel is released then).
   virtual void DetachBdev(absl::AnyInvocable<void()> done) = 0;
+  // The bdev grew: requests up to the new end pass the range check.
+  virtual void SetCapacity(uint64_t sectors) = 0;
   virtual void SetCoalescing(uint64_t delay_tsc, uint32_t threshold_per_interval) = 0;
   // Reads and clears the kick fd's count into the counters (control path).
   virtual void CollectKicks() = 0;
@@ -113,6 +115,7 @@ class VhostBlkQueue {
   absl::Status Start(VhostBlkQueueSetup setup);
   void Stop(absl::AnyInvocable<void(RingPosition)> done);
   void DetachBdev(absl::AnyInvocable<void()> done);
+  void SetCapacity(uint64_t sectors);
   void SetCoalescing(uint64_t delay_tsc, uint32_t threshold_per_interval);
   // {"queue":..,"thread":..,"requests":..,...}. On the queue's thread.
   rpc::Json Info();

@@ -123,10 +123,8 @@ void VhostGetControllers(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
   std::string name = reader.OptionalString("name").value_or("");
   if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  GetVhostControllers(name, [responder = std::move(responder)](
-                                absl::StatusOr<Json> info) mutable {
-    if (!info.ok()) return ReplyError(responder, kMethod, info.status());
-    responder.Result(std::move(*info));
+  GetVhostControllers(name, [responder = std::move(responder)](absl::StatusOr<Json> info) mutable {
+    rpc::ReplyResultOrError(responder, kMethod, std::move(info));
   });
 }
 POLLUX_RPC_METHOD(

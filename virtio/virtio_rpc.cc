@@ -100,9 +100,7 @@ void BdevVirtioGetControllers(const Json& params, RpcResponder responder) {
   ParamReader reader(params);
   std::string name = reader.OptionalString("name").value_or("");
   if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, kMethod, s);
-  absl::StatusOr<Json> info = VirtioBlkControllersInfo(name);
-  if (!info.ok()) return ReplyError(responder, kMethod, info.status());
-  responder.Result(std::move(*info));
+  rpc::ReplyResultOrError(responder, kMethod, VirtioBlkControllersInfo(name));
 }
 POLLUX_RPC_METHOD(
     MethodSpec("bdev_virtio_get_controllers", "virtio",

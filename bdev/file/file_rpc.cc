@@ -21,6 +21,7 @@ using rpc::Optional;
 using rpc::ParamReader;
 using rpc::ParamType;
 using rpc::ReplyError;
+using rpc::ReplyTrueOrError;
 using rpc::Required;
 using rpc::RpcResponder;
 
@@ -96,6 +97,42 @@ void HandleFileBdevCreate(const Json& params, RpcResponder responder, const char
   CreateAndReply(responder, method, options, engine);
 }
 
+rpc::MethodSpec FileBdevRescanSpec(std::string method, std::string component,
+                                   std::string_view what) {
+  return rpc::MethodSpec(
+      std::move(method), std::move(component),
+      absl::StrFormat("Measures the file or block device of a %s again and gives the bdev its "
+                      "size (a grown file, a resized volume): its users see the new size. "
+                      "Answers true.",
+                      what),
+      {Required("name", ParamType::kString, "the bdev")});
+}
+
+void HandleFileBdevRescan(const Json& params, RpcResponder responder, const char* method,
+                          std::string_view module_name) {
+  ParamReader reader(params);
+  std::string name = reader.String("name");
+  if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, method, s);
+  Bdev* bdev = FindBdev(name);
+  auto* file_bdev = dynamic_cast<FileBdev*>(bdev);
+  if (file_bdev == nullptr || (!module_name.empty() && file_bdev->module().name() != module_name)) {
+    return ReplyError(
+        responder, method,
+        absl::NotFoundError(bdev == nullptr
+                                ? absl::StrFormat("no bdev \"%s\"", name)
+                                : absl::StrFormat("bdev \"%s\" is not a %s bdev", name,
+                                                  module_name.empty() ? "file" : module_name)));
+  }
+  absl::StatusOr<uint64_t> blocks = file_bdev->target().CurrentBlockCount();
+  if (!blocks.ok()) return ReplyError(responder, method, blocks.status());
+  if (*blocks == 0) {
+    return ReplyError(responder, method,
+                      absl::FailedPreconditionError(absl::StrFormat(
+                          "\"%s\" is now shorter than one block", file_bdev->target().filename())));
+  }
+  ReplyTrueOrError(responder, method, NotifyBdevBlockCountChange(*bdev, *blocks));
+}
+
 namespace {
 
 void BdevFileCreate(const Json& params, RpcResponder responder) {
@@ -135,6 +172,12 @@ void BdevFileDelete(const Json& params, RpcResponder responder) {
 }
 POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_file_delete", "bdev_file", "file bdev of any engine"),
                   BdevFileDelete);
+
+void BdevFileRescan(const Json& params, RpcResponder responder) {
+  HandleFileBdevRescan(params, std::move(responder), "bdev_file_rescan", "");
+}
+POLLUX_RPC_METHOD(FileBdevRescanSpec("bdev_file_rescan", "bdev_file", "file bdev of any engine"),
+                  BdevFileRescan);
 
 }  // namespace
 }  // namespace pollux

@@ -132,6 +132,23 @@ int ProbeDirectRead(int fd, uint32_t block_size, uint32_t alignment) {
 
 std::string Quoted(const std::string& filename) { return absl::StrFormat("\"%s\"", filename); }
 
+// The size of a block device (BLKGETSIZE64) or regular file (fstat) open as `fd`.
+absl::StatusOr<uint64_t> ReadSize(int fd, const std::string& name) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    return ErrnoStatus(err, absl::StrFormat("fstat %s: %s", Quoted(name), std::strerror(err)));
+  }
+  if (!S_ISBLK(st.st_mode)) return static_cast<uint64_t>(st.st_size);
+  uint64_t size = 0;
+  if (ioctl(fd, BLKGETSIZE64, &size) != 0) {
+    int err = errno;
+    return ErrnoStatus(err,
+                       absl::StrFormat("%s: BLKGETSIZE64: %s", Quoted(name), std::strerror(err)));
+  }
+  return size;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FileTarget>> FileTarget::Open(const FileTargetOptions& options) {
@@ -204,11 +221,9 @@ absl::StatusOr<std::unique_ptr<FileTarget>> FileTarget::Open(const FileTargetOpt
   uint32_t device_block = 0;  // what O_DIRECT needs for offsets and lengths (0: nothing known)
   uint32_t memory_align = 0;  // what it needs for buffer addresses
   if (target->is_block_device_) {
-    if (ioctl(fd, BLKGETSIZE64, &size) != 0) {
-      int err = errno;
-      return ErrnoStatus(err,
-                         absl::StrFormat("%s: BLKGETSIZE64: %s", Quoted(name), std::strerror(err)));
-    }
+    absl::StatusOr<uint64_t> device_size = ReadSize(fd, name);
+    if (!device_size.ok()) return device_size.status();
+    size = *device_size;
     int logical = 0;
     if (ioctl(fd, BLKSSZGET, &logical) != 0 || logical <= 0) logical = 512;
     device_block = static_cast<uint32_t>(logical);
@@ -293,6 +308,12 @@ absl::StatusOr<std::unique_ptr<FileTarget>> FileTarget::Open(const FileTargetOpt
 
 FileTarget::~FileTarget() {
   if (fd_ >= 0) close(fd_);
+}
+
+absl::StatusOr<uint64_t> FileTarget::CurrentBlockCount() const {
+  absl::StatusOr<uint64_t> size = ReadSize(fd_, filename_);
+  if (!size.ok()) return size.status();
+  return *size / block_size_;
 }
 
 }  // namespace pollux

@@ -7,7 +7,6 @@
 #include <rte_common.h>
 #include <rte_pause.h>
 #include <rte_ring.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,8 +50,8 @@ void FutexWake(std::atomic<uint32_t>* word, int count) noexcept {
 }
 
 // After a producer's enqueue, before it reads whether the other side sleeps: the store-load
-// barrier of the Dekker pair (see WorkerPool::Enqueue and WorkerPoolChannel::PushCompletion).
-// Both rings' producers are RTS, whose enqueue ends with a CAS on the tail: on x86 a locked
+// barrier of the Dekker pair (see WorkerPool::Enqueue). The request ring's
+// producers are RTS, whose enqueue ends with a CAS on the tail: on x86 a locked
 // instruction, which is a full barrier already, so only the compiler must be kept from
 // hoisting the load above it (the reasoning of reactor/mailbox.h). Elsewhere a CAS is not a
 // full barrier: fence.
@@ -262,21 +261,9 @@ std::unique_ptr<ChannelContext> WorkerPool::CreateChannelContext() {
 // ---- WorkerPoolChannel ----
 
 WorkerPoolChannel::WorkerPoolChannel(WorkerPool& pool, int wake_fd)
-    : pool_(pool), capacity_(rte_align32pow2(pool.options().channel_queue_size)) {
-  // One more slot than requests may be at the workers: a worker never finds the ring full.
-  completions_ = MakeRing(&ring_memory_, "pollux_worker_cq", rte_align32pow2(capacity_ + 1),
-                          RING_F_MP_RTS_ENQ | RING_F_SC_DEQ);
-  if (wake_fd >= 0) {
-    wake_fd_ = wake_fd;
-  } else {
-    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wake_fd_ < 0) {
-      PX_LOG(kError, "bdev", "eventfd: %s", std::strerror(errno));
-      std::abort();
-    }
-    owns_wake_fd_ = true;
-  }
-}
+    : pool_(pool),
+      capacity_(rte_align32pow2(pool.options().channel_queue_size)),
+      completions_(capacity_, "pollux_worker_cq", wake_fd) {}
 
 WorkerPoolChannel::~WorkerPoolChannel() {
   if (in_flight_ != 0) {
@@ -288,21 +275,17 @@ WorkerPoolChannel::~WorkerPoolChannel() {
   // Requests at the workers still point at this channel: wait until every one is back.
   while (at_workers_ != 0) {
     void* objects[kBurst];
-    unsigned n = rte_ring_dequeue_burst(completions_, objects, kBurst, nullptr);
+    unsigned n = completions_.Drain(objects, kBurst);
     at_workers_ -= n;
     if (n == 0) std::this_thread::yield();
   }
-  // A worker may still be between pushing its completion (already reaped) and its last look
-  // at armed_: a few instructions.
-  while (pushing_.load(std::memory_order_acquire) != 0) rte_pause();
+  // The ring then waits for a worker still between its push and its last look at the ring.
   poller_.reset();
-  if (owns_wake_fd_) close(wake_fd_);
-  std::free(ring_memory_);
 }
 
 void WorkerPoolChannel::StartPoller() {
   PollerOptions options;
-  options.wake_fd = wake_fd_;
+  options.wake_fd = completions_.wake_fd();
   options.arm = [this] { return Arm(); };
   options.disarm = [this] { Disarm(); };
   poller_ = PollerHandle(Thread::Current()->RegisterPoller(
@@ -329,8 +312,7 @@ unsigned WorkerPoolChannel::Flush() noexcept {
     pending_head_ = sent == n ? request : batch[sent];
     at_workers_ += sent;
     pending_ -= sent;
-    flushed_total_.store(flushed_total_.load(std::memory_order_relaxed) + sent,
-                         std::memory_order_relaxed);
+    completions_.HandedOut(sent);
     flushed += sent;
     if (sent < n) break;  // the request ring is full: the rest waits for the next flush
   }
@@ -359,7 +341,7 @@ unsigned WorkerPoolChannel::Reap() noexcept {
   // Bounded by what was at the workers on entry: done functions only queue new requests.
   while (at_workers_ != 0) {
     void* objects[kBurst];
-    unsigned n = rte_ring_dequeue_burst(completions_, objects, kBurst, nullptr);
+    unsigned n = completions_.Drain(objects, kBurst);
     if (n == 0) break;
     at_workers_ -= n;
     in_flight_ -= n;
@@ -373,41 +355,14 @@ unsigned WorkerPoolChannel::Reap() noexcept {
   return reaped;
 }
 
-bool WorkerPoolChannel::WorthWaking(uint32_t pushed) const noexcept {
-  // Signed: a stale flushed_total_ (a Flush after this request's) reads as "few left", which
-  // only wakes the owner early. The last of the channel's completions always sees 0 or less.
-  int32_t left = static_cast<int32_t>(flushed_total_.load(std::memory_order_relaxed) - pushed);
-  return left <= static_cast<int32_t>(pool_.num_workers());
-}
-
 void WorkerPoolChannel::PushCompletion(WorkerRequest& request) noexcept {
-  // Counted before the enqueue, whose tail CAS (release) publishes both: an owner that reaps
-  // this completion sees the count, and its destructor waits for the decrement below.
-  pushing_.fetch_add(1, std::memory_order_relaxed);
-  // Never full: Flush keeps at most capacity_ requests at the workers, and the ring holds more.
-  while (rte_ring_enqueue(completions_, &request) != 0) rte_pause();
-  // Dekker with the owner's Arm(); seq_cst fence; poll (the reactor's order): either we see
-  // armed_ and write the eventfd, or the owner's poll after arming sees our completion. With
-  // RTS, the last worker in flight publishes everyone's completions and comes through here
-  // after doing so.
-  //
-  // A sleeping owner is woken only when few of its requests are left at the workers
-  // (WorthWaking): while more are, the workers stay busy with them without it, and one wake-up
-  // then brings in a batch of completions instead of each its own (each wake-up costs the
-  // worker an eventfd write and the owner a pass through epoll; at depth 32 on 4 workers this
-  // took the engine from 0.88 to 1.3 of fio's psync x4, docs/performance.md). A completion left
-  // unannounced is never stranded: the channel's last outstanding completion sees none left.
-  uint32_t pushed = pushed_total_.fetch_add(1, std::memory_order_relaxed) + 1;
-  FenceAfterEnqueue();
-  if (armed_.load(std::memory_order_relaxed) && WorthWaking(pushed) &&
-      armed_.exchange(false, std::memory_order_acq_rel)) {
-    uint64_t one = 1;
-    // EAGAIN (counter saturated) still leaves the fd readable: all a wake-up needs.
-    ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-    (void)ignored;
-    wake_writes_.fetch_add(1, std::memory_order_relaxed);
-  }
-  pushing_.fetch_sub(1, std::memory_order_release);
+  // A sleeping owner is woken only when few of its requests are left at the workers: while
+  // more are, the workers stay busy with them without it, and one wake-up then brings in a
+  // batch of completions instead of each its own (each wake-up costs the worker an eventfd
+  // write and the owner a pass through epoll; at depth 32 on 4 workers this took the engine
+  // from 0.88 to 1.3 of fio's psync x4, docs/performance.md). The channel's last outstanding
+  // completion always wakes it.
+  completions_.Push(&request, pool_.num_workers());
 }
 
 // ---- The shared pool ----

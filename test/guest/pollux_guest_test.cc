@@ -5,11 +5,14 @@
 // The shared workloads run against pollux-tgt in guest_workload_test.cc.
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 
 #include "guest_disk.h"
@@ -113,6 +116,57 @@ TEST(PolluxGuestTest, KilledTargetRestartedLosesNoWrite) {
   EXPECT_EQ(fio->error(), 0) << fio->Describe();
   EXPECT_EQ(fio->write_bytes(), spec.bytes_per_job) << fio->Describe();
   EXPECT_EQ(fio->read_bytes(), spec.bytes_per_job) << "the verify pass\n" << fio->Describe();
+}
+
+// The bdev grows while the guest runs (the backing file grown, bdev_uring_rescan): the guest's
+// kernel hears of it (virtio config change, through the vhost-user back-end channel) and
+// writes and reads its new end.
+TEST(PolluxGuestTest, AGrownBdevIsSeenByTheGuest) {
+  const PolluxTgtLauncher launcher;
+  GuestDisk disk(launcher, {.size_bytes = 64 * MiB});
+  ASSERT_TRUE(disk.Create().ok());
+  ASSERT_TRUE(disk.StartTarget().ok());
+  PolluxTgtTarget& target = Tgt(disk);
+  const uint64_t new_sectors = 128 * MiB / 512;
+  const std::string tail_offset = std::to_string(120 * MiB);
+  std::optional<absl::StatusOr<GuestRun>> run;
+  std::thread guest([&] {
+    run = disk.Boot(
+        WorkloadScript("i=0\n"
+                       "while [ \"$(cat /sys/block/vda/size)\" != " +
+                       std::to_string(new_sectors) +
+                       " ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done\n"
+                       "result size $(cat /sys/block/vda/size)\n"
+                       "head -c 1048576 /dev/urandom >/tmp/tail.bin\n"
+                       "must dd dd if=/tmp/tail.bin of=$DISK bs=65536 oflag=direct,seek_bytes "
+                       "seek=" +
+                       tail_offset +
+                       "\n"
+                       "result sha.written $(file_sha /tmp/tail.bin)\n"
+                       "result sha.read $(disk_sha " +
+                       tail_offset + " 1048576)\n"),
+        {}, {.timeout = std::chrono::seconds(200)});
+  });
+  // Once the guest's kernel has read the disk (its size among the rest), grow it.
+  bool probed = false;
+  for (int i = 0; i < 900 && !probed && !run.has_value(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    Json queues = Queues(target);
+    probed = !queues.empty() && queues[0]["requests"].get<uint64_t>() > 0;
+  }
+  EXPECT_TRUE(probed) << "the guest never read the disk";
+  if (probed) {
+    EXPECT_EQ(truncate(disk.backing_file().c_str(), 128 * MiB), 0);
+    absl::StatusOr<Json> rescan = target.Rpc("bdev_uring_rescan", {{"name", target.bdev()}});
+    EXPECT_TRUE(rescan.ok()) << rescan.status();
+  }
+  guest.join();
+  ASSERT_TRUE(run.has_value() && run->ok()) << (run ? run->status() : absl::UnknownError("no run"));
+  ASSERT_TRUE((*run)->ok()) << disk.Explain(**run);
+  std::map<std::string, std::string> results = ParseResults((*run)->output);
+  EXPECT_EQ(results["size"], std::to_string(new_sectors)) << disk.Explain(**run);
+  EXPECT_EQ(results["sha.read"], results["sha.written"]) << disk.Explain(**run);
+  EXPECT_FALSE(results["sha.written"].empty()) << disk.Explain(**run);
 }
 
 // The checks bite: the same verify against a bdev that corrupts every read must fail.

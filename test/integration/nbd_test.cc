@@ -285,6 +285,17 @@ TEST_F(NbdTest, BadRpcCallsGetClearErrors) {
               HasSubstr("either"));
 }
 
+// SPDK's kernel-NBD methods: refused with directions, or answered as with no disk started.
+TEST_F(NbdTest, SpdkKernelNbdMethodsPointToTheExports) {
+  RunResult start =
+      CallFails({"nbd_start_disk", "--bdev-name", "Malloc0", "--nbd-device", "/dev/nbd3"});
+  EXPECT_THAT(start.err, HasSubstr("/dev/nbd3"));
+  EXPECT_THAT(start.err, HasSubstr("nbd_export_add --bdev-name Malloc0"));
+  EXPECT_THAT(CallFails({"nbd_stop_disk", "--nbd-device", "/dev/nbd3"}).err,
+              HasSubstr("no kernel NBD disk /dev/nbd3"));
+  EXPECT_EQ(Call({"nbd_get_disks"}), json::array());
+}
+
 TEST_F(NbdTest, UnknownOptionIsUnsupportedAndTheHandshakeGoesOn) {
   RawNbdClient client(nbd_socket_);
   ASSERT_EQ(client.Read(18).size(), 18u);
@@ -397,6 +408,22 @@ TEST_F(NbdTest, StopDisconnectsEveryoneAndTheTargetExitsCleanly) {
   RawNbdClient again(nbd_socket_);
   ASSERT_TRUE(again.Go("disk"));
   EXPECT_EQ(target_->Signal(SIGTERM), 0) << target_->Stderr();
+}
+
+// An SPDK config that attaches a kernel /dev/nbdX does not start half configured: the target
+// exits with the directions of nbd_start_disk.
+TEST(NbdConfigTest, SpdkKernelNbdDiskInAConfigIsAClearError) {
+  TempDir dir;
+  json config = {{"subsystems",
+                  {{{"subsystem", "nbd"},
+                    {"config",
+                     {{{"method", "nbd_start_disk"},
+                       {"params", {{"bdev_name", "Malloc0"}, {"nbd_device", "/dev/nbd0"}}}}}}}}}};
+  RunResult r = RunProgram({TgtPath(), "--cpus", "0", "-r", dir.File("rpc.sock"), "-c",
+                            dir.Write("spdk.json", config.dump())});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("nbd_start_disk"));
+  EXPECT_THAT(r.err, HasSubstr("nbd_server_start"));
 }
 
 TEST(NbdConfigTest, ConfigReplaysAndSaveConfigWritesItBack) {

@@ -26,5 +26,11 @@ void BdevAioDelete(const rpc::Json& params, rpc::RpcResponder responder) {
 }
 POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_aio_delete", "bdev_aio", "Linux AIO bdev"), BdevAioDelete);
 
+void BdevAioRescan(const rpc::Json& params, rpc::RpcResponder responder) {
+  HandleFileBdevRescan(params, std::move(responder), "bdev_aio_rescan", "aio");
+}
+POLLUX_RPC_METHOD(FileBdevRescanSpec("bdev_aio_rescan", "bdev_aio", "Linux AIO bdev"),
+                  BdevAioRescan);
+
 }  // namespace
 }  // namespace pollux

@@ -70,12 +70,26 @@ class PassthruBdev final : public Bdev {
 
  private:
   // On the app thread, where the base descriptor was opened. When the base goes, so do we:
-  // our users get remove events and close; then Destruct closes the base descriptor.
+  // our users get remove events and close; then Destruct closes the base descriptor. When it
+  // grows or shrinks, so do we, and our users get resize events.
   void OnBaseEvent(BdevEvent event) {
-    if (event != BdevEvent::kRemove) return;
-    PX_LOG(kNotice, "passthru", "base bdev %s is being removed: removing %s", base_name_, name());
-    // An error here only means that we are being removed already (a delete raced the base).
-    UnregisterBdev(*this, [](absl::Status) {});
+    switch (event) {
+      case BdevEvent::kRemove:
+        PX_LOG(kNotice, "passthru", "base bdev %s is being removed: removing %s", base_name_,
+               name());
+        // An error here only means that we are being removed already (a delete raced the base).
+        UnregisterBdev(*this, [](absl::Status) {});
+        return;
+      case BdevEvent::kResize:
+        // Refused only for a shrink under our open descriptors: we keep the old size, and I/O
+        // beyond the base's new end fails there.
+        if (absl::Status s = NotifyBdevBlockCountChange(*this, base_->bdev().block_count());
+            !s.ok()) {
+          PX_LOG(kWarning, "passthru", "%s keeps %u blocks after base bdev %s resized: %s", name(),
+                 block_count(), base_name_, s.message());
+        }
+        return;
+    }
   }
 
   std::unique_ptr<BdevDesc> base_;

@@ -1,8 +1,8 @@
 // The rbd bdev: an RBD image through librbd's asynchronous calls. Submit hands each I/O to
 // librbd from the submitting thread; librbd completes it on one of its own threads, which puts
-// it in the submitting channel's completion ring (rbd_completion_queue.h); the channel's poller
-// completes it there. Creation, deletion and resizing block on the cluster: their cluster work
-// runs off the reactor (rbd_connection.h), and an image resized by anyone reaches the bdev
+// it in the submitting channel's completion ring (pollux/reactor/completion_ring.h); the channel's
+// poller completes it there. Creation, deletion and resizing block on the cluster: their cluster
+// work runs off the reactor (rbd_connection.h), and an image resized by anyone reaches the bdev
 // through librbd's update watch.
 #include "pollux/bdev_rbd/bdev_rbd.h"
 
@@ -18,10 +18,10 @@
 #include "absl/strings/str_format.h"
 #include "pollux/bdev/bdev_io_list.h"
 #include "pollux/env/log.h"
+#include "pollux/reactor/completion_ring.h"
 #include "pollux/reactor/poller.h"
 #include "pollux/reactor/thread.h"
 #include "rbd_clusters.h"
-#include "rbd_completion_queue.h"
 #include "rbd_connection.h"
 
 namespace pollux {
@@ -51,11 +51,11 @@ class RbdChannel final : public ChannelContext {
   explicit RbdChannel(const std::string& bdev_name);
   ~RbdChannel() override;
 
-  RbdCompletionQueue& queue() { return queue_; }
+  CompletionRing& completions() { return completions_; }
 
   // Counts one more I/O at librbd; false at the channel's depth (the I/O is then retried).
   bool Reserve() noexcept {
-    if (in_flight_ == queue_.capacity()) return false;
+    if (in_flight_ == completions_.capacity()) return false;
     if (in_flight_++ == 0) {
       poller_->Resume();
       // librbd's threads share the cores with the reactors: an idle reactor sleeps at once
@@ -77,10 +77,10 @@ class RbdChannel final : public ChannelContext {
   PollResult Poll() noexcept;
   static void Finish(BdevIo& io) noexcept;
 
-  RbdCompletionQueue queue_;
+  CompletionRing completions_;  // BdevIo*, pushed by librbd's threads
   uint32_t in_flight_ = 0;
   BdevIoList<RbdIo> resets_;
-  PollerHandle poller_;  // last: unregistered before the queue goes
+  PollerHandle poller_;  // last: unregistered before the ring goes
 };
 
 // Runs on a librbd thread. Touches `io` only before the push: the channel may complete and
@@ -92,17 +92,18 @@ void OnRbdComplete(rbd_completion_t completion, void* arg) {
   // Released here, as QEMU's rbd driver does: librbd holds its own reference until the
   // callback returns.
   rbd_aio_release(completion);
-  context.channel->queue().Push(io);
+  context.channel->completions().Push(&io);
 }
 
-RbdChannel::RbdChannel(const std::string& bdev_name) : queue_(kChannelDepth) {
+RbdChannel::RbdChannel(const std::string& bdev_name)
+    : completions_(kChannelDepth, "pollux_rbd_cq") {
   PollerOptions options;
-  options.wake_fd = queue_.wake_fd();
+  options.wake_fd = completions_.wake_fd();
   options.arm = [this] {
-    queue_.Arm();
+    completions_.Arm();
     return true;
   };
-  options.disarm = [this] { queue_.Disarm(); };
+  options.disarm = [this] { completions_.Disarm(); };
   poller_ = PollerHandle(Thread::Current()->RegisterPoller(
       absl::StrFormat("rbd %s", bdev_name), [this] { return Poll(); }, std::move(options)));
   poller_->Pause();  // Reserve resumes it
@@ -116,11 +117,11 @@ RbdChannel::~RbdChannel() {
 }
 
 PollResult RbdChannel::Poll() noexcept {
-  BdevIo* completed[kDrainBurst];
-  const unsigned n = queue_.Drain(completed, kDrainBurst);
+  void* completed[kDrainBurst];
+  const unsigned n = completions_.Drain(completed, kDrainBurst);
   // Counted before the callbacks run: a callback that submits again reserves anew.
   in_flight_ -= n;
-  for (unsigned i = 0; i < n; ++i) Finish(*completed[i]);
+  for (unsigned i = 0; i < n; ++i) Finish(*static_cast<BdevIo*>(completed[i]));
   if (in_flight_ == 0) {
     while (BdevIo* reset = resets_.Pop()) reset->Complete(BdevIoStatus::kSuccess);
   }

@@ -44,6 +44,13 @@ void BdevThreadpoolDelete(const Json& params, RpcResponder responder) {
 POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_threadpool_delete", "bdev_threadpool", "threadpool bdev"),
                   BdevThreadpoolDelete);
 
+void BdevThreadpoolRescan(const Json& params, RpcResponder responder) {
+  HandleFileBdevRescan(params, std::move(responder), "bdev_threadpool_rescan", "threadpool");
+}
+POLLUX_RPC_METHOD(FileBdevRescanSpec("bdev_threadpool_rescan", "bdev_threadpool",
+                                     "threadpool bdev"),
+                  BdevThreadpoolRescan);
+
 // Reads an optional 32-bit count; out-of-range values are kept as UINT32_MAX so that the pool's
 // own range check names them.
 void ReadCount(ParamReader& reader, const char* name, uint32_t& value) {

@@ -24,5 +24,11 @@ void BdevUringDelete(const rpc::Json& params, rpc::RpcResponder responder) {
 POLLUX_RPC_METHOD(BdevDeleteSpec("bdev_uring_delete", "bdev_uring", "io_uring bdev"),
                   BdevUringDelete);
 
+void BdevUringRescan(const rpc::Json& params, rpc::RpcResponder responder) {
+  HandleFileBdevRescan(params, std::move(responder), "bdev_uring_rescan", "uring");
+}
+POLLUX_RPC_METHOD(FileBdevRescanSpec("bdev_uring_rescan", "bdev_uring", "io_uring bdev"),
+                  BdevUringRescan);
+
 }  // namespace
 }  // namespace pollux

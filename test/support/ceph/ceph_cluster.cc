@@ -15,54 +15,6 @@
 namespace pollux::testing {
 namespace {
 
-// The recipe's ceph.conf without the mgr (librbd does not need one), and with an OSD that saves
-// its memstore at SIGTERM (Restart). @TOKENS@ are filled in.
-constexpr const char kConfig[] = R"([global]
-fsid = @FSID@
-mon host = v2:127.0.0.1:@PORT@
-public addr = 127.0.0.1
-cluster addr = 127.0.0.1
-ms bind ipv6 = false
-ms bind msgr1 = false
-ms bind port min = @PORT_MIN@
-ms bind port max = @PORT_MAX@
-auth cluster required = none
-auth service required = none
-auth client required = none
-auth allow insecure global id reclaim = false
-keyring = @DIR@/keyring
-run dir = @DIR@/run
-crash dir = @DIR@/crash
-log file = @DIR@/log/$name.log
-client mount timeout = 30
-rados osd op timeout = 30
-rados mon op timeout = 30
-osd pool default size = 1
-osd pool default min size = 1
-osd pool default pg autoscale mode = off
-osd crush chooseleaf type = 0
-mon allow pool delete = true
-mon warn on pool no redundancy = false
-mon data avail crit = 0
-mon data avail warn = 1
-# Without these two every mon commit waits a second: 1 s to start instead of 7.
-paxos propose interval = 0.1
-paxos min wait = 0.01
-[mon]
-mon data = @DIR@/mon
-mon cluster log file = @DIR@/log/cluster.log
-[osd]
-osd data = @DIR@/osd
-osd objectstore = memstore
-# Pacific's fast shutdown exits at SIGTERM without unmounting the store: memstore would not
-# write its data out, and a restarted OSD would come back without its placement groups.
-osd fast shutdown = false
-memstore device bytes = 3221225472
-memstore page set = true
-[client]
-rbd cache = false
-)";
-
 constexpr const char* kPrograms[] = {"ceph-mon", "ceph-osd", "ceph", "rbd", "monmaptool"};
 
 // The program's path in $PATH (ChildProcess execs a path), or "".
@@ -173,7 +125,16 @@ bool CephCluster::Start() {
   fsid_ = RandomUuid(rng);
   const std::string d = dir_;
   const std::string p = std::to_string(port_);
-  std::string conf = kConfig;
+  // The recipe's ceph.conf without the mgr (librbd does not need one), and with an OSD that
+  // saves its memstore at SIGTERM (Restart). @TOKENS@ are filled in.
+  std::ifstream template_file(POLLUX_CEPH_CONF_TEMPLATE);
+  std::stringstream text;
+  text << template_file.rdbuf();
+  std::string conf = text.str();
+  if (!template_file || conf.empty()) {
+    error_ = std::string("cannot read ") + POLLUX_CEPH_CONF_TEMPLATE;
+    return false;
+  }
   for (const auto& [token, value] : {std::pair<std::string, std::string>{"@FSID@", fsid_},
                                      {"@DIR@", d},
                                      {"@PORT@", p},

@@ -394,6 +394,33 @@ TEST_F(PassthruTest, HotRemoveOfAnIdleBaseRemovesPassthruAtOnce) {
   EXPECT_FALSE(Exists("Malloc0"));
 }
 
+// The base grew (its module called NotifyBdevBlockCountChange): the passthru grows with it and
+// its own descriptors get the resize event.
+TEST_F(PassthruTest, AResizeOfTheBaseReachesThePassthruAndItsUsers) {
+  TestBdev* base = CreateTestBase("Base0", /*blocks=*/64);
+  ASSERT_NE(base, nullptr);
+  ASSERT_TRUE(CallOn(app_thread(), [&] { return NotifyBdevBlockCountChange(*base, 32); }).ok());
+  ASSERT_TRUE(Create("Base0", "PT0").ok());
+  std::atomic<int> resizes{0};
+  std::atomic<uint64_t> size_seen{0};
+  auto desc = CallOn(app_thread(), [&] {
+    return BdevDesc::Open("PT0", /*writable=*/false, [&](BdevEvent event, Bdev& bdev) {
+      if (event != BdevEvent::kResize) return;
+      size_seen = bdev.block_count();
+      resizes.fetch_add(1);
+    });
+  });
+  ASSERT_TRUE(desc.ok()) << desc.status();
+  ASSERT_TRUE(CallOn(app_thread(), [&] { return NotifyBdevBlockCountChange(*base, 64); }).ok());
+  ASSERT_TRUE(WaitUntil([&] { return resizes.load() == 1; }));
+  EXPECT_EQ(size_seen.load(), 64u);
+  EXPECT_EQ(CallOn(app_thread(), [] { return FindBdev("PT0")->block_count(); }), 64u);
+  // A shrink of the base is refused while the passthru holds it open; both keep their size.
+  EXPECT_FALSE(CallOn(app_thread(), [&] { return NotifyBdevBlockCountChange(*base, 16); }).ok());
+  EXPECT_EQ(CallOn(app_thread(), [] { return FindBdev("PT0")->block_count(); }), 64u);
+  RunOn(app_thread(), [&] { desc->reset(); });
+}
+
 TEST_F(PassthruTest, SaveConfigListsAttachedAndWaitingBdevsAndReplays) {
   const std::string uuid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
   CreateMalloc("Malloc0");

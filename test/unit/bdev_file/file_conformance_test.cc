@@ -29,6 +29,7 @@
 #include "bdev_test_env.h"
 #include "file_test_util.h"
 #include "pollux/bdev/bdev.h"
+#include "pollux/bdev/bdev_desc.h"
 #include "pollux/bdev_file/file_engine.h"
 
 namespace pollux::testing {
@@ -419,6 +420,65 @@ class TinyFilesystem {
 // Writes into a full filesystem fail with ENOSPC carried to the caller (inline and
 // asynchronous); the bdev and the other I/O carry on. Without the rights to mount, a file
 // size limit (RLIMIT_FSIZE) makes the same point with EFBIG.
+// bdev_<engine>_rescan: a grown file gives the bdev its new size, reads past the old end then
+// see the file, and an open descriptor hears of it; a shrink under an open descriptor and bad
+// names are refused.
+TEST_P(FileEngineTest, RescanGivesTheBdevTheFilesNewSize) {
+  std::string path = dir_.File("grow.img");
+  MakeFile(path, 1 * kMiB, 5);
+  CreateOk("F0", path);
+  std::atomic<int> resizes{0};
+  auto desc = CallOn(app_thread(), [&] {
+    return BdevDesc::Open("F0", /*writable=*/false, [&](BdevEvent event, Bdev&) {
+      if (event == BdevEvent::kResize) resizes.fetch_add(1);
+    });
+  });
+  ASSERT_TRUE(desc.ok()) << desc.status();
+  const uint64_t blocks = BdevInfo("F0")["num_blocks"];
+  std::vector<uint8_t> tail = MakeFile(dir_.File("tail"), 1 * kMiB, 6);
+  {
+    int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, tail.data(), tail.size()), static_cast<ssize_t>(tail.size()));
+    close(fd);
+  }
+  EXPECT_EQ(BdevInfo("F0")["num_blocks"], blocks) << "not before the rescan";
+  absl::StatusOr<Json> rescan = CallRpc(Method("rescan"), {{"name", "F0"}});
+  ASSERT_TRUE(rescan.ok()) << rescan.status();
+  EXPECT_EQ(*rescan, true);
+  EXPECT_EQ(BdevInfo("F0")["num_blocks"], 2 * blocks);
+  ASSERT_TRUE(WaitUntil([&] { return resizes.load() == 1; }));
+  {
+    IoClient client(app_thread(), "F0");
+    AlignedBuffer buf(4096);
+    ASSERT_EQ(client.Read(buf.data(), blocks, 4096 / 512), BdevIoStatus::kSuccess);
+    EXPECT_EQ(std::memcmp(buf.data(), tail.data(), 4096), 0);
+  }
+  // The same size again changes nothing; a shrink is refused while the descriptor is open.
+  ASSERT_TRUE(CallRpc(Method("rescan"), {{"name", "F0"}}).ok());
+  EXPECT_EQ(resizes.load(), 1);
+  ASSERT_EQ(truncate(path.c_str(), 1 * kMiB), 0);
+  absl::StatusOr<Json> shrink = CallRpc(Method("rescan"), {{"name", "F0"}});
+  ASSERT_FALSE(shrink.ok());
+  EXPECT_THAT(std::string(shrink.status().message()), HasSubstr(Method("rescan")));
+  EXPECT_EQ(BdevInfo("F0")["num_blocks"], 2 * blocks);
+  RunOn(app_thread(), [&] { desc->reset(); });
+  // With nobody holding it open, the shrink goes through.
+  ASSERT_TRUE(CallRpc(Method("rescan"), {{"name", "F0"}}).ok());
+  EXPECT_EQ(BdevInfo("F0")["num_blocks"], blocks);
+  absl::StatusOr<Json> missing = CallRpc(Method("rescan"), {{"name", "nope"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(), Method("rescan") + ": no bdev \"nope\"");
+  ASSERT_TRUE(
+      CallRpc("bdev_null_create", {{"name", "N0"}, {"num_blocks", 8}, {"block_size", 512}}).ok());
+  absl::StatusOr<Json> other = CallRpc(Method("rescan"), {{"name", "N0"}});
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().message(),
+            Method("rescan") + ": bdev \"N0\" is not a " + engine() + " bdev");
+  EXPECT_TRUE(CallRpc("bdev_file_rescan", {{"name", "F0"}}).ok());
+  EXPECT_TRUE(CallRpc("bdev_null_delete", {{"name", "N0"}}).ok());
+}
+
 TEST_P(FileEngineTest, FullFilesystemFailsWritesWithTheirErrno) {
   std::string mount_dir = dir_.File("tiny");
   ASSERT_EQ(mkdir(mount_dir.c_str(), 0755), 0);

@@ -11,6 +11,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "pollux/rpc/json_rpc.h"
 #include "pollux/rpc/method_spec.h"
 
@@ -50,6 +51,10 @@ void ReplyError(RpcResponder& responder, std::string_view method, const absl::St
 // Answers `true` on OK, else as ReplyError: `status` from an operation that finishes later.
 // `method` must outlive the reply (a string literal).
 void ReplyTrueOrError(RpcResponder& responder, std::string_view method, const absl::Status& status);
+
+// Answers the value of `result`, or its error as ReplyError does.
+void ReplyResultOrError(RpcResponder& responder, std::string_view method,
+                        absl::StatusOr<Json> result);
 
 class MethodRegistry {
  public:

@@ -66,6 +66,8 @@ inline constexpr int kFProtocolFeatures = 30;
 inline constexpr int kProtocolMq = 0;
 inline constexpr int kProtocolLogShmfd = 1;
 inline constexpr int kProtocolReplyAck = 3;
+// The back-end may send requests of its own (a config change) on a channel the front-end gives.
+inline constexpr int kProtocolBackendReq = 5;
 inline constexpr int kProtocolConfig = 9;
 inline constexpr int kProtocolInflightShmfd = 12;
 inline constexpr int kProtocolResetDevice = 13;

@@ -68,6 +68,17 @@ FileBdevOptions ReadFileBdevParams(rpc::ParamReader& reader);
 void HandleFileBdevCreate(const rpc::Json& params, rpc::RpcResponder responder, const char* method,
                           const FileEngine& engine);
 
+// The spec of bdev_<engine>_rescan {name} (SPDK's bdev_aio_rescan and bdev_uring_rescan).
+rpc::MethodSpec FileBdevRescanSpec(std::string method, std::string component,
+                                   std::string_view what);
+
+// The whole bdev_<engine>_rescan method: the file or device of bdev `name` (one of
+// `module_name`'s, or of any engine when empty) is measured again and the bdev takes its size
+// (NotifyBdevBlockCountChange: open descriptors get BdevEvent::kResize; a shrink is refused
+// while any is open). Answers true.
+void HandleFileBdevRescan(const rpc::Json& params, rpc::RpcResponder responder, const char* method,
+                          std::string_view module_name);
+
 namespace internal {
 struct FileEngineRegistrar {
   explicit FileEngineRegistrar(const FileEngine& engine) { RegisterFileEngine(engine); }

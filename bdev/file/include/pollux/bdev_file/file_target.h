@@ -51,6 +51,9 @@ class FileTarget {
   // Whole blocks the bdev exposes (the file size rounded down to the block size).
   uint64_t block_count() const { return block_count_; }
   uint64_t size_bytes() const { return block_count_ * block_size_; }
+  // Whole blocks in the file or device now (it may have grown since Open; bdev_*_rescan).
+  // Blocking syscalls: call on the app thread.
+  absl::StatusOr<uint64_t> CurrentBlockCount() const;
   bool readonly() const { return readonly_; }
   // Whether O_DIRECT is in effect (after a tmpfs fallback this is false).
   bool direct() const { return direct_; }

@@ -49,6 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "pollux/bdev/bdev_io.h"
+#include "pollux/reactor/completion_ring.h"
 #include "pollux/reactor/io_channel.h"
 #include "pollux/reactor/poller.h"
 
@@ -240,11 +241,11 @@ class WorkerPoolChannel final : public ChannelContext {
   // Of which not flushed yet.
   uint32_t pending() const { return pending_; }
   // Times a worker wrote the wake fd for this channel (only ever while it was armed).
-  uint64_t wake_writes() const { return wake_writes_.load(std::memory_order_relaxed); }
+  uint64_t wake_writes() const { return completions_.wake_writes(); }
 
   // ---- Interrupt mode ----
   // The eventfd completions write while the channel is armed.
-  int wake_fd() const { return wake_fd_; }
+  int wake_fd() const { return completions_.wake_fd(); }
   // The owner is about to sleep: from now on the first completion that leaves at most
   // num_workers of the channel's requests at the workers writes wake_fd (once).
   // Returns false, not armed, when submitted requests wait to be flushed (Flush first). The
@@ -253,10 +254,10 @@ class WorkerPoolChannel final : public ChannelContext {
   // raced the arming is not lost.
   bool Arm() noexcept {
     if (pending_head_ != nullptr) return false;
-    armed_.store(true, std::memory_order_relaxed);
+    completions_.Arm();
     return true;
   }
-  void Disarm() noexcept { armed_.store(false, std::memory_order_relaxed); }
+  void Disarm() noexcept { completions_.Disarm(); }
 
  private:
   friend class WorkerPool;
@@ -265,8 +266,6 @@ class WorkerPoolChannel final : public ChannelContext {
   void StartPoller();
   // Worker side: queues a finished request on this channel and wakes its owner if armed.
   void PushCompletion(WorkerRequest& request) noexcept;
-  // Whether the completion that made pushed_total_ `pushed` should wake an armed owner.
-  bool WorthWaking(uint32_t pushed) const noexcept;
   // Completes the unflushed requests with ECANCELED (the pool stopped).
   unsigned CancelPending() noexcept;
 
@@ -282,11 +281,9 @@ class WorkerPoolChannel final : public ChannelContext {
   }
 
   WorkerPool& pool_;
-  uint32_t capacity_;                // most requests at the workers at once
-  void* ring_memory_ = nullptr;
-  rte_ring* completions_ = nullptr;  // WorkerRequest*: RTS producers (workers), one consumer
-  int wake_fd_ = -1;
-  bool owns_wake_fd_ = false;
+  uint32_t capacity_;  // most requests at the workers at once
+  // WorkerRequest*, pushed by the workers. Handed out: the requests flushed.
+  CompletionRing completions_;
   PollerHandle poller_;
 
   // Owner thread only.
@@ -295,18 +292,6 @@ class WorkerPoolChannel final : public ChannelContext {
   uint32_t pending_ = 0;
   uint32_t in_flight_ = 0;
   uint32_t at_workers_ = 0;  // flushed, not reaped
-
-  // Requests this channel ever handed to the workers: written by the owner at each Flush, read
-  // by workers deciding whether a completion is worth waking a sleeping owner for.
-  alignas(64) std::atomic<uint32_t> flushed_total_{0};
-  // Read by workers after every completion; written by the owner only around sleeps.
-  std::atomic<bool> armed_{false};
-  // Completions workers pushed, ever (wraps, as flushed_total_ does).
-  alignas(64) std::atomic<uint32_t> pushed_total_{0};
-  // Workers between their completion's enqueue and their last touch of this channel: the
-  // destructor waits for 0, since the owner may reap a completion before its worker is done.
-  std::atomic<uint32_t> pushing_{0};
-  std::atomic<uint64_t> wake_writes_{0};
 };
 
 // ---- The process-wide pool that every file engine shares ----

@@ -3,7 +3,7 @@
 //
 // I/O goes to librbd's asynchronous calls from the submitting thread; librbd completes it on
 // its own threads, and a per-channel lockless ring brings each completion back to that thread
-// (rbd_completion_queue.h). Everything that blocks on the cluster (connecting, opening an
+// (pollux/reactor/completion_ring.h). Everything that blocks on the cluster (connecting, opening an
 // image, resizing, closing) runs on short-lived OS threads, so the functions below that need
 // the cluster finish later, through their `done`.
 //
