@@ -11,7 +11,8 @@ The cluster's daemons run on --cluster-cpus, each client (with librbd's threads)
 --client-cpu. The image is filled before the reads (reads of never-written objects are
 answered by librbd without I/O). Per case it prints IOPS, average and p99 latency and the
 client's CPU microseconds per I/O: its utime+stime, every thread of its process tree (librbd's
-included), sampled from /proc over the measured window, divided by the I/O of that window.
+included; fio's own figure counts its job thread only), sampled from /proc inside the measured
+window, divided by the IOPS times that window.
 pollux-perf runs in interrupt mode unless --mode poll (a polling core costs a whole core
 whatever the I/O rate).
 """
@@ -30,19 +31,21 @@ from ceph_one_node import CephCluster  # noqa: E402
 from proc_cpu import RANDOM_4K_CASES as CASES, tree_cpu_seconds  # noqa: E402
 
 
-def run_sampled(cmd, env, ramp, runtime):
-    """Runs cmd; samples its tree's CPU over [ramp, ramp + runtime] seconds after the start."""
+def run_sampled(cmd, env, runtime):
+    """Runs cmd; returns its output and its tree's CPU seconds and wall seconds over a window
+    inside its measured run: sampled from /proc every 50 ms, the window ends 0.3 s before the
+    last sample (the tool's teardown) and spans runtime - 1 s."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    samples = {}
+    samples = []
 
     def sample():
-        start = time.monotonic()
-        time.sleep(ramp + 0.2)
-        samples["cpu0"], samples["t0"] = tree_cpu_seconds(proc.pid), time.monotonic()
-        time.sleep(max(runtime - 0.4, 0.1))
-        samples["cpu1"], samples["t1"] = tree_cpu_seconds(proc.pid), time.monotonic()
-        samples["started"] = start
+        while proc.poll() is None:
+            cpu = tree_cpu_seconds(proc.pid)
+            if proc.poll() is not None:
+                break  # gone meanwhile: the reading may have missed threads
+            samples.append((time.monotonic(), cpu))
+            time.sleep(0.05)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -50,8 +53,14 @@ def run_sampled(cmd, env, ramp, runtime):
     sampler.join()
     if proc.returncode != 0:
         sys.exit(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
-    cpu = samples["cpu1"] - samples["cpu0"]
-    return out, cpu, samples["t1"] - samples["t0"]
+    end = samples[-1][0] - 0.3
+    start = end - (runtime - 1)
+
+    def at(t):
+        return min(samples, key=lambda s: abs(s[0] - t))
+
+    (t0, c0), (t1, c1) = at(start), at(end)
+    return out, c1 - c0, t1 - t0
 
 
 def run_pollux(args, cluster, rw, depth):
@@ -66,7 +75,7 @@ def run_pollux(args, cluster, rw, depth):
         cmd = ["taskset", "-c", str(args.client_cpu), args.perf, "-c", path, "-q", str(depth),
                "-o", "4k", "-w", rw, "-t", str(args.time), "--ramp-time", str(args.ramp),
                "-m", str(args.client_cpu), "--mode", args.mode, "--json"]
-        out, cpu, wall = run_sampled(cmd, cluster.env, args.ramp + 0.5, args.time)
+        out, cpu, wall = run_sampled(cmd, cluster.env, args.time)
     finally:
         os.unlink(path)
     total = json.loads(out)["total"]
@@ -80,7 +89,7 @@ def run_fio(args, cluster, rw, depth):
            "--clientname=admin", "--pool=rbd", "--rbdname=img", f"--rw={rw}", "--bs=4k",
            f"--iodepth={depth}", "--time_based", f"--runtime={args.time}",
            f"--ramp_time={args.ramp}", "--output-format=json"]
-    out, cpu, wall = run_sampled(cmd, cluster.env, args.ramp + 0.5, args.time)
+    out, cpu, wall = run_sampled(cmd, cluster.env, args.time)
     job = json.loads(out[out.index("{"):])["jobs"][0]
     side = job["read" if rw == "randread" else "write"]
     clat = side["clat_ns"]

@@ -29,88 +29,40 @@
 // cost). Randwrite at depth 8 on this VM: spinning 63 us against sleeping 110 us made 1.2x
 // the IOPS at 1.8x the CPU per I/O, and the reactor sleeps; where a wake-up costs more than
 // the wait itself (a fast device), it spins. Pure logic, no clock: the reactor passes the
-// lengths in. Private.
+// lengths in (pollux/reactor/measured_choice.h does the learning). Private.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
+
+#include "pollux/reactor/measured_choice.h"
 
 namespace pollux {
 
 class DeviceWaitPolicy {
  public:
-  // Episodes an answer is kept for in a row.
-  static constexpr uint32_t kPhase = 8;
-  // The first episodes of a phase, not counted: the machine settles into the answer.
-  static constexpr uint32_t kSettle = 2;
-  // Phases each answer is tried, alternately and spinning first, before the averages decide.
-  static constexpr uint32_t kWarmUpPhases = 2;
-  // Episodes of warm-up in all (both answers).
-  static constexpr uint32_t kWarmUpEpisodes = 2 * kWarmUpPhases * kPhase;
-  // Once warm, one phase in this many takes the answer that is not the best.
-  static constexpr uint32_t kExplorePhases = 32;
-  // A sample is cut to this many times its answer's average (once it has one).
-  static constexpr uint64_t kOutlierFactor = 4;
+  static constexpr uint32_t kPhase = MeasuredChoice::kPhase;
+  static constexpr uint32_t kSettle = MeasuredChoice::kSettle;
+  static constexpr uint32_t kWarmUpPhases = MeasuredChoice::kWarmUpPhases;
+  static constexpr uint32_t kWarmUpEpisodes = MeasuredChoice::kWarmUpAttempts;
+  static constexpr uint32_t kExplorePhases = MeasuredChoice::kExplorePhases;
+  static constexpr uint64_t kOutlierFactor = MeasuredChoice::kOutlierFactor;
 
   // At the start of an episode: whether to sleep at once (true) or spin for the spin window.
-  bool ChooseSleep() noexcept {
-    ++episodes_;
-    if (episode_in_phase_ == 0) {
-      if (phases_ < 2 * kWarmUpPhases) {
-        current_ = phases_ % 2 == 0 ? kSpin : kSleep;
-      } else {
-        current_ = best();
-        if (phases_ % kExplorePhases == 0) current_ = current_ == kSpin ? kSleep : kSpin;
-      }
-    }
-    return current_ == kSleep;
-  }
-
+  bool ChooseSleep() noexcept { return choice_.Choose() == kSleep; }
   // At the end of the episode ChooseSleep started: how long it lasted (TSC ticks).
-  void EndEpisode(uint64_t ticks) noexcept {
-    if (episode_in_phase_++ >= kSettle) Count(current_, ticks);
-    if (episode_in_phase_ == kPhase) {
-      episode_in_phase_ = 0;
-      ++phases_;
-    }
-  }
+  void EndEpisode(uint64_t ticks) noexcept { choice_.End(ticks); }
 
   // What the averages say now (for figures and RPC): true unless spinning halves the wait.
-  bool prefers_sleep() const noexcept { return best() == kSleep; }
-  uint64_t average_spin_ticks() const noexcept { return average_[kSpin]; }
-  uint64_t average_sleep_ticks() const noexcept { return average_[kSleep]; }
-  uint64_t episodes() const noexcept { return episodes_; }
+  bool prefers_sleep() const noexcept { return choice_.best() == kSleep; }
+  uint64_t average_spin_ticks() const noexcept { return choice_.average(kSpin); }
+  uint64_t average_sleep_ticks() const noexcept { return choice_.average(kSleep); }
+  uint64_t episodes() const noexcept { return choice_.attempts(); }
 
  private:
-  enum Answer { kSpin = 0, kSleep = 1 };
-
-  Answer best() const noexcept {
-    if (samples_[kSpin] == 0 || samples_[kSleep] == 0) return kSpin;
-    return 2 * average_[kSpin] < average_[kSleep] ? kSpin : kSleep;
-  }
-
-  void Count(Answer a, uint64_t ticks) noexcept {
-    if (samples_[a] == 0) {
-      average_[a] = ticks;
-    } else {
-      // One episode stretched by something else (the vCPU preempted, a wake-up that waited for
-      // a timer) counts as at most kOutlierFactor times the average, not as what it was: one
-      // such sample would otherwise outweigh hundreds of ordinary ones.
-      ticks = std::min(ticks, kOutlierFactor * average_[a]);
-      // average += (ticks - average) / 16, in signed arithmetic.
-      average_[a] = static_cast<uint64_t>(static_cast<int64_t>(average_[a]) +
-                                          (static_cast<int64_t>(ticks) -
-                                           static_cast<int64_t>(average_[a])) / 16);
-    }
-    ++samples_[a];
-  }
-
-  Answer current_ = kSpin;
-  uint32_t episode_in_phase_ = 0;
-  uint64_t phases_ = 0;
-  uint64_t episodes_ = 0;
-  uint64_t samples_[2] = {0, 0};
-  uint64_t average_[2] = {0, 0};
+  static constexpr int kSpin = 0;
+  static constexpr int kSleep = 1;
+  // Spinning burns the core it waits on: taken only when it halves the wait.
+  MeasuredChoice choice_{/*weight0=*/2};
 };
 
 }  // namespace pollux

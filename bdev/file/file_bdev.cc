@@ -1,6 +1,8 @@
 // FileBdev and FileChannel: what every file engine shares (see file_bdev.h).
 #include "pollux/bdev_file/file_bdev.h"
 
+#include <rte_cycles.h>
+
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -18,8 +20,12 @@ FileChannel::FileChannel(FileBdev& bdev) : bdev_(&bdev), target_(&bdev.target())
 FileChannel::~FileChannel() {
   // The adaptive choice this channel made, for figures at a given depth (pollux-perf -L info).
   if (adaptive_.inline_count() + adaptive_.async_count() != 0) {
-    PX_LOG(kInfo, "bdev_file", "bdev %s (%s): this thread ran %u requests inline, %u async",
-           bdev_->name(), bdev_->engine(), adaptive_.inline_count(), adaptive_.async_count());
+    const MeasuredChoice& lone = adaptive_.lone_choice();
+    PX_LOG(kInfo, "bdev_file",
+           "bdev %s (%s): this thread ran %u requests inline, %u async; lone requests took "
+           "%u ticks inline, %u async on average",
+           bdev_->name(), bdev_->engine(), adaptive_.inline_count(), adaptive_.async_count(),
+           lone.average(AdaptiveSubmit::kInlineOption), lone.average(AdaptiveSubmit::kAsyncOption));
   }
 }
 
@@ -27,22 +33,27 @@ void FileChannel::Submit(BdevIo& io) noexcept {
   const Thread& thread = *Thread::Current();
   if (adaptive_.ChooseInline(thread.reactor()->QuietBesides(thread),
                              io.ThreadHasUndeliveredCompletions())) {
-    // Depth 1 on an otherwise idle thread: the synchronous call is the shortest path. The
-    // layer defers this completion to the thread's next poll, so the caller's callback does
-    // not run inside its own submission.
+    // Depth 1 on an otherwise idle thread, where the synchronous call has been the shorter
+    // path. The layer defers this completion to the thread's next poll, so the caller's
+    // callback does not run inside its own submission.
+    const uint64_t start = rte_rdtsc();
     int err = ExecuteFileIo(*target_, io);
+    adaptive_.InlineFinished(rte_rdtsc() - start);
     io.Complete(err == 0 ? BdevIoStatus::kSuccess : BdevIoStatus::kFailed, err);
     return;
   }
   if (!Enqueue(io)) {
+    adaptive_.AsyncRefused();
     io.Complete(BdevIoStatus::kNoMemory);
     return;
   }
-  adaptive_.AsyncStarted();
+  adaptive_.AsyncStarted(adaptive_.timing_lone_async() ? rte_rdtsc() : 0);
   // From now on, not only from this channel's next poll: a depth-1 request of another thread
   // on this reactor must not block it meanwhile.
   poller_->SetAwaiting(awaited_);
 }
+
+void FileChannel::EndLoneAsync() noexcept { adaptive_.LoneAsyncFinished(rte_rdtsc()); }
 
 bool FileChannel::Arm() noexcept {
   SubmitQueued();

@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -25,25 +26,81 @@ constexpr uint64_t kMiB = 1024 * 1024;
 
 // ---- The adaptive policy (plain test thread: the overlap memory is this thread's) ----
 
-TEST(AdaptiveSubmitTest, LoneRequestsRunInlineOverlappingOnesDoNot) {
+// One lone request (depth 1) through `policy`, inline taking `inline_ticks`, the engine
+// `async_ticks`: 'i' or 'a', the path it took.
+char Lone(AdaptiveSubmit& policy, uint64_t inline_ticks, uint64_t async_ticks) {
+  if (policy.ChooseInline(true, false)) {
+    policy.InlineFinished(inline_ticks);
+    return 'i';
+  }
+  EXPECT_TRUE(policy.timing_lone_async());
+  policy.AsyncStarted(1000);
+  EXPECT_TRUE(policy.AsyncFinished()) << "a lone request's completion ends its timing";
+  policy.LoneAsyncFinished(1000 + async_ticks);
+  return 'a';
+}
+
+std::string LoneRun(AdaptiveSubmit& policy, int count, uint64_t inline_ticks,
+                    uint64_t async_ticks) {
+  std::string paths;
+  for (int i = 0; i < count; ++i) paths += Lone(policy, inline_ticks, async_ticks);
+  return paths;
+}
+
+TEST(AdaptiveSubmitTest, LoneRequestsTakeThePathThatWasFasterHere) {
+  file_overlap_credit = 0;
+  // Warm-up: each path for two phases, inline first.
+  AdaptiveSubmit fast_inline;
+  const std::string phase(MeasuredChoice::kPhase, 'i');
+  const std::string async_phase(MeasuredChoice::kPhase, 'a');
+  EXPECT_EQ(LoneRun(fast_inline, MeasuredChoice::kWarmUpAttempts, 55, 70),
+            phase + async_phase + phase + async_phase);
+  // Then the faster one (the QEMU of the issue: 55 us inline, 70 asynchronous)...
+  std::string after = LoneRun(fast_inline, 20 * MeasuredChoice::kPhase, 55, 70);
+  EXPECT_EQ(std::count(after.begin(), after.end(), 'i'), 20 * MeasuredChoice::kPhase);
+  // ... but where the synchronous call halts a vCPU that wakes slowly (124 against 88 us).
+  AdaptiveSubmit slow_inline;
+  LoneRun(slow_inline, MeasuredChoice::kWarmUpAttempts, 124, 88);
+  after = LoneRun(slow_inline, 20 * MeasuredChoice::kPhase, 124, 88);
+  EXPECT_EQ(std::count(after.begin(), after.end(), 'a'), 20 * MeasuredChoice::kPhase);
+  EXPECT_EQ(slow_inline.in_flight(), 0u);
+  // Now and then the other path is tried again, and a change is followed.
+  after = LoneRun(slow_inline, MeasuredChoice::kExplorePhases * MeasuredChoice::kPhase, 124, 88);
+  EXPECT_NE(after.find(phase), std::string::npos) << "an exploring phase inline";
+  LoneRun(slow_inline, 3 * MeasuredChoice::kExplorePhases * MeasuredChoice::kPhase, 40, 88);
+  after = LoneRun(slow_inline, 20 * MeasuredChoice::kPhase, 40, 88);
+  EXPECT_GE(std::count(after.begin(), after.end(), 'i'), 19 * MeasuredChoice::kPhase)
+      << "inline again, but for an exploring phase: " << after;
+}
+
+TEST(AdaptiveSubmitTest, OverlappingRequestsGoAsynchronousForAWhile) {
   file_overlap_credit = 0;
   AdaptiveSubmit policy;
-  // Depth 1: each request comes once the previous one was delivered, nothing in flight.
-  for (int i = 0; i < 10; ++i) EXPECT_TRUE(policy.ChooseInline(true, false)) << i;
+  EXPECT_EQ(Lone(policy, 50, 90), 'i');
   // A request submitted while another's completion waits for delivery goes asynchronous, and
   // so do the next kOverlapMemory ones, even when alone: the load just showed depth > 1.
   EXPECT_FALSE(policy.ChooseInline(true, true));
+  EXPECT_FALSE(policy.timing_lone_async()) << "not a lone request: not timed";
   policy.AsyncStarted();
   for (uint32_t i = 0; i < kOverlapMemory; ++i) {
-    if (policy.in_flight() != 0) policy.AsyncFinished();
+    if (policy.in_flight() != 0) {
+      EXPECT_FALSE(policy.AsyncFinished());
+    }
     EXPECT_FALSE(policy.ChooseInline(true, false)) << i;
     policy.AsyncStarted();
   }
-  policy.AsyncFinished();
-  EXPECT_TRUE(policy.ChooseInline(true, false)) << "back to depth 1";
+  EXPECT_FALSE(policy.AsyncFinished());
+  EXPECT_EQ(Lone(policy, 50, 90), 'i') << "back to depth 1";
   EXPECT_EQ(policy.in_flight(), 0u);
-  EXPECT_EQ(policy.inline_count(), 11u);
+  EXPECT_EQ(policy.inline_count(), 2u);
   EXPECT_EQ(policy.async_count(), kOverlapMemory + 1);
+  // A lone request the engine refused is not timed.
+  file_overlap_credit = 0;
+  AdaptiveSubmit refused;
+  LoneRun(refused, MeasuredChoice::kPhase, 50, 90);
+  EXPECT_FALSE(refused.ChooseInline(true, false)) << "the asynchronous phase";
+  refused.AsyncRefused();
+  EXPECT_FALSE(refused.timing_lone_async());
 }
 
 TEST(AdaptiveSubmitTest, WorkElsewhereOnTheReactorKeepsRequestsAsynchronous) {

@@ -142,7 +142,8 @@ class FileChannel : public ChannelContext {
   // Completes an asynchronous request: error_number 0 is success, otherwise kFailed carrying
   // that errno (positive: EIO, ENOSPC, ...). Call exactly once per request Enqueue accepted.
   void CompleteAsync(BdevIo& io, int error_number) noexcept {
-    adaptive_.AsyncFinished();
+    if (adaptive_.AsyncFinished()) [[unlikely]]
+      EndLoneAsync();
     io.Complete(error_number == 0 ? BdevIoStatus::kSuccess : BdevIoStatus::kFailed, error_number);
   }
 
@@ -151,6 +152,8 @@ class FileChannel : public ChannelContext {
 
  private:
   PollResult Poll() noexcept;
+  // A lone asynchronous request completed: its time goes to the adaptive choice.
+  void EndLoneAsync() noexcept;
 
   AwaitedWork awaited_ = AwaitedWork::kDevice;
   FileBdev* bdev_;
