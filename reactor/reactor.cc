@@ -79,7 +79,9 @@ void Reactor::Run() {
   last_busy_tsc_ = now;
   next_fd_check_tsc_ = now + fd_check_period;
 
-  while (!stop_.load(std::memory_order_relaxed)) {
+  // Acquire (a plain load on x86): what the stopping thread did before (its last sends, their
+  // eventfd writes) happens before the teardown below closes those fds.
+  while (!stop_.load(std::memory_order_acquire)) {
     // Every send of the previous pass is over (release: before a reaper that sees this).
     passes_.store(passes_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     const uint64_t pass_start = now;

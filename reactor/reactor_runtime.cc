@@ -60,7 +60,7 @@ absl::StatusOr<std::unique_ptr<ReactorRuntime>> ReactorRuntime::Start(
 
 ReactorRuntime::~ReactorRuntime() {
   for (auto& reactor : reactors_) {
-    reactor->stop_.store(true, std::memory_order_relaxed);
+    reactor->stop_.store(true, std::memory_order_release);
     reactor->mailbox_->Kick();
   }
   for (auto& reactor : reactors_) {
