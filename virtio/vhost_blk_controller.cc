@@ -331,55 +331,59 @@ void VhostBlkController::Info(absl::AnyInvocable<void(rpc::Json)> done) {
   (*step)();
 }
 
-void VhostBlkController::OnBdevRemoved() {
+void VhostBlkController::ForEachQueue(QueueStep step, absl::AnyInvocable<void()> done) {
   std::vector<VhostBlkQueue*> queues;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& q : queues_) {
+      if (q != nullptr) queues.push_back(q.get());
+    }
+  }
+  struct Walk {
+    QueueStep step;
+    absl::AnyInvocable<void()> done;
+    size_t remaining;  // home thread only
+  };
+  auto walk = std::make_shared<Walk>(Walk{std::move(step), std::move(done), queues.size() + 1});
+  auto arrive = [walk] {
+    if (--walk->remaining == 0) walk->done();
+  };
+  // Safe to come back to `this`: each queue thread answers before it runs a later
+  // DestroyQueues message.
+  const uint64_t home = home_->id();
+  for (VhostBlkQueue* q : queues) {
+    RunOnThread(q->thread()->id(), [q, walk, home, arrive] {
+      walk->step(*q, [home, arrive] { RunOnThread(home, arrive); });
+    });
+  }
+  arrive();
+}
+
+void VhostBlkController::OnBdevRemoved() {
   {
     std::lock_guard lock(mutex_);
     device_.desc = nullptr;
-    for (auto& q : queues_) {
-      if (q != nullptr) queues.push_back(q.get());
-    }
   }
   PX_LOG(kWarning, "vhost", "%s: bdev %s is being removed: guest I/O fails from now on",
          options_.name, options_.bdev_name);
-  auto remaining = std::make_shared<size_t>(queues.size() + 1);
-  auto release = [this, remaining] {
-    if (--*remaining == 0) desc_.reset();
-  };
-  const uint64_t home = home_->id();
-  for (VhostBlkQueue* q : queues) {
-    RunOnThread(q->thread()->id(), [q, home, release] {
-      q->DetachBdev([home, release] { RunOnThread(home, release); });
-    });
-  }
-  release();
+  ForEachQueue([](VhostBlkQueue& q, absl::AnyInvocable<void()> next) { q.DetachBdev(std::move(next)); },
+               [this] { desc_.reset(); });
 }
 
 void VhostBlkController::OnBdevResized(uint64_t capacity_sectors) {
-  std::vector<VhostBlkQueue*> queues;
   {
     std::lock_guard lock(mutex_);
     device_.capacity_sectors = capacity_sectors;  // for GET_CONFIG and queues started later
-    for (auto& q : queues_) {
-      if (q != nullptr) queues.push_back(q.get());
-    }
   }
   PX_LOG(kNotice, "vhost", "%s: bdev %s resized: %lu sectors", options_.name, options_.bdev_name,
          capacity_sectors);
-  // The guest hears of the new size only once every queue accepts it. Safe to come back to
-  // `this`: each queue thread answers before it runs a later DestroyQueues message.
-  auto remaining = std::make_shared<size_t>(queues.size() + 1);
-  auto notify = [this, remaining] {
-    if (--*remaining == 0) NotifyConfigChange();
-  };
-  const uint64_t home = home_->id();
-  for (VhostBlkQueue* q : queues) {
-    RunOnThread(q->thread()->id(), [q, capacity_sectors, home, notify]() mutable {
-      q->SetCapacity(capacity_sectors);
-      RunOnThread(home, std::move(notify));
-    });
-  }
-  notify();
+  // The guest hears of the new size only once every queue accepts it.
+  ForEachQueue(
+      [capacity_sectors](VhostBlkQueue& q, absl::AnyInvocable<void()> next) {
+        q.SetCapacity(capacity_sectors);
+        next();
+      },
+      [this] { NotifyConfigChange(); });
 }
 
 void VhostBlkController::NotifyConfigChange() {

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "pollux/bdev/bdev_desc.h"
@@ -94,6 +95,12 @@ class VhostBlkController {
   };
   QueueCoalescing queue_coalescing() const;
 
+  // Home thread: runs `step` on every queue's thread (the step calls `next` there once it is
+  // done, at once or later), then `done` on the home thread. A queue created meanwhile reads
+  // the device the caller has just changed under mutex_.
+  using QueueStep =
+      absl::AnyInvocable<void(VhostBlkQueue& queue, absl::AnyInvocable<void()> next) const>;
+  void ForEachQueue(QueueStep step, absl::AnyInvocable<void()> done);
   void OnBdevRemoved();
   // Home thread: the bdev grew. The queues take the new size, then the front-end is told the
   // config space changed (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), and QEMU tells the guest.

@@ -70,6 +70,19 @@ FileBdevOptions ReadFileBdevParams(ParamReader& reader) {
 
 namespace {
 
+// Bdev `name` if it is a file bdev: of engine module `module_name`, or of any when empty.
+absl::StatusOr<FileBdev*> FindFileBdev(std::string_view name, std::string_view module_name) {
+  Bdev* bdev = FindBdev(name);
+  auto* file_bdev = dynamic_cast<FileBdev*>(bdev);
+  if (file_bdev == nullptr || (!module_name.empty() && file_bdev->module().name() != module_name)) {
+    return absl::NotFoundError(
+        bdev == nullptr ? absl::StrFormat("no bdev \"%s\"", std::string(name))
+                        : absl::StrFormat("bdev \"%s\" is not a %s bdev", std::string(name),
+                                          module_name.empty() ? "file" : module_name));
+  }
+  return file_bdev;
+}
+
 // The end of reading a create request: the reader's errors, then an empty name.
 absl::Status FinishFileBdevParams(ParamReader& reader, const FileBdevOptions& options) {
   if (absl::Status s = reader.Finish(); !s.ok()) return s;
@@ -113,16 +126,9 @@ void HandleFileBdevRescan(const Json& params, RpcResponder responder, const char
   ParamReader reader(params);
   std::string name = reader.String("name");
   if (absl::Status s = reader.Finish(); !s.ok()) return ReplyError(responder, method, s);
-  Bdev* bdev = FindBdev(name);
-  auto* file_bdev = dynamic_cast<FileBdev*>(bdev);
-  if (file_bdev == nullptr || (!module_name.empty() && file_bdev->module().name() != module_name)) {
-    return ReplyError(
-        responder, method,
-        absl::NotFoundError(bdev == nullptr
-                                ? absl::StrFormat("no bdev \"%s\"", name)
-                                : absl::StrFormat("bdev \"%s\" is not a %s bdev", name,
-                                                  module_name.empty() ? "file" : module_name)));
-  }
+  absl::StatusOr<FileBdev*> found = FindFileBdev(name, module_name);
+  if (!found.ok()) return ReplyError(responder, method, found.status());
+  FileBdev* file_bdev = *found;
   absl::StatusOr<uint64_t> blocks = file_bdev->target().CurrentBlockCount();
   if (!blocks.ok()) return ReplyError(responder, method, blocks.status());
   if (*blocks == 0) {
@@ -130,7 +136,7 @@ void HandleFileBdevRescan(const Json& params, RpcResponder responder, const char
                       absl::FailedPreconditionError(absl::StrFormat(
                           "\"%s\" is now shorter than one block", file_bdev->target().filename())));
   }
-  ReplyTrueOrError(responder, method, NotifyBdevBlockCountChange(*bdev, *blocks));
+  ReplyTrueOrError(responder, method, NotifyBdevBlockCountChange(*file_bdev, *blocks));
 }
 
 namespace {
@@ -157,14 +163,9 @@ POLLUX_RPC_METHOD(
 
 // Deletes a file bdev of any engine (the one bdev_file_create chose).
 void DeleteAnyFileBdev(std::string_view name, absl::AnyInvocable<void(absl::Status)> done) {
-  Bdev* bdev = FindBdev(name);
-  auto* file_bdev = dynamic_cast<FileBdev*>(bdev);
-  if (file_bdev == nullptr) {
-    return done(absl::NotFoundError(
-        bdev == nullptr ? absl::StrFormat("no bdev \"%s\"", std::string(name))
-                        : absl::StrFormat("bdev \"%s\" is not a file bdev", std::string(name))));
-  }
-  DeleteBdev(name, &file_bdev->module(), std::move(done));
+  absl::StatusOr<FileBdev*> file_bdev = FindFileBdev(name, "");
+  if (!file_bdev.ok()) return done(file_bdev.status());
+  DeleteBdev(name, &(*file_bdev)->module(), std::move(done));
 }
 
 void BdevFileDelete(const Json& params, RpcResponder responder) {
